@@ -1,0 +1,46 @@
+# simsiam-bench: the two commands that do everything on a fresh Debian 12 machine are
+#   make demo   — the main job on the embedded default
+#   make test   — set-up, build and the whole test suite
+SHELL := /bin/bash
+APT_PACKAGES := libopenblas-dev liblinear-dev libsqlite3-dev libturbojpeg0-dev libpng-dev pkg-config dataset-fashion-mnist
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+SWIFT_FLAGS ?=
+
+.PHONY: setup build release test test-fast demo bench clean
+
+## Installs the Debian packages the project needs (skips what is present; `apt-get update` once if needed).
+setup:
+	@missing=""; for p in $(APT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "setup: installing$$missing"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	else echo "setup: all Debian packages present"; fi
+
+build: setup
+	swift build $(SWIFT_FLAGS)
+
+release: setup
+	swift build -c release $(SWIFT_FLAGS)
+
+## Set-up, build and every test (Swift Testing + XCTest).
+test: setup
+	swift build --build-tests $(SWIFT_FLAGS)
+	swift test --skip-build $(SWIFT_FLAGS)
+
+## The fast loop: skips tests tagged .slow.
+test-fast: setup
+	swift test $(SWIFT_FLAGS) --skip '.*Slow.*'
+
+## The main job on the embedded default (see README).
+demo: release
+	.build/release/simsiam-bench --help
+
+## Engine vs PyTorch, side by side (needs `pip install torch==2.13.0+cpu`); see benchmarks/README.md.
+bench: setup
+	$(MAKE) -C benchmarks run
+
+clean:
+	rm -rf .build

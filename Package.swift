@@ -1,0 +1,47 @@
+// swift-tools-version:6.0
+// simsiam-bench: SimSiam pretraining and MMSelfSup-style transfer evaluations on CPU.
+import PackageDescription
+
+/// Release builds drop bounds checks in the kernels; debug builds (tests) keep them.
+let kernelSettings: [SwiftSetting] = [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
+
+let package = Package(
+  name: "simsiam-bench",
+  products: [
+    .executable(name: "simsiam-bench", targets: ["SimSiamBenchCLI"]),
+    .library(name: "SimSiamEngine", targets: ["Tensors", "Layers", "Models", "Training", "Checkpoints"]),
+  ],
+  dependencies: [
+    .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+  ],
+  targets: [
+    // MARK: - System libraries (installed by `make setup`; see Makefile)
+    .systemLibrary(name: "COpenBLAS", providers: [.apt(["libopenblas-dev"])]),
+    .systemLibrary(name: "CLiblinear", providers: [.apt(["liblinear-dev"])]),
+    .systemLibrary(name: "CTurboJPEG", pkgConfig: "libturbojpeg", providers: [.apt(["libturbojpeg0-dev"])]),
+    .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
+
+    // MARK: - Engine (a target imports only targets listed above it)
+    .target(name: "Tensors", dependencies: ["COpenBLAS"], swiftSettings: kernelSettings),
+    .target(name: "Layers", dependencies: ["Tensors"], swiftSettings: kernelSettings),
+    .target(name: "Models", dependencies: ["Layers"], swiftSettings: kernelSettings),
+    .target(name: "Training", dependencies: ["Layers"], swiftSettings: kernelSettings),
+    .target(name: "Checkpoints", dependencies: ["Layers"]),
+
+    // MARK: - Command-line tool
+    .executableTarget(name: "SimSiamBenchCLI", dependencies: [
+      "Models", "Training", "Checkpoints",
+      .product(name: "ArgumentParser", package: "swift-argument-parser"),
+    ]),
+
+    // MARK: - Tests
+    .target(name: "TestSupport", dependencies: ["Tensors", "Layers", "Checkpoints"], path: "Tests/TestSupport"),
+    .testTarget(name: "TensorsTests", dependencies: ["Tensors", "TestSupport"]),
+    .testTarget(name: "LayersTests", dependencies: ["Layers", "TestSupport"]),
+    .testTarget(name: "ModelsTests", dependencies: ["Models", "Training", "Checkpoints", "TestSupport"],
+                resources: [.copy("Fixtures")]),
+    .testTarget(name: "TrainingTests", dependencies: ["Training", "TestSupport"]),
+    .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints", "TestSupport"]),
+    .testTarget(name: "CLITests", dependencies: ["SimSiamBenchCLI"]),
+  ]
+)

@@ -1,0 +1,2 @@
+// Placeholder so the target builds; ResNet and SimSiam land in this module.
+import Layers

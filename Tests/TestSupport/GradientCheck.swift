@@ -1,0 +1,72 @@
+// Finite-difference gradient checks (cs231n's eval_numerical_gradient_array; ggml test-backend-ops).
+import Testing
+import Tensors
+import Layers
+
+/// Expects `parameter.grad` to match centred finite differences of `loss` at `samples` random coordinates.
+///
+/// `loss` must recompute L from scratch with no side effects (reset BN running stats, or use a fresh
+/// layer), preferably as `Σ y ⊙ dy` in Double for a fixed random `dy`, which checks the whole
+/// vector-Jacobian product. Coordinates where the numeric slope disagrees between ±h and ±h/2 straddle a
+/// kink (ReLU at 0, a max-pool tie) and are skipped.
+public func expectGradientsMatch(
+  _ loss: () -> Double,
+  wrt parameter: Parameter,
+  named name: String = "parameter",
+  step h: Float = 1e-2,
+  tolerance: Double = 1e-2,
+  samples: Int = 48,
+  seed: UInt64 = 0,
+  sourceLocation: SourceLocation = #_sourceLocation
+) {
+  var rng = SplitMix64(seed: seed)
+  let count = parameter.value.count
+  let indices = count <= samples ? Array(0..<count) : (0..<samples).map { _ in Int.random(in: 0..<count, using: &rng) }
+  var checked = 0
+  for i in indices {
+    let original = parameter.value.scalars[i]
+    func slope(_ step: Float) -> Double {
+      parameter.value.scalars[i] = original + step
+      let plus = loss()
+      parameter.value.scalars[i] = original - step
+      let minus = loss()
+      parameter.value.scalars[i] = original
+      return (plus - minus) / (2 * Double(step))
+    }
+    let numeric = slope(h)
+    let numericHalf = slope(h / 2)
+    let kinkScale = max(abs(numeric), abs(numericHalf), 1e-3)
+    if abs(numeric - numericHalf) / kinkScale > 0.1 { continue }  // a kink inside [x-h, x+h]
+    checked += 1
+    let analytic = Double(parameter.grad.scalars[i])
+    let error = abs(numeric - analytic) / max(abs(numeric) + abs(analytic), 1e-4)
+    #expect(error < tolerance,
+            "∂L/∂\(name)[\(i)]: analytic \(analytic), numeric \(numeric), relative error \(error)",
+            sourceLocation: sourceLocation)
+  }
+  #expect(checked >= min(indices.count, max(1, indices.count / 2)),
+          "Only \(checked) of \(indices.count) coordinates of \(name) were away from kinks.",
+          sourceLocation: sourceLocation)
+}
+
+/// Expects every element of `actual` within `atol + rtol·|expected|` of `expected`.
+public func expectClose(_ actual: Tensor, _ expected: Tensor, rtol: Float = 1e-5, atol: Float = 1e-6,
+                        _ what: String = "tensor", sourceLocation: SourceLocation = #_sourceLocation) {
+  #expect(actual.shape == expected.shape, "\(what): shape \(actual.shape) vs expected \(expected.shape)",
+          sourceLocation: sourceLocation)
+  guard actual.shape == expected.shape else { return }
+  var worstIndex = -1
+  var worstExcess: Float = 0
+  for i in 0..<actual.count {
+    let excess = abs(actual.scalars[i] - expected.scalars[i]) - (atol + rtol * abs(expected.scalars[i]))
+    if excess > worstExcess { worstExcess = excess; worstIndex = i }
+  }
+  #expect(worstIndex < 0,
+          "\(what)[\(worstIndex)]: got \(worstIndex >= 0 ? actual.scalars[worstIndex] : 0), expected \(worstIndex >= 0 ? expected.scalars[worstIndex] : 0)",
+          sourceLocation: sourceLocation)
+}
+
+extension Tag {
+  /// Tests that take more than a few seconds; `make test-fast` skips them.
+  @Tag public static var slow: Self
+}
