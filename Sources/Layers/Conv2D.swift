@@ -1,0 +1,223 @@
+// 2-D convolution over NHWC activations as im2col + one GEMM per chunk of output pixels (PyTorch `nn.Conv2d`).
+import Tensors
+
+/// How `Conv2D` draws its initial weights.
+public enum ConvInitialization: Sendable {
+  /// torchvision ResNet / mmcv Kaiming: `kaiming_normal_(mode='fan_out', nonlinearity='relu')`,
+  /// std = √(2 / (out·kh·kw)).
+  case kaimingNormalFanOut
+  /// `nn.Conv2d.reset_parameters`: `kaiming_uniform_(a=√5)`, i.e. U(±1/√fan_in) with fan_in = in·kh·kw.
+  case pytorchDefault
+}
+
+/// A square-kernel 2-D convolution (PyTorch `nn.Conv2d`, groups = 1) on `[n, h, w, inChannels]` inputs.
+///
+/// The weight is stored OHWI `[out, kh, kw, in]`, so flattened it is `[out, kh·kw·in]` and multiplies
+/// im2col rows directly. A 1×1 stride-1 unpadded convolution is a single GEMM over the input itself.
+public final class Conv2D: Layer {
+  public let inChannels: Int, outChannels: Int
+  public let kernelSize: Int, stride: Int, padding: Int, dilation: Int
+  public let weight: Parameter   // [out, kh, kw, in]
+  public let bias: Parameter?    // [out]
+  /// False for a layer whose input needs no gradient (the stem): `backward` then skips dcols and col2im
+  /// and returns an empty tensor of shape `[0]`.
+  public var computesInputGradient = true
+  /// The largest im2col buffer, in floats (16 MB); larger inputs are processed in chunks of output rows.
+  var maximumColumnElements = 1 << 22
+
+  /// What backward needs: the input, not its columns (k² times larger; backward rebuilds them).
+  public struct Cache {
+    let x: Tensor  // [n, h, w, inChannels]
+  }
+
+  public init<G: RandomNumberGenerator>(inChannels: Int, outChannels: Int, kernelSize: Int, stride: Int = 1,
+                                        padding: Int = 0, dilation: Int = 1, hasBias: Bool = false,
+                                        initialization: ConvInitialization = .kaimingNormalFanOut,
+                                        using generator: inout G) {
+    precondition(inChannels >= 1 && outChannels >= 1 && kernelSize >= 1 && stride >= 1 && padding >= 0
+                   && dilation >= 1,
+                 "Conv2D(in: \(inChannels), out: \(outChannels), kernel: \(kernelSize), stride: \(stride), padding: \(padding), dilation: \(dilation)) is not a valid convolution.")
+    self.inChannels = inChannels; self.outChannels = outChannels
+    self.kernelSize = kernelSize; self.stride = stride; self.padding = padding; self.dilation = dilation
+    let shape = [outChannels, kernelSize, kernelSize, inChannels]
+    let fanIn = Float(inChannels * kernelSize * kernelSize)
+    let fanOut = Float(outChannels * kernelSize * kernelSize)
+    let weightValue: Tensor
+    switch initialization {
+    case .kaimingNormalFanOut:
+      weightValue = .randomNormal(shape, std: (2 / fanOut).squareRoot(), using: &generator)
+    case .pytorchDefault:
+      let bound = 1 / fanIn.squareRoot()
+      weightValue = .randomUniform(shape, low: -bound, high: bound, using: &generator)
+    }
+    weight = Parameter(weightValue, exportLayout: .convOHWI)
+    // Both schemes keep nn.Conv2d's default bias U(±1/√fan_in): torchvision re-initialises only the weight.
+    if hasBias {
+      let bound = 1 / fanIn.squareRoot()
+      bias = Parameter(.randomUniform([outChannels], low: -bound, high: bound, using: &generator))
+    } else {
+      bias = nil
+    }
+  }
+
+  public var namedParameters: [NamedParameter] {
+    var result: [NamedParameter] = [("weight", weight)]
+    if let bias { result.append(("bias", bias)) }
+    return result
+  }
+
+  /// True when the input itself is the im2col matrix `[n·h·w, in]`.
+  private var isPointwise: Bool { kernelSize == 1 && stride == 1 && padding == 0 }
+
+  private func geometry(_ inputShape: [Int]) -> ConvGeometry {
+    precondition(inputShape.count == 4 && inputShape[3] == inChannels,
+                 "Conv2D expects an input [n, h, w, \(inChannels)], got shape \(inputShape).")
+    return ConvGeometry(inputShape: inputShape, kernelSize: kernelSize, stride: stride, padding: padding,
+                        dilation: dilation)
+  }
+
+  /// Output rows per im2col chunk: whole images while they fit in the buffer, else as many rows as fit.
+  private func chunkRows(_ g: ConvGeometry) -> Int {
+    let imageElements = g.outputPixelsPerImage * g.columnWidth
+    let rows = imageElements <= maximumColumnElements
+      ? (maximumColumnElements / imageElements) * g.outputPixelsPerImage
+      : maximumColumnElements / g.columnWidth
+    return max(1, min(g.rows, rows))
+  }
+
+  // MARK: - Forward
+
+  public func forward(_ x: Tensor, mode: Mode) -> (Tensor, Cache) {
+    let g = geometry(x.shape)
+    let (rowCount, k, out) = (g.rows, g.columnWidth, outChannels)
+    let y = Tensor(uninitializedShape: [g.batchSize, g.outputHeight, g.outputWidth, out]) { yBuffer in
+      let yp = yBuffer.baseAddress!
+      var beta: Float = 0
+      if let bias {
+        // Pre-fill every output row with the bias; the GEMMs then accumulate onto it.
+        bias.value.scalars.withUnsafeBufferPointer { bb in
+          let bp = bb.baseAddress!
+          parallelFor(0..<rowCount, minimumChunk: max(1, 65_536 / out)) { range in
+            for row in range { (yp + row * out).update(from: bp, count: out) }
+          }
+        }
+        beta = 1
+      }
+      x.scalars.withUnsafeBufferPointer { xb in
+        weight.value.scalars.withUnsafeBufferPointer { wb in
+          let (xp, wp) = (xb.baseAddress!, wb.baseAddress!)
+          if isPointwise {
+            // y[n·h·w, out] = x[n·h·w, in] · Wᵀ
+            gemm(m: rowCount, n: out, k: k, xp, wp, transposeB: true, into: yp, beta: beta)
+            return
+          }
+          let chunk = chunkRows(g)
+          let columns = UnsafeMutablePointer<Float>.allocate(capacity: chunk * k)  // [chunk, kh·kw·in]
+          defer { columns.deallocate() }
+          for start in Swift.stride(from: 0, to: rowCount, by: chunk) {
+            let rows = start..<min(rowCount, start + chunk)
+            im2col(xp, g, rows: rows, into: columns)
+            gemm(m: rows.count, n: out, k: k, columns, wp, transposeB: true, into: yp + start * out, beta: beta)
+          }
+        }
+      }
+    }
+    return (y, Cache(x: x))
+  }
+
+  // MARK: - Backward
+
+  public func backward(_ dy: Tensor, _ cache: Cache) -> Tensor {
+    let x = cache.x
+    let g = geometry(x.shape)
+    let (rowCount, k, out) = (g.rows, g.columnWidth, outChannels)
+    precondition(dy.shape == [g.batchSize, g.outputHeight, g.outputWidth, out],
+                 "Conv2D backward expects dy [\(g.batchSize), \(g.outputHeight), \(g.outputWidth), \(out)] for input \(x.shape), got \(dy.shape).")
+    if let bias, bias.isTrainable {
+      precondition(bias.grad.shape == [out], "Conv2D bias gradient has shape \(bias.grad.shape), expected [\(out)].")
+      dy.scalars.withUnsafeBufferPointer { db in
+        bias.grad.scalars.withUnsafeMutableBufferPointer { gb in
+          addColumnSums(db.baseAddress!, rows: rowCount, columns: out, into: gb.baseAddress!)
+        }
+      }
+    }
+    let computesWeightGradient = weight.isTrainable
+    if computesWeightGradient {
+      precondition(weight.grad.shape == weight.value.shape,
+                   "Conv2D weight gradient has shape \(weight.grad.shape), expected \(weight.value.shape).")
+    }
+    guard computesWeightGradient || computesInputGradient else { return Tensor(shape: [0], scalars: []) }
+
+    var dx = computesInputGradient
+      ? (isPointwise ? Tensor(uninitializedShape: x.shape) { _ in } : Tensor.zeros(x.shape))
+      : Tensor(shape: [0], scalars: [])
+    let computesInputGradient = computesInputGradient
+    dy.scalars.withUnsafeBufferPointer { dyb in
+      x.scalars.withUnsafeBufferPointer { xb in
+        weight.value.scalars.withUnsafeBufferPointer { wb in
+          dx.scalars.withUnsafeMutableBufferPointer { dxb in
+            let (dyp, xp, wp) = (dyb.baseAddress!, xb.baseAddress!, wb.baseAddress!)
+            if isPointwise {
+              if computesWeightGradient {
+                // dW[out, in] += dYᵀ[out, n·h·w] · x[n·h·w, in]
+                weight.grad.scalars.withUnsafeMutableBufferPointer { gb in
+                  gemm(m: out, n: k, k: rowCount, dyp, transposeA: true, xp, into: gb.baseAddress!, beta: 1)
+                }
+              }
+              if computesInputGradient {
+                // dx[n·h·w, in] = dY[n·h·w, out] · W[out, in]
+                gemm(m: rowCount, n: k, k: out, dyp, wp, into: dxb.baseAddress!)
+              }
+              return
+            }
+            let chunk = chunkRows(g)
+            // One buffer per call: im2col columns for dW, then overwritten by dcols for col2im.
+            let columns = UnsafeMutablePointer<Float>.allocate(capacity: chunk * k)  // [chunk, kh·kw·in]
+            defer { columns.deallocate() }
+            for start in Swift.stride(from: 0, to: rowCount, by: chunk) {
+              let rows = start..<min(rowCount, start + chunk)
+              let dyChunk = dyp + start * out  // [rows, out]
+              if computesWeightGradient {
+                im2col(xp, g, rows: rows, into: columns)
+                // dW[out, kh·kw·in] += dYᵀ[out, rows] · cols[rows, kh·kw·in], accumulated over chunks
+                weight.grad.scalars.withUnsafeMutableBufferPointer { gb in
+                  gemm(m: out, n: k, k: rows.count, dyChunk, transposeA: true, columns, into: gb.baseAddress!,
+                       beta: 1)
+                }
+              }
+              if computesInputGradient {
+                // dcols[rows, kh·kw·in] = dY[rows, out] · W[out, kh·kw·in], then scatter-added into dx
+                gemm(m: rows.count, n: k, k: out, dyChunk, wp, into: columns)
+                col2imAdd(columns, g, rows: rows, into: dxb.baseAddress!)
+              }
+            }
+          }
+        }
+      }
+    }
+    return dx
+  }
+}
+
+/// target[j] += Σᵢ matrix[i, j] for a row-major `[rows, columns]` matrix, in Double per thread.
+private func addColumnSums(_ matrix: UnsafePointer<Float>, rows: Int, columns: Int,
+                           into target: UnsafeMutablePointer<Float>) {
+  let tasks = max(1, min(Threads.count, rows * columns / 65_536))
+  let partial = UnsafeMutablePointer<Double>.allocate(capacity: tasks * columns)  // [tasks, columns]
+  defer { partial.deallocate() }
+  partial.initialize(repeating: 0, count: tasks * columns)
+  parallelFor(0..<tasks, minimumChunk: 1) { taskRange in
+    for task in taskRange {
+      let sums = partial + task * columns
+      for row in (rows * task / tasks)..<(rows * (task + 1) / tasks) {
+        let source = matrix + row * columns
+        for j in 0..<columns { sums[j] += Double(source[j]) }
+      }
+    }
+  }
+  for j in 0..<columns {
+    var total = 0.0
+    for task in 0..<tasks { total += partial[task * columns + j] }
+    target[j] += Float(total)
+  }
+}

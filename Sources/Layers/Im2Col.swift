@@ -1,0 +1,175 @@
+// im2col / col2im for NHWC convolutions (darknet's im2col_cpu, transposed to row-per-output-pixel for NHWC).
+//
+// Row r of the column matrix belongs to output pixel r of the flattened [n, outH, outW] grid; its
+// kh·kw·c entries are the window taps in (kh, kw, c) order, which matches an OHWI weight flattened to
+// [out, kh·kw·in]. In NHWC each tap is a contiguous run of c floats.
+import Tensors
+
+/// The geometry of a square-kernel 2-D convolution window over an NHWC input (PyTorch `nn.Conv2d` arithmetic).
+public struct ConvGeometry: Sendable, Equatable {
+  public let batchSize: Int, height: Int, width: Int, channels: Int
+  public let kernelSize: Int, stride: Int, padding: Int, dilation: Int
+  /// ⌊(H + 2p − d·(k − 1) − 1) / s⌋ + 1, as in `nn.Conv2d`.
+  public let outputHeight: Int, outputWidth: Int
+
+  public init(inputShape: [Int], kernelSize: Int, stride: Int = 1, padding: Int = 0, dilation: Int = 1) {
+    precondition(inputShape.count == 4, "A convolution input must be NHWC [n, h, w, c], got shape \(inputShape).")
+    precondition(kernelSize >= 1 && stride >= 1 && padding >= 0 && dilation >= 1,
+                 "Invalid convolution kernel \(kernelSize), stride \(stride), padding \(padding), dilation \(dilation).")
+    batchSize = inputShape[0]; height = inputShape[1]; width = inputShape[2]; channels = inputShape[3]
+    self.kernelSize = kernelSize; self.stride = stride; self.padding = padding; self.dilation = dilation
+    let extent = dilation * (kernelSize - 1) + 1
+    outputHeight = (height + 2 * padding - extent) / stride + 1
+    outputWidth = (width + 2 * padding - extent) / stride + 1
+    precondition(height + 2 * padding >= extent && width + 2 * padding >= extent,
+                 "Input \(inputShape) padded by \(padding) is smaller than the kernel extent \(extent).")
+  }
+
+  /// Rows of the column matrix: one per output pixel, n·outH·outW.
+  public var rows: Int { batchSize * outputHeight * outputWidth }
+  /// Columns of the column matrix: kh·kw·c.
+  public var columnWidth: Int { kernelSize * kernelSize * channels }
+  public var outputPixelsPerImage: Int { outputHeight * outputWidth }
+}
+
+// MARK: - Tensor-level entry points (tests, reference)
+
+/// The im2col matrix of an NHWC input: `[n·outH·outW, k·k·c]`, zeros at padding taps.
+public func im2col(_ x: Tensor, kernelSize: Int, stride: Int = 1, padding: Int = 0, dilation: Int = 1) -> Tensor {
+  let g = ConvGeometry(inputShape: x.shape, kernelSize: kernelSize, stride: stride, padding: padding,
+                       dilation: dilation)
+  return Tensor(uninitializedShape: [g.rows, g.columnWidth]) { columns in
+    x.scalars.withUnsafeBufferPointer { xb in
+      im2col(xb.baseAddress!, g, rows: 0..<g.rows, into: columns.baseAddress!)
+    }
+  }
+}
+
+/// The adjoint of `im2col`: scatter-adds `[n·outH·outW, k·k·c]` columns back into an NHWC tensor of `inputShape`.
+public func col2im(_ columns: Tensor, inputShape: [Int], kernelSize: Int, stride: Int = 1, padding: Int = 0,
+                   dilation: Int = 1) -> Tensor {
+  let g = ConvGeometry(inputShape: inputShape, kernelSize: kernelSize, stride: stride, padding: padding,
+                       dilation: dilation)
+  precondition(columns.shape == [g.rows, g.columnWidth],
+               "col2im expects columns [\(g.rows), \(g.columnWidth)] for input \(inputShape), got \(columns.shape).")
+  var dx = Tensor.zeros(inputShape)
+  columns.scalars.withUnsafeBufferPointer { cb in
+    dx.scalars.withUnsafeMutableBufferPointer { db in
+      col2imAdd(cb.baseAddress!, g, rows: 0..<g.rows, into: db.baseAddress!)
+    }
+  }
+  return dx
+}
+
+// MARK: - Kernels
+
+/// Writes rows `rows` of the im2col matrix of `x` (`[n, h, w, c]`) into `columns` (`[rows.count, k·k·c]`).
+/// Runs on all cores; every row is written in full (padding taps get zeros).
+func im2col(_ x: UnsafePointer<Float>, _ g: ConvGeometry, rows: Range<Int>,
+            into columns: UnsafeMutablePointer<Float>) {
+  let width = g.columnWidth
+  parallelFor(rows, minimumChunk: max(1, 32_768 / width)) { range in
+    for row in range {
+      im2colRow(x, g, row: row, into: columns + (row - rows.lowerBound) * width)
+    }
+  }
+}
+
+/// Scatter-adds rows `rows` of a column matrix (`[rows.count, k·k·c]`) into `dx` (`[n, h, w, c]`).
+///
+/// Windows overlap, so two rows of one image may add into the same element: work is split by image
+/// (each image's rows on one thread), or, when the rows lie in a single image, by channel slices.
+func col2imAdd(_ columns: UnsafePointer<Float>, _ g: ConvGeometry, rows: Range<Int>,
+               into dx: UnsafeMutablePointer<Float>) {
+  guard !rows.isEmpty else { return }
+  let width = g.columnWidth
+  let perImage = g.outputPixelsPerImage
+  let firstImage = rows.lowerBound / perImage
+  let imageCount = (rows.upperBound - 1) / perImage - firstImage + 1
+  if imageCount >= 2 {
+    parallelFor(firstImage..<(firstImage + imageCount), minimumChunk: 1) { images in
+      for image in images {
+        let start = max(rows.lowerBound, image * perImage), end = min(rows.upperBound, (image + 1) * perImage)
+        for row in start..<end {
+          col2imRow(columns + (row - rows.lowerBound) * width, g, row: row, channels: 0..<g.channels, into: dx)
+        }
+      }
+    }
+  } else {
+    parallelFor(0..<g.channels, minimumChunk: 16) { channels in
+      for row in rows {
+        col2imRow(columns + (row - rows.lowerBound) * width, g, row: row, channels: channels, into: dx)
+      }
+    }
+  }
+}
+
+/// One im2col row: the k·k·c window values of output pixel `row`.
+@inline(__always)
+private func im2colRow(_ x: UnsafePointer<Float>, _ g: ConvGeometry, row: Int,
+                       into destination: UnsafeMutablePointer<Float>) {
+  let (h, w, c, k, d) = (g.height, g.width, g.channels, g.kernelSize, g.dilation)
+  let perImage = g.outputPixelsPerImage
+  let image = row / perImage
+  let pixel = row - image * perImage
+  let oy = pixel / g.outputWidth, ox = pixel - (pixel / g.outputWidth) * g.outputWidth
+  let iy0 = oy * g.stride - g.padding, ix0 = ox * g.stride - g.padding
+  let imageBase = x + image * h * w * c
+  var out = destination
+  for ky in 0..<k {
+    let iy = iy0 + ky * d
+    if iy < 0 || iy >= h {
+      out.update(repeating: 0, count: k * c)
+      out += k * c
+      continue
+    }
+    let rowBase = imageBase + iy * w * c
+    if d == 1 {
+      // Undilated taps along kw are adjacent pixels: one contiguous run of (valid taps)·c floats.
+      let kxStart = min(k, max(0, -ix0)), kxEnd = max(kxStart, min(k, w - ix0))
+      out.update(repeating: 0, count: kxStart * c)
+      out += kxStart * c
+      let run = (kxEnd - kxStart) * c
+      out.update(from: rowBase + (ix0 + kxStart) * c, count: run)
+      out += run
+      out.update(repeating: 0, count: (k - kxEnd) * c)
+      out += (k - kxEnd) * c
+    } else {
+      for kx in 0..<k {
+        let ix = ix0 + kx * d
+        if ix < 0 || ix >= w {
+          out.update(repeating: 0, count: c)
+        } else {
+          out.update(from: rowBase + ix * c, count: c)
+        }
+        out += c
+      }
+    }
+  }
+}
+
+/// One col2im row: adds channels `channels` of each in-image tap of output pixel `row` into `dx`.
+@inline(__always)
+private func col2imRow(_ source: UnsafePointer<Float>, _ g: ConvGeometry, row: Int, channels: Range<Int>,
+                       into dx: UnsafeMutablePointer<Float>) {
+  let (h, w, c, k, d) = (g.height, g.width, g.channels, g.kernelSize, g.dilation)
+  let perImage = g.outputPixelsPerImage
+  let image = row / perImage
+  let pixel = row - image * perImage
+  let oy = pixel / g.outputWidth, ox = pixel - (pixel / g.outputWidth) * g.outputWidth
+  let iy0 = oy * g.stride - g.padding, ix0 = ox * g.stride - g.padding
+  let imageBase = dx + image * h * w * c
+  let (c0, c1) = (channels.lowerBound, channels.upperBound)
+  for ky in 0..<k {
+    let iy = iy0 + ky * d
+    if iy < 0 || iy >= h { continue }
+    let rowBase = imageBase + iy * w * c
+    for kx in 0..<k {
+      let ix = ix0 + kx * d
+      if ix < 0 || ix >= w { continue }
+      let target = rowBase + ix * c
+      let tap = source + (ky * k + kx) * c
+      for channel in c0..<c1 { target[channel] += tap[channel] }
+    }
+  }
+}
