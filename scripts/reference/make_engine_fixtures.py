@@ -7,13 +7,14 @@ Run:  pip install torch==2.13.0+cpu safetensors
 Writes two safetensors files (floats F32, `num_batches_tracked` I64; metadata records the torch version, this
 script's name and the configuration):
 
-  resnet18_tiny.safetensors  ResNet-18 (BasicBlock [2,2,2,2]), width 1/8 -> stage widths 8,16,32,64, CIFAR stem
+  resnet18_tiny.safetensors  ResNet-18 (BasicBlock [2,2,2,2]), width 1/16 -> stage widths 4,8,16,32, CIFAR stem
                              (conv1 3x3 stride 1 pad 1, no max-pool). Views: 2 x [4,3,16,16].
-                             Neck 64->64->64, predictor 64->16->64.
-  resnet50_tiny.safetensors  ResNet-50 (Bottleneck v1.5 [3,4,6,3], stride on the 3x3), width 1/16 -> base widths
-                             4,8,16,32 (stage outputs 16,32,64,128), ImageNet stem (conv1 7x7 stride 2 pad 3, then
+                             Neck 32->32->32, predictor 32->8->32.
+  resnet50_tiny.safetensors  ResNet-50 (Bottleneck v1.5 [3,4,6,3], stride on the 3x3), width 1/32 -> base widths
+                             2,4,8,16 (stage outputs 8,16,32,64), ImageNet stem (conv1 7x7 stride 2 pad 3, then
                              MaxPool2d(3, 2, 1) after relu). Views: 2 x [2,3,64,64].
-                             Neck 128->64->64, predictor 64->16->64.
+                             Neck 64->32->32, predictor 32->8->32.
+  (Widths are this small so both files together stay under the 2 MB fixture budget.)
 
 Model (module names exactly torchvision's ResNet without fc, MMSelfSup's NonLinearNeck / LatentPredictHead):
   backbone.conv1, backbone.bn1, backbone.layer{1..4}.{j}.conv{1,2[,3]} / bn{1,2[,3]} / downsample.{0,1}
@@ -308,10 +309,10 @@ def main():
     torch.set_num_threads(1)  # single-threaded reductions: reproducible bit-for-bit on one machine
     os.makedirs(args.out, exist_ok=True)
     paths = [
-        make_fixture("resnet18_tiny", BasicBlock, [2, 2, 2, 2], 1 / 8, True, 4, 16,
-                     (64, 64), (64, 16, 64), seed=18, out_dir=args.out),
-        make_fixture("resnet50_tiny", Bottleneck, [3, 4, 6, 3], 1 / 16, False, 2, 64,
-                     (64, 64), (64, 16, 64), seed=50, out_dir=args.out),
+        make_fixture("resnet18_tiny", BasicBlock, [2, 2, 2, 2], 1 / 16, True, 4, 16,
+                     (32, 32), (32, 8, 32), seed=18, out_dir=args.out),
+        make_fixture("resnet50_tiny", Bottleneck, [3, 4, 6, 3], 1 / 32, False, 2, 64,
+                     (32, 32), (32, 8, 32), seed=50, out_dir=args.out),
     ]
     total = 0
     for p in paths:
