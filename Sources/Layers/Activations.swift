@@ -9,7 +9,7 @@ public func relu(_ x: Tensor) -> Tensor {
   Tensor(uninitializedShape: x.shape) { out in
     x.scalars.withUnsafeBufferPointer { xBuffer in
       let xp = xBuffer.baseAddress!, yp = out.baseAddress!
-      parallelFor(0..<x.count, minimumChunk: elementwiseChunk) { range in
+      parallelFor(0..<x.count, minimumChunk: RowGroups.elementwiseChunk) { range in
         for i in range { yp[i] = max(xp[i], 0) }
       }
     }
@@ -24,8 +24,11 @@ public func reluBackward(_ dy: Tensor, output: Tensor) -> Tensor {
     dy.scalars.withUnsafeBufferPointer { dyBuffer in
       output.scalars.withUnsafeBufferPointer { yBuffer in
         let dyp = dyBuffer.baseAddress!, yp = yBuffer.baseAddress!, dxp = out.baseAddress!
-        parallelFor(0..<dy.count, minimumChunk: elementwiseChunk) { range in
-          for i in range { dxp[i] = yp[i] > 0 ? dyp[i] : 0 }
+        parallelFor(0..<dy.count, minimumChunk: RowGroups.elementwiseChunk) { range in
+          for i in range {
+            let d = dyp[i]  // loaded unconditionally so the select vectorises
+            dxp[i] = yp[i] > 0 ? d : 0
+          }
         }
       }
     }
@@ -41,7 +44,7 @@ public func addReLU(_ a: Tensor, _ b: Tensor) -> Tensor {
     a.scalars.withUnsafeBufferPointer { aBuffer in
       b.scalars.withUnsafeBufferPointer { bBuffer in
         let ap = aBuffer.baseAddress!, bp = bBuffer.baseAddress!, yp = out.baseAddress!
-        parallelFor(0..<a.count, minimumChunk: elementwiseChunk) { range in
+        parallelFor(0..<a.count, minimumChunk: RowGroups.elementwiseChunk) { range in
           for i in range { yp[i] = max(ap[i] + bp[i], 0) }
         }
       }
@@ -69,7 +72,7 @@ public func dropout<G: RandomNumberGenerator>(_ x: Tensor, probability: Float, m
   let mask = Tensor(uninitializedShape: x.shape) { out in
     let mp = out.baseAddress!
     let blocks = (count + dropoutBlock - 1) / dropoutBlock
-    parallelFor(0..<blocks, minimumChunk: max(1, elementwiseChunk / dropoutBlock)) { blockRange in
+    parallelFor(0..<blocks, minimumChunk: max(1, RowGroups.elementwiseChunk / dropoutBlock)) { blockRange in
       for block in blockRange {
         var blockGenerator = SplitMix64.derived(seed, UInt64(block))
         for i in block * dropoutBlock ..< min((block + 1) * dropoutBlock, count) {
@@ -84,7 +87,8 @@ public func dropout<G: RandomNumberGenerator>(_ x: Tensor, probability: Float, m
 /// dx = dy ⊙ mask, with the mask `dropout` returned (an empty mask is the identity).
 public func dropoutBackward(_ dy: Tensor, mask: Tensor) -> Tensor {
   if mask.count == 0 && mask.shape == [0] { return dy }
-  precondition(dy.shape == mask.shape, "dropoutBackward: dy has shape \(dy.shape) but the mask has shape \(mask.shape).")
+  precondition(dy.shape == mask.shape,
+               "dropoutBackward: dy has shape \(dy.shape) but the mask has shape \(mask.shape).")
   return multiplied(dy, mask)
 }
 
@@ -94,7 +98,7 @@ private func multiplied(_ a: Tensor, _ b: Tensor) -> Tensor {
     a.scalars.withUnsafeBufferPointer { aBuffer in
       b.scalars.withUnsafeBufferPointer { bBuffer in
         let ap = aBuffer.baseAddress!, bp = bBuffer.baseAddress!, yp = out.baseAddress!
-        parallelFor(0..<a.count, minimumChunk: elementwiseChunk) { range in
+        parallelFor(0..<a.count, minimumChunk: RowGroups.elementwiseChunk) { range in
           for i in range { yp[i] = ap[i] * bp[i] }
         }
       }

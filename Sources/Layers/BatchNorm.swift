@@ -66,7 +66,8 @@ public final class BatchNorm: Layer {
 
   public func forward(_ x: Tensor, mode: Mode) -> (Tensor, Cache) {
     precondition(x.rank >= 2 && x.shape.last == channels,
-                 "BatchNorm(\(channels)) expects an input of shape [n, \(channels)] or [n, h, w, \(channels)], got \(x.shape).")
+                 "BatchNorm(\(channels)) expects an input of shape [n, \(channels)] or [n, h, w, \(channels)], "
+                   + "got \(x.shape).")
     let c = channels
     let m = x.count / c
     var mean: [Float]
@@ -124,7 +125,7 @@ public final class BatchNorm: Layer {
   /// Shifted sums Σ(x − K), Σ(x − K)² with K = the first row avoid the cancellation of Σx² − (Σx)²/m when
   /// |mean| ≫ std. Each row group adds Float sums over ≤ 64-row blocks into Double partials.
   private static func meanAndBiasedVariance(_ x: Tensor, rows m: Int, channels c: Int) -> ([Double], [Double]) {
-    let groups = rowGroupCount(rows: m, elementsPerRow: c)
+    let groups = RowGroups.count(rows: m, elementsPerRow: c)
     var partials = [Double](repeating: 0, count: groups * 2 * c)  // [groups, 2, c]: Σ(x−K), Σ(x−K)²
     var blockSums = [Float](repeating: 0, count: groups * 2 * c)  // [groups, 2, c] scratch
     x.scalars.withUnsafeBufferPointer { xBuffer in
@@ -132,12 +133,12 @@ public final class BatchNorm: Layer {
         blockSums.withUnsafeMutableBufferPointer { blockBuffer in
           let xp = xBuffer.baseAddress!, shiftRow = xBuffer.baseAddress!
           let pp = partialBuffer.baseAddress!, bp = blockBuffer.baseAddress!
-          forEachRowGroup(rows: m, groups: groups) { group, rows in
+          RowGroups.forEach(rows: m, groups: groups) { group, rows in
             let s = bp + group * 2 * c, q = s + c
             let ds = pp + group * 2 * c, dq = ds + c
             var blockStart = rows.lowerBound
             while blockStart < rows.upperBound {
-              let blockEnd = min(blockStart + rowsPerFloatBlock, rows.upperBound)
+              let blockEnd = min(blockStart + RowGroups.rowsPerFloatBlock, rows.upperBound)
               s.update(repeating: 0, count: 2 * c)
               for row in blockStart..<blockEnd {
                 let xr = xp + row * c
@@ -181,7 +182,7 @@ public final class BatchNorm: Layer {
           shift.withUnsafeBufferPointer { shiftBuffer in
             let xp = xBuffer.baseAddress!, yp = out.baseAddress!
             let a = scaleBuffer.baseAddress!, b = shiftBuffer.baseAddress!
-            parallelFor(0..<m, minimumChunk: max(1, elementwiseChunk / c)) { rows in
+            parallelFor(0..<m, minimumChunk: max(1, RowGroups.elementwiseChunk / c)) { rows in
               for row in rows {
                 let xr = xp + row * c, yr = yp + row * c
                 if relu {
@@ -243,7 +244,7 @@ public final class BatchNorm: Layer {
 
   /// Σ dy and Σ dy·x̂ per channel in one pass (dy masked by the fused ReLU), returned as [Σdy | Σdy·x̂].
   private static func reduceGradient(_ dy: Tensor, _ cache: Cache, rows m: Int, channels c: Int) -> [Double] {
-    let groups = rowGroupCount(rows: m, elementsPerRow: c)
+    let groups = RowGroups.count(rows: m, elementsPerRow: c)
     var partials = [Double](repeating: 0, count: groups * 2 * c)  // [groups, 2, c]: Σdy, Σdy·(x − mean)
     var blockSums = [Float](repeating: 0, count: groups * 2 * c)  // [groups, 2, c] scratch
     let relu = cache.fusedReLU
@@ -257,18 +258,19 @@ public final class BatchNorm: Layer {
                   let dyp = dyBuffer.baseAddress!, xp = xBuffer.baseAddress!, mu = meanBuffer.baseAddress!
                   let a = scaleBuffer.baseAddress!, b = shiftBuffer.baseAddress!
                   let pp = partialBuffer.baseAddress!, bp = blockBuffer.baseAddress!
-                  forEachRowGroup(rows: m, groups: groups) { group, rows in
+                  RowGroups.forEach(rows: m, groups: groups) { group, rows in
                     let s = bp + group * 2 * c, sx = s + c
                     let ds = pp + group * 2 * c, dsx = ds + c
                     var blockStart = rows.lowerBound
                     while blockStart < rows.upperBound {
-                      let blockEnd = min(blockStart + rowsPerFloatBlock, rows.upperBound)
+                      let blockEnd = min(blockStart + RowGroups.rowsPerFloatBlock, rows.upperBound)
                       s.update(repeating: 0, count: 2 * c)
                       for row in blockStart..<blockEnd {
                         let xr = xp + row * c, dyr = dyp + row * c
                         if relu {
                           for ch in 0..<c {
-                            let g = xr[ch] * a[ch] + b[ch] > 0 ? dyr[ch] : 0
+                            let d = dyr[ch]  // loaded unconditionally so the select vectorises
+                            let g = xr[ch] * a[ch] + b[ch] > 0 ? d : 0
                             s[ch] += g
                             sx[ch] += g * (xr[ch] - mu[ch])
                           }
@@ -321,12 +323,13 @@ public final class BatchNorm: Layer {
                       let dyp = dyBuffer.baseAddress!, xp = xBuffer.baseAddress!, dxp = out.baseAddress!
                       let mu = meanBuffer.baseAddress!, fs = scaleBuffer.baseAddress!, fb = shiftBuffer.baseAddress!
                       let ka = aBuffer.baseAddress!, kb = bBuffer.baseAddress!, ko = offsetBuffer.baseAddress!
-                      parallelFor(0..<m, minimumChunk: max(1, elementwiseChunk / c)) { rows in
+                      parallelFor(0..<m, minimumChunk: max(1, RowGroups.elementwiseChunk / c)) { rows in
                         for row in rows {
                           let xr = xp + row * c, dyr = dyp + row * c, dxr = dxp + row * c
                           if relu {
                             for ch in 0..<c {
-                              let g = xr[ch] * fs[ch] + fb[ch] > 0 ? dyr[ch] : 0
+                              let d = dyr[ch]  // loaded unconditionally so the select vectorises
+                              let g = xr[ch] * fs[ch] + fb[ch] > 0 ? d : 0
                               dxr[ch] = ka[ch] * g + kb[ch] * (xr[ch] - mu[ch]) + ko[ch]
                             }
                           } else {
@@ -359,11 +362,14 @@ public final class BatchNorm: Layer {
               a.withUnsafeBufferPointer { aBuffer in
                 let dyp = dyBuffer.baseAddress!, xp = xBuffer.baseAddress!, dxp = out.baseAddress!
                 let fs = scaleBuffer.baseAddress!, fb = shiftBuffer.baseAddress!, ka = aBuffer.baseAddress!
-                parallelFor(0..<m, minimumChunk: max(1, elementwiseChunk / c)) { rows in
+                parallelFor(0..<m, minimumChunk: max(1, RowGroups.elementwiseChunk / c)) { rows in
                   for row in rows {
                     let xr = xp + row * c, dyr = dyp + row * c, dxr = dxp + row * c
                     if relu {
-                      for ch in 0..<c { dxr[ch] = xr[ch] * fs[ch] + fb[ch] > 0 ? ka[ch] * dyr[ch] : 0 }
+                      for ch in 0..<c {
+                        let g = ka[ch] * dyr[ch]  // computed unconditionally so the select vectorises
+                        dxr[ch] = xr[ch] * fs[ch] + fb[ch] > 0 ? g : 0
+                      }
                     } else {
                       for ch in 0..<c { dxr[ch] = ka[ch] * dyr[ch] }
                     }
@@ -380,25 +386,29 @@ public final class BatchNorm: Layer {
 
 // MARK: - Row-group reductions (shared by the layers and losses in this module)
 
-/// Elements per `parallelFor` chunk below which an elementwise kernel stays on one thread.
-let elementwiseChunk = 1 << 14
+/// Shared sizes and the row-group split behind this module's parallel reductions (internal; namespaced so it
+/// cannot clash with other files of the module).
+enum RowGroups {
+  /// Elements per `parallelFor` chunk below which an elementwise kernel stays on one thread.
+  static let elementwiseChunk = 1 << 14
 
-/// Rows summed in Float before the block sum is added to a Double partial (bounds Float rounding growth).
-let rowsPerFloatBlock = 64
+  /// Rows summed in Float before the block sum is added to a Double partial (bounds Float rounding growth).
+  static let rowsPerFloatBlock = 64
 
-/// How many contiguous row groups a reduction over `rows` rows uses: at most 32, at least ~16 K elements each.
-///
-/// The count depends only on the problem size, never on `Threads.count`, so reductions built from per-group
-/// partials give the same bits on any number of cores.
-func rowGroupCount(rows: Int, elementsPerRow: Int) -> Int {
-  max(1, min(rows, 32, rows * max(elementsPerRow, 1) / elementwiseChunk))
-}
+  /// How many contiguous row groups a reduction over `rows` rows uses: at most 32, at least ~16 K elements each.
+  ///
+  /// The count depends only on the problem size, never on `Threads.count`, so reductions built from
+  /// per-group partials give the same bits on any number of cores.
+  static func count(rows: Int, elementsPerRow: Int) -> Int {
+    max(1, min(rows, 32, rows * max(elementsPerRow, 1) / elementwiseChunk))
+  }
 
-/// Calls `body(group, rowRange)` for each of `groups` contiguous slices of `0..<rows`, in parallel.
-func forEachRowGroup(rows: Int, groups: Int, _ body: (Int, Range<Int>) -> Void) {
-  parallelFor(0..<groups, minimumChunk: 1) { groupRange in
-    for group in groupRange {
-      body(group, rows * group / groups ..< rows * (group + 1) / groups)
+  /// Calls `body(group, rowRange)` for each of `groups` contiguous slices of `0..<rows`, in parallel.
+  static func forEach(rows: Int, groups: Int, _ body: (Int, Range<Int>) -> Void) {
+    parallelFor(0..<groups, minimumChunk: 1) { groupRange in
+      for group in groupRange {
+        body(group, rows * group / groups ..< rows * (group + 1) / groups)
+      }
     }
   }
 }

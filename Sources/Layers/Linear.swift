@@ -51,7 +51,8 @@ public final class Linear: Layer {
 
   public func forward(_ x: Tensor, mode: Mode) -> (Tensor, Cache) {
     precondition(x.rank == 2 && x.shape[1] == inFeatures,
-                 "Linear(\(inFeatures) → \(outFeatures)) expects an input of shape [n, \(inFeatures)], got \(x.shape).")
+                 "Linear(\(inFeatures) → \(outFeatures)) expects an input of shape [n, \(inFeatures)], "
+                   + "got \(x.shape).")
     let n = x.shape[0]
     let (inSize, outSize) = (inFeatures, outFeatures)
     let y = Tensor(uninitializedShape: [n, outSize]) { out in  // [n, out]
@@ -60,7 +61,7 @@ public final class Linear: Layer {
       if let bias {
         bias.value.scalars.withUnsafeBufferPointer { biasBuffer in
           let bp = biasBuffer.baseAddress!
-          parallelFor(0..<n, minimumChunk: max(1, elementwiseChunk / outSize)) { rows in
+          parallelFor(0..<n, minimumChunk: max(1, RowGroups.elementwiseChunk / outSize)) { rows in
             for row in rows { (yp + row * outSize).update(from: bp, count: outSize) }
           }
         }
@@ -79,7 +80,8 @@ public final class Linear: Layer {
   public func backward(_ dy: Tensor, _ cache: Cache) -> Tensor {
     let n = cache.x.shape[0]
     precondition(dy.shape == [n, outFeatures],
-                 "Linear backward: dy has shape \(dy.shape), expected [\(n), \(outFeatures)] for input \(cache.x.shape).")
+                 "Linear backward: dy has shape \(dy.shape), expected [\(n), \(outFeatures)] "
+                   + "for input \(cache.x.shape).")
     let (inSize, outSize) = (inFeatures, outFeatures)
     return dy.scalars.withUnsafeBufferPointer { dyBuffer in
       let dyp = dyBuffer.baseAddress!
@@ -95,7 +97,7 @@ public final class Linear: Layer {
         bias.grad.scalars.withUnsafeMutableBufferPointer { gradBuffer in
           let gp = gradBuffer.baseAddress!
           // Split over output columns so each thread owns its slice of the bias gradient.
-          parallelFor(0..<outSize, minimumChunk: max(1, elementwiseChunk / max(n, 1))) { columns in
+          parallelFor(0..<outSize, minimumChunk: max(1, RowGroups.elementwiseChunk / max(n, 1))) { columns in
             for row in 0..<n {
               let dyr = dyp + row * outSize
               for j in columns { gp[j] += dyr[j] }

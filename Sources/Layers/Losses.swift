@@ -10,11 +10,11 @@ public enum Reduction: Sendable {
 
 /// Sums `rowLoss(rows)` over contiguous row groups in parallel; each group's partial sum is its own.
 private func sumOverRowGroups(rows: Int, elementsPerRow: Int, _ rowLoss: (Range<Int>) -> Double) -> Double {
-  let groups = rowGroupCount(rows: rows, elementsPerRow: elementsPerRow)
+  let groups = RowGroups.count(rows: rows, elementsPerRow: elementsPerRow)
   var partials = [Double](repeating: 0, count: groups)
   partials.withUnsafeMutableBufferPointer { buffer in
     let pp = buffer.baseAddress!
-    forEachRowGroup(rows: rows, groups: groups) { group, range in pp[group] = rowLoss(range) }
+    RowGroups.forEach(rows: rows, groups: groups) { group, range in pp[group] = rowLoss(range) }
   }
   return partials.reduce(0, +)
 }
@@ -106,7 +106,8 @@ public func negativeCosineSimilarity(_ p: Tensor, target z: Tensor) -> (loss: Fl
             let clampedPNorm = max(pNorm, epsilon)
             let cosine = pz / (clampedPNorm * zNorm)
             partial += cosine
-            // ∂(p̂·ẑ)/∂p = (ẑ − (p̂·ẑ)·p̂)/‖p‖; when the norm is clamped, the clamp has no slope: ẑ/ε.
+            // ∂(p̂·ẑ)/∂p = (ẑ − (p̂·ẑ)·p̂)/‖p‖; when the norm is clamped, the clamp has no slope
+            // and the gradient is ẑ/ε.
             let scaleZ = Float(-1 / (Double(n) * zNorm * clampedPNorm))
             let scaleP = pNorm > epsilon ? Float(cosine / (Double(n) * pNorm * pNorm)) : 0
             for j in 0..<d { gr[j] = scaleZ * zr[j] + scaleP * pr[j] }

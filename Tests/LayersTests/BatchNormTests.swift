@@ -24,7 +24,8 @@ private func forwardWithoutSideEffects(_ bn: BatchNorm, _ x: Tensor, mode: Mode)
 
 /// Double-precision reference of training-mode BN forward and backward on rows [m, c].
 private func referenceTrainingBatchNorm(x: [Float], dy: [Float], m: Int, c: Int, gamma: [Float], beta: [Float],
-                                        epsilon: Double) -> (y: [Float], dx: [Float], mean: [Double], variance: [Double]) {
+                                        epsilon: Double)
+  -> (y: [Float], dx: [Float], mean: [Double], variance: [Double]) {
   var y = [Float](repeating: 0, count: m * c), dx = y
   var means = [Double](repeating: 0, count: c), variances = means
   for ch in 0..<c {

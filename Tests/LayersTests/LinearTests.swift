@@ -49,7 +49,8 @@ import Layers
     let scalars = linear.weight.value.scalars
     let std = (scalars.map { Double($0 * $0) }.reduce(0, +) / Double(scalars.count)).squareRoot()
     #expect(abs(std - 0.01) < 0.0005)
-    #expect(Linear(inFeatures: 3, outFeatures: 2, hasBias: false, using: &rng).namedParameters.map(\.name) == ["weight"])
+    let noBias = Linear(inFeatures: 3, outFeatures: 2, hasBias: false, using: &rng)
+    #expect(noBias.namedParameters.map(\.name) == ["weight"] && noBias.bias == nil)
   }
 
   @Test func gradientsAccumulateAndFrozenWeightsAreSkipped() {
