@@ -70,7 +70,7 @@ public struct CheckpointSummary: Sendable, Equatable {
       let width = groups.map(\.prefix.count).max() ?? 0
       for group in groups {
         lines.append("  \(group.prefix.padding(toLength: width, withPad: " ", startingAt: 0))  "
-                       + "\(group.tensorCount) tensors, \(group.scalarCount) scalars")
+                       + "\(counted(group.tensorCount, "tensor")), \(counted(group.scalarCount, "scalar"))")
       }
     }
     if listingTensors && !entries.isEmpty {
@@ -90,6 +90,9 @@ public struct CheckpointSummary: Sendable, Equatable {
     return lines.joined(separator: "\n")
   }
 }
+
+/// "1 tensor", "3 tensors".
+private func counted(_ count: Int, _ noun: String) -> String { "\(count) \(noun)\(count == 1 ? "" : "s")" }
 
 /// Conventions of PyTorch state-dict keys.
 public enum StateDictNames {

@@ -265,8 +265,11 @@ public struct SafeTensors: Sendable, Equatable {
     }
   }
 
+  /// Foundation's message without its final full stop (the caller's sentence continues).
   static func reason(_ error: Error) -> String {
-    (error as NSError).localizedDescription
+    var text = (error as NSError).localizedDescription
+    while text.hasSuffix(".") { text.removeLast() }
+    return text
   }
 }
 
