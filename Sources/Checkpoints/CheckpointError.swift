@@ -53,7 +53,9 @@ public enum CheckpointError: Error, Equatable, CustomStringConvertible {
       var parts: [String] = []
       if !missing.isEmpty { parts.append("missing \(missing.count): \(listed(missing))") }
       if !unexpected.isEmpty { parts.append("unexpected \(unexpected.count): \(listed(unexpected))") }
-      if !wrongShapes.isEmpty { parts.append("wrong shape \(wrongShapes.count): \(listed(wrongShapes.map(\.description)))") }
+      if !wrongShapes.isEmpty {
+        parts.append("wrong shape \(wrongShapes.count): \(listed(wrongShapes.map(\.description)))")
+      }
       return "Checkpoint \(path) does not match the model's state dict; " + parts.joined(separator: "; ")
         + ". Was it written for another architecture, or does it need a name map (the official SimSiam "
         + "checkpoints prefix the encoder with 'module.encoder.')?"

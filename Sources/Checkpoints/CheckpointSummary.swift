@@ -59,10 +59,11 @@ public struct CheckpointSummary: Sendable, Equatable {
 
   /// The human-readable report; `listingTensors` adds one line per tensor.
   public func rendered(listingTensors: Bool = false) -> String {
+    let dtypes = dtypeCounts.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
     var lines = [
       "file:        \(path)",
       "size:        \(byteCount) bytes",
-      "tensors:     \(tensorCount) (\(dtypeCounts.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")))",
+      "tensors:     \(tensorCount) (\(dtypes))",
       "parameters:  \(parameterCount) (all scalars incl. BN running statistics: \(scalarCount))",
     ]
     if !entries.isEmpty {

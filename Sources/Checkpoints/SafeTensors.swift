@@ -158,7 +158,8 @@ public struct SafeTensors: Sendable, Equatable {
     let length = bytes.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) }
     guard length <= UInt64(maximumHeaderByteCount) else {
       throw CheckpointError.corruptHeader(
-        path: path, reason: "the header length field says \(length) bytes, more than the \(maximumHeaderByteCount) allowed")
+        path: path,
+        reason: "the header length field says \(length) bytes, more than the \(maximumHeaderByteCount) allowed")
     }
     let dataStart = 8 + Int(length)
     guard fileByteCount >= dataStart, bytes.count >= dataStart else {
@@ -186,8 +187,9 @@ public struct SafeTensors: Sendable, Equatable {
         throw CheckpointError.invalidTensor(path: path, name: name, reason: "has negative dimensions \(field.shape)")
       }
       guard field.dataOffsets.count == 2, field.dataOffsets[0] >= 0, field.dataOffsets[0] <= field.dataOffsets[1] else {
-        throw CheckpointError.invalidTensor(path: path, name: name,
-                                            reason: "has data_offsets \(field.dataOffsets), expected [begin, end] with begin ≤ end")
+        throw CheckpointError.invalidTensor(
+          path: path, name: name,
+          reason: "has data_offsets \(field.dataOffsets), expected [begin, end] with begin ≤ end")
       }
       let offsets = field.dataOffsets[0]..<field.dataOffsets[1]
       let expectedBytes = field.shape.product * dtype.byteCount
@@ -200,13 +202,16 @@ public struct SafeTensors: Sendable, Equatable {
     }
 
     // Every byte of the data section belongs to exactly one tensor, as the reference reader demands.
-    let byOffset = entries.sorted { ($0.dataOffsets.lowerBound, $0.dataOffsets.upperBound) < ($1.dataOffsets.lowerBound, $1.dataOffsets.upperBound) }
+    let byOffset = entries.sorted {
+      ($0.dataOffsets.lowerBound, $0.dataOffsets.upperBound) < ($1.dataOffsets.lowerBound, $1.dataOffsets.upperBound)
+    }
     var end = 0
     for entry in byOffset {
       guard entry.dataOffsets.lowerBound == end else {
         throw CheckpointError.invalidTensor(
           path: path, name: entry.name,
-          reason: "starts at data byte \(entry.dataOffsets.lowerBound), but the previous tensor ends at \(end) (overlap or gap)")
+          reason: "starts at data byte \(entry.dataOffsets.lowerBound), but the previous tensor ends at \(end) "
+            + "(overlap or gap)")
       }
       end = entry.dataOffsets.upperBound
     }
@@ -217,7 +222,8 @@ public struct SafeTensors: Sendable, Equatable {
       throw CheckpointError.corruptHeader(
         path: path, reason: "the file has \(fileByteCount - dataStart - end) bytes after the last tensor's data")
     }
-    return SafeTensorsHeader(entries: entries.sorted { $0.name < $1.name }, metadata: raw.metadata, dataStart: dataStart)
+    return SafeTensorsHeader(entries: entries.sorted { $0.name < $1.name }, metadata: raw.metadata,
+                             dataStart: dataStart)
   }
 
   // MARK: - Writing
@@ -321,7 +327,8 @@ private func describe(_ error: DecodingError) -> String {
   case let .keyNotFound(key, context):
     return "\(location(context.codingPath)) has no '\(key.stringValue)' field"
   case let .typeMismatch(type, context):
-    return "at \(location(context.codingPath)): expected \(type == [String: String].self ? "a string-to-string map" : "\(type)")"
+    let expected = type == [String: String].self ? "a string-to-string map" : "\(type)"
+    return "at \(location(context.codingPath)): expected \(expected)"
   case let .valueNotFound(type, context):
     return "at \(location(context.codingPath)): expected \(type), found null"
   case let .dataCorrupted(context):
