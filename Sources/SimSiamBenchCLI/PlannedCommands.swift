@@ -1,0 +1,59 @@
+// Commands whose work lands in later versions. They parse the shared options, accept any further arguments,
+// and fail with `NotImplementedYet` rather than pretend to run.
+import ArgumentParser
+
+/// The body every planned command shares.
+protocol PlannedCommand: ParsableCommand {
+  var common: CommonOptions { get }
+}
+
+extension PlannedCommand {
+  func run() throws {
+    throw NotImplementedYet(command: Self.configuration.commandName ?? "\(Self.self)".lowercased())
+  }
+}
+
+struct Pretrain: PlannedCommand {
+  static let configuration = CommandConfiguration(
+    abstract: "Pretrain a SimSiam ResNet (SGD, cosine LR, fixed predictor LR) and save safetensors "
+      + "checkpoints. (not implemented yet)")
+  @OptionGroup var common: CommonOptions
+  @Argument(parsing: .allUnrecognized, help: .hidden) var remaining: [String] = []
+}
+
+struct Run: PlannedCommand {
+  static let configuration = CommandConfiguration(
+    abstract: "Evaluate a checkpoint with an MMSelfSup protocol (VOC07 SVM, linear probe, segmentation, "
+      + "detection) and store the metrics. (not implemented yet)")
+  @OptionGroup var common: CommonOptions
+  @Argument(parsing: .allUnrecognized, help: .hidden) var remaining: [String] = []
+}
+
+struct Results: PlannedCommand {
+  static let configuration = CommandConfiguration(
+    abstract: "List the runs and metrics stored in the results database. (not implemented yet)")
+  @OptionGroup var common: CommonOptions
+  @Argument(parsing: .allUnrecognized, help: .hidden) var remaining: [String] = []
+}
+
+struct Report: PlannedCommand {
+  static let configuration = CommandConfiguration(
+    abstract: "Render the standard result tables as Markdown, CSV or LaTeX. (not implemented yet)")
+  @OptionGroup var common: CommonOptions
+  @Argument(parsing: .allUnrecognized, help: .hidden) var remaining: [String] = []
+}
+
+struct Compare: PlannedCommand {
+  static let configuration = CommandConfiguration(
+    abstract: "Compare stored results with the published MMSelfSup and paper numbers. (not implemented yet)")
+  @OptionGroup var common: CommonOptions
+  @Argument(parsing: .allUnrecognized, help: .hidden) var remaining: [String] = []
+}
+
+struct DataCommand: PlannedCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "data",
+    abstract: "Prepare and verify the datasets the pretraining and evaluations read. (not implemented yet)")
+  @OptionGroup var common: CommonOptions
+  @Argument(parsing: .allUnrecognized, help: .hidden) var remaining: [String] = []
+}
