@@ -1,0 +1,135 @@
+// Golden parity with PyTorch 2.13: tiny ResNet-18 (CIFAR stem) and ResNet-50 (ImageNet stem) SimSiam models.
+// Fixtures: scripts/reference/make_engine_fixtures.py → Tests/ModelsTests/Fixtures/*.safetensors (see its README).
+import Foundation
+import Testing
+import Tensors
+import Layers
+import Models
+import Training
+import Checkpoints
+import TestSupport
+
+/// One fixture file and the model configuration that produced it.
+struct ParityCase: Sendable, CustomStringConvertible {
+  let fixture: String
+  let config: SimSiamConfig
+  var description: String { fixture }
+
+  static let resnet18 = ParityCase(
+    fixture: "resnet18_tiny",
+    config: SimSiamConfig(backbone: ResNetConfig(depth: 18, widthMultiplier: 1.0 / 16, cifarStem: true),
+                          projectorHiddenFeatures: 32, features: 32, projectorLayers: 3, predictorHiddenFeatures: 8))
+  static let resnet50 = ParityCase(
+    fixture: "resnet50_tiny",
+    config: SimSiamConfig(backbone: ResNetConfig(depth: 50, widthMultiplier: 1.0 / 32, cifarStem: false),
+                          projectorHiddenFeatures: 32, features: 32, projectorLayers: 3, predictorHiddenFeatures: 8))
+  static let all = [resnet18, resnet50]
+
+  func load() throws -> SafeTensors {
+    let url = try #require(Bundle.module.url(forResource: fixture, withExtension: "safetensors",
+                                             subdirectory: "Fixtures"))
+    return try SafeTensors(contentsOf: url)
+  }
+
+  /// A model holding the fixture's initial weights and buffers.
+  func makeModel(_ file: SafeTensors) throws -> SimSiam {
+    var rng = SplitMix64(seed: 1)
+    let model = SimSiam(config, using: &rng)
+    try StateDict.load(file.tensors(withPrefix: "init."), into: model.namedParameters, source: fixture)
+    return model
+  }
+}
+
+extension SafeTensors {
+  /// The tensors whose names start with `prefix`, with the prefix removed.
+  func tensors(withPrefix prefix: String) -> [String: StoredTensor] {
+    var selected: [String: StoredTensor] = [:]
+    for (name, tensor) in tensors where name.hasPrefix(prefix) {
+      selected[String(name.dropFirst(prefix.count))] = tensor
+    }
+    return selected
+  }
+
+  func tensor(_ name: String) throws -> Tensor { try #require(tensors[name], "fixture has no \(name)").value }
+}
+
+/// max |actual − expected| / max |expected|: the error relative to the tensor's scale.
+func scaledError(_ actual: Tensor, _ expected: Tensor) -> Float {
+  precondition(actual.shape == expected.shape, "Comparing shape \(actual.shape) with \(expected.shape).")
+  var worst: Float = 0, scale: Float = 0
+  for i in 0..<actual.count {
+    worst = max(worst, abs(actual.scalars[i] - expected.scalars[i]))
+    scale = max(scale, abs(expected.scalars[i]))
+  }
+  return worst / max(scale, 1e-12)
+}
+
+extension Parameter {
+  /// The accumulated gradient in PyTorch's layout.
+  var exportedGrad: Tensor {
+    switch exportLayout {
+    case .identity: grad
+    case .convOHWI: grad.permuted([0, 3, 1, 2])
+    }
+  }
+}
+
+@Suite struct PyTorchParityTests {
+  @Test(arguments: ParityCase.all)
+  func stateDictKeysAndShapesMatch(_ parityCase: ParityCase) throws {
+    let file = try parityCase.load()
+    var rng = SplitMix64(seed: 1)
+    let model = SimSiam(parityCase.config, using: &rng)
+    let expected = file.tensors(withPrefix: "init.")
+    #expect(Set(model.namedParameters.map(\.name)) == Set(expected.keys))
+    for (name, parameter) in model.namedParameters {
+      #expect(parameter.exportedShape == expected[name]?.value.shape, "shape of \(name)")
+    }
+  }
+
+  @Test(arguments: ParityCase.all, [Mode.inference, Mode.training])
+  func backboneFeaturesMatch(_ parityCase: ParityCase, mode: Mode) throws {
+    let file = try parityCase.load()
+    let model = try parityCase.makeModel(file)
+    let input = try file.tensor("input.view1").nchwToNHWC()
+    let (features, _) = model.backbone.forwardFeatures(input, mode: mode)
+    let prefix = mode == .inference ? "eval" : "train"
+    for (index, feature) in features.enumerated() {
+      let expected = try file.tensor("\(prefix).feature\(index + 1)")
+      let error = scaledError(feature.nhwcToNCHW(), expected)
+      #expect(error <= 1e-4, "\(parityCase) \(prefix).feature\(index + 1): scaled error \(error)")
+    }
+  }
+
+  @Test(arguments: ParityCase.all)
+  func trainingStepMatchesLossGradientsAndSGDStep(_ parityCase: ParityCase) throws {
+    let file = try parityCase.load()
+    let model = try parityCase.makeModel(file)
+    let view1 = try file.tensor("input.view1").nchwToNHWC()
+    let view2 = try file.tensor("input.view2").nchwToNHWC()
+    model.zeroGrad()
+    let result = model.trainingStep(view1, view2)
+    let expectedLoss = try file.tensor("loss").scalars[0]
+    #expect(abs(result.loss - expectedLoss) <= 1e-5 + 1e-4 * abs(expectedLoss),
+            "loss \(result.loss) vs PyTorch \(expectedLoss)")
+
+    var compared = 0
+    for (name, parameter) in model.namedParameters where !parameter.isBuffer {
+      let expected = try file.tensor("grad.\(name)")
+      let error = scaledError(parameter.exportedGrad, expected)
+      #expect(error <= 1e-3, "\(parityCase) grad.\(name): scaled error \(error)")
+      compared += 1
+    }
+    #expect(compared > 20)
+
+    // torch.optim.SGD(lr=0.05, momentum=0.9, weight_decay=1e-4), one step. The new weights carry the gradients'
+    // error (scaled by lr·|g|/|w|, which reaches ~0.2 for the small BN shifts), so they get the gradient tolerance.
+    let sgd = SGD(model.parameters, learningRate: 0.05, momentum: 0.9, weightDecay: 1e-4)
+    sgd.step()
+    for (name, parameter) in model.namedParameters {
+      let expected = try file.tensor("step.\(name)")
+      let error = scaledError(parameter.exportedValue, expected)
+      #expect(error <= 1e-3, "\(parityCase) step.\(name): scaled error \(error)")
+    }
+  }
+}
