@@ -25,7 +25,7 @@ let package = Package(
     .target(name: "Tensors", dependencies: ["COpenBLAS"], swiftSettings: kernelSettings),
     .target(name: "Layers", dependencies: ["Tensors"], swiftSettings: kernelSettings),
     .target(name: "Models", dependencies: ["Layers"], swiftSettings: kernelSettings),
-    .target(name: "Training", dependencies: ["Layers"], swiftSettings: kernelSettings),
+    .target(name: "Training", dependencies: ["Layers", "Models"], swiftSettings: kernelSettings),
     .target(name: "Checkpoints", dependencies: ["Layers"]),
 
     // MARK: - Command-line tool

@@ -121,6 +121,11 @@ public struct SimSiamStepResult: Sendable {
   /// Mean over dimensions of the per-dimension std of ẑ = z/‖z‖ (both views). Near 1/√d when the
   /// representation is healthy, near 0 when it has collapsed (the paper's Fig. 2 monitor).
   public var normalizedOutputStd: Float
+
+  public init(loss: Float, normalizedOutputStd: Float) {
+    self.loss = loss
+    self.normalizedOutputStd = normalizedOutputStd
+  }
 }
 
 /// The SimSiam model: encoder f = projector ∘ GAP ∘ backbone, shared by both views, and predictor h.

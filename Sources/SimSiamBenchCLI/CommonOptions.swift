@@ -27,6 +27,6 @@ struct NotImplementedYet: Error, CustomStringConvertible {
 
   var description: String {
     "`simsiam-bench \(command)` is not implemented yet in this version (\(SimSiamBench.version)). "
-      + "Only `simsiam-bench checkpoint inspect` works so far; see `simsiam-bench --help`."
+      + "Only `selftest` and `checkpoint inspect` work so far; see `simsiam-bench --help`."
   }
 }
