@@ -42,7 +42,7 @@ import Checkpoints
 
   @Test func everyCommandGroupIsRegisteredWithAnAbstract() {
     let names = SimSiamBench.configuration.subcommands.map { $0._commandName }
-    #expect(names == ["pretrain", "run", "results", "report", "compare", "checkpoint", "data"])
+    #expect(names == ["pretrain", "run", "results", "report", "compare", "checkpoint", "data", "selftest"])
     for subcommand in SimSiamBench.configuration.subcommands {
       #expect(!subcommand.configuration.abstract.isEmpty)
     }
@@ -87,5 +87,13 @@ import Checkpoints
     let command = try #require(try SimSiamBench.parseAsRoot(["checkpoint", "inspect", "/nonexistent/x.safetensors"])
                                  as? Checkpoint.Inspect)
     #expect(throws: CheckpointError.self) { try command.report() }
+  }
+}
+
+@Suite struct SelfTestParsingTests {
+  @Test func rejectsTooFewStepsAndTinyBatches() {
+    #expect(throws: (any Error).self) { try SimSiamBench.parseAsRoot(["selftest", "--steps", "5"]) }
+    #expect(throws: (any Error).self) { try SimSiamBench.parseAsRoot(["selftest", "--batch-size", "2"]) }
+    #expect(throws: Never.self) { try SimSiamBench.parseAsRoot(["selftest", "--steps", "12", "--threads", "1"]) }
   }
 }

@@ -1,4 +1,5 @@
 // Finite-difference gradient checks (cs231n's eval_numerical_gradient_array; ggml test-backend-ops).
+import Foundation
 import Testing
 import Tensors
 import Layers
@@ -70,3 +71,7 @@ extension Tag {
   /// Tests that take more than a few seconds; `make test-fast` skips them.
   @Tag public static var slow: Self
 }
+
+/// False when `SKIP_SLOW_TESTS` is set (`make test-fast`); slow tests use
+/// `@Test(.tags(.slow), .enabled(if: runsSlowTests))`.
+public let runsSlowTests = ProcessInfo.processInfo.environment["SKIP_SLOW_TESTS"] == nil
