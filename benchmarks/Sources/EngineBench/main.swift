@@ -1,0 +1,310 @@
+// EngineBench: our engine and PyTorch side by side on the same machine, thread count and shapes.
+//   (a) ResNet-50 224×224 batch 32 inference, (b) the same forward+backward+SGD, (c) one SimSiam step on the
+//   ResNet-18 CIFAR variant, 32×32 batch 128, two views, projector 2048 (3 layers), predictor 2048-512-2048.
+// Usage (from benchmarks/): .build/release/EngineBench [--threads 2] [--python python3] [--cases a,b,c]
+//   [--iters N] [--skip-torch]. Each case runs in its own child process so peak memory is per case.
+import Foundation
+import Tensors
+import Layers
+import Models
+import Training
+import Checkpoints
+
+// MARK: - Arguments
+
+struct Arguments {
+  var threads = 2
+  var python = "python3"
+  var cases = ["a", "b", "c"]
+  var iterations = 0        // 0: the reference script's counts
+  var childCase: String?    // set in child processes
+  var skipTorch = false
+
+  init(_ argv: [String]) {
+    var index = 1
+    func value() -> String {
+      index += 1
+      guard index < argv.count else { fatalError("Missing value after \(argv[index - 1]).") }
+      return argv[index]
+    }
+    while index < argv.count {
+      switch argv[index] {
+      case "--threads": threads = Int(value())!
+      case "--python": python = value()
+      case "--cases": cases = value().split(separator: ",").map(String.init)
+      case "--iters": iterations = Int(value())!
+      case "--case": childCase = value()
+      case "--skip-torch": skipTorch = true
+      case let other: fatalError("Unknown argument \(other). See the comment at the top of main.swift.")
+      }
+      index += 1
+    }
+  }
+}
+
+// MARK: - Work counting
+
+/// Multiply-accumulates of one forward pass of `backbone` on an h×w image (convolutions only; BN, pooling and
+/// the classifier are < 0.5 % of ResNet-50's work).
+func forwardMACs(of backbone: ResNet, height: Int, width: Int) -> Double {
+  func outputSize(_ size: Int, _ conv: Conv2D) -> Int {
+    (size + 2 * conv.padding - conv.dilation * (conv.kernelSize - 1) - 1) / conv.stride + 1
+  }
+  func macs(_ conv: Conv2D, _ h: Int, _ w: Int) -> (Double, Int, Int) {
+    let (oh, ow) = (outputSize(h, conv), outputSize(w, conv))
+    return (Double(oh * ow * conv.outChannels * conv.inChannels * conv.kernelSize * conv.kernelSize), oh, ow)
+  }
+  var (total, h, w) = macs(backbone.stem.conv, height, width)
+  if backbone.maxPool != nil { (h, w) = ((h + 2 - 3) / 2 + 1, (w + 2 - 3) / 2 + 1) }
+  for block in backbone.stages.joined() {
+    var (bh, bw) = (h, w)
+    for unit in block.branch {
+      let (m, oh, ow) = macs(unit.conv, bh, bw)
+      total += m
+      (bh, bw) = (oh, ow)
+    }
+    if let downsample = block.downsample { total += macs(downsample.conv, h, w).0 }
+    (h, w) = (bh, bw)
+  }
+  return total
+}
+
+func peakResidentMegabytes() -> Double {
+  guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
+  for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+    let kilobytes = line.split(separator: " ").compactMap { Double($0) }.first ?? 0
+    return kilobytes / 1024
+  }
+  return 0
+}
+
+func seconds(_ duration: Duration) -> Double {
+  Double(duration.components.seconds) + Double(duration.components.attoseconds) * 1e-18
+}
+
+func time(warmup: Int, iterations: Int, _ step: () -> Void) -> [Double] {
+  for _ in 0..<warmup { step() }
+  let clock = ContinuousClock()
+  return (0..<iterations).map { _ in seconds(clock.measure(step)) }
+}
+
+// MARK: - Cases (child process)
+
+struct CaseResult: Codable {
+  var name: String
+  var batch: Int
+  var stepSeconds: [Double]
+  var imagesPerSecond: Double
+  var gigaflopsPerSecond: Double
+  var peakResidentMegabytes: Double
+}
+
+func runCase(_ id: String, iterations requested: Int) -> CaseResult {
+  var rng = SplitMix64(seed: 0)
+  switch id {
+  case "a", "b":
+    let batch = 32
+    let backbone = ResNet(ResNetConfig(depth: 50), using: &rng)
+    let classifier = Linear(inFeatures: 2048, outFeatures: 1000, using: &rng)
+    let x = Tensor.randomNormal([batch, 224, 224, 3], using: &rng)
+    let forwardFlops = 2 * forwardMACs(of: backbone, height: 224, width: 224) * Double(batch)
+    let stepSeconds: [Double]
+    let flops: Double
+    if id == "a" {
+      flops = forwardFlops
+      stepSeconds = time(warmup: 1, iterations: requested > 0 ? requested : 3) {
+        _ = classifier(globalAvgPool(backbone(x, mode: .inference)))
+      }
+    } else {
+      flops = 3 * forwardFlops  // backward ≈ 2× forward
+      let labels = (0..<batch).map { _ in Int.random(in: 0..<1000, using: &rng) }
+      let sgd = SGD(backbone.parameters + classifier.parameters, learningRate: 0.1, momentum: 0.9)
+      stepSeconds = time(warmup: 1, iterations: requested > 0 ? requested : 3) {
+        sgd.zeroGrad()
+        let (feature5, backboneCache) = backbone.forward(x, mode: .training)
+        let (logits, classifierCache) = classifier.forward(globalAvgPool(feature5), mode: .training)
+        let (_, dLogits) = crossEntropy(logits: logits, labels: labels)
+        let dPooled = classifier.backward(dLogits, classifierCache)
+        _ = backbone.backward(globalAvgPoolBackward(dPooled, inputShape: feature5.shape), backboneCache)
+        sgd.step()
+      }
+    }
+    let mean = stepSeconds.reduce(0, +) / Double(stepSeconds.count)
+    return CaseResult(name: id == "a" ? "ResNet-50 224 b32 inference" : "ResNet-50 224 b32 fwd+bwd+SGD",
+                      batch: batch, stepSeconds: stepSeconds, imagesPerSecond: Double(batch) / mean,
+                      gigaflopsPerSecond: flops / mean / 1e9, peakResidentMegabytes: peakResidentMegabytes())
+  case "c":
+    let batch = 128
+    let model = SimSiam(SimSiamConfig(backbone: ResNetConfig(depth: 18, cifarStem: true)), using: &rng)
+    let x1 = Tensor.randomNormal([batch, 32, 32, 3], using: &rng)
+    let x2 = Tensor.randomNormal([batch, 32, 32, 3], using: &rng)
+    let sgd = SGD(model.parameters, learningRate: 0.05, momentum: 0.9, weightDecay: 5e-4)
+    let stepSeconds = time(warmup: 2, iterations: requested > 0 ? requested : 4) {
+      sgd.zeroGrad()
+      _ = model.trainingStep(x1, x2)
+      sgd.step()
+    }
+    let mean = stepSeconds.reduce(0, +) / Double(stepSeconds.count)
+    // Two views, each forward + backward (≈ 3× forward); the MLP heads add ≈ 2·(512·2048 + 2·2048² + 2·2048·512).
+    let headMACs = Double(512 * 2048 + 2 * 2048 * 2048 + 2 * 2048 * 512)
+    let flops = 2 * 3 * 2 * (forwardMACs(of: model.backbone, height: 32, width: 32) + headMACs) * Double(batch)
+    return CaseResult(name: "SimSiam R18-CIFAR 32 b128 step (2 views)", batch: batch, stepSeconds: stepSeconds,
+                      imagesPerSecond: Double(batch) / mean, gigaflopsPerSecond: flops / mean / 1e9,
+                      peakResidentMegabytes: peakResidentMegabytes())
+  default:
+    fatalError("Unknown case \(id); cases are a, b, c.")
+  }
+}
+
+// MARK: - Validation against PyTorch (before any timing)
+
+/// Loads the PyTorch fixture of a tiny ResNet-50 SimSiam and checks features, loss and gradients.
+func validateAgainstPyTorch(repositoryRoot: URL) throws -> String {
+  let url = repositoryRoot.appendingPathComponent("Tests/ModelsTests/Fixtures/resnet50_tiny.safetensors")
+  let file = try SafeTensors(contentsOf: url)
+  func fixture(_ name: String) -> Tensor {
+    guard let tensor = file.tensors[name]?.value else { fatalError("\(url.path) has no tensor \(name).") }
+    return tensor
+  }
+  var initial: [String: StoredTensor] = [:]
+  for (name, tensor) in file.tensors where name.hasPrefix("init.") { initial[String(name.dropFirst(5))] = tensor }
+  var rng = SplitMix64(seed: 0)
+  let model = SimSiam(SimSiamConfig(backbone: ResNetConfig(depth: 50, widthMultiplier: 1.0 / 32),
+                                    projectorHiddenFeatures: 32, features: 32, predictorHiddenFeatures: 8),
+                      using: &rng)
+  try StateDict.load(initial, into: model.namedParameters, source: url.path)
+  func scaledError(_ a: Tensor, _ b: Tensor) -> Float {
+    var worst: Float = 0, scale: Float = 0
+    for i in 0..<a.count { worst = max(worst, abs(a.scalars[i] - b.scalars[i])); scale = max(scale, abs(b.scalars[i])) }
+    return worst / max(scale, 1e-12)
+  }
+  let view1 = fixture("input.view1").nchwToNHWC(), view2 = fixture("input.view2").nchwToNHWC()
+  var featureError: Float = 0
+  for (index, feature) in model.backbone.forwardFeatures(view1, mode: .inference).features.enumerated() {
+    featureError = max(featureError, scaledError(feature.nhwcToNCHW(), fixture("eval.feature\(index + 1)")))
+  }
+  model.zeroGrad()
+  let loss = model.trainingStep(view1, view2).loss
+  var gradientError: Float = 0
+  for (name, parameter) in model.namedParameters where !parameter.isBuffer {
+    let grad = parameter.exportLayout == .convOHWI ? parameter.grad.permuted([0, 3, 1, 2]) : parameter.grad
+    gradientError = max(gradientError, scaledError(grad, fixture("grad.\(name)")))
+  }
+  let lossError = abs(loss - fixture("loss").scalars[0])
+  guard featureError <= 1e-4, gradientError <= 1e-3, lossError <= 1e-5 else {
+    throw ValidationFailure(message: "engine disagrees with PyTorch: feature error \(featureError), gradient error "
+                              + "\(gradientError), loss error \(lossError)")
+  }
+  return String(format: "features %.1e, loss %.1e, gradients %.1e (scaled max errors)",
+                featureError, lossError, gradientError)
+}
+
+struct ValidationFailure: Error, CustomStringConvertible { var message: String; var description: String { message } }
+
+/// GFLOP/s of one square sgemm of side n at the configured thread count (best of several).
+func sgemmGigaflops(_ n: Int) -> Double {
+  var rng = SplitMix64(seed: 3)
+  let a = Tensor.randomNormal([n, n], using: &rng), b = Tensor.randomNormal([n, n], using: &rng)
+  var c = [Float](repeating: 0, count: n * n)
+  var best = Double.infinity
+  a.scalars.withUnsafeBufferPointer { ap in
+    b.scalars.withUnsafeBufferPointer { bp in
+      c.withUnsafeMutableBufferPointer { cp in
+        for _ in 0..<6 {
+          let s = seconds(ContinuousClock().measure {
+            gemm(m: n, n: n, k: n, ap.baseAddress!, bp.baseAddress!, into: cp.baseAddress!)
+          })
+          best = min(best, s)
+        }
+      }
+    }
+  }
+  return 2 * Double(n * n * n) / best / 1e9
+}
+
+// MARK: - Parent: run both engines and print the ratios
+
+func runChild(_ executable: String, _ arguments: [String]) throws -> String {
+  let process = Process()
+  process.executableURL = URL(fileURLWithPath: executable)
+  process.arguments = arguments
+  let pipe = Pipe()
+  process.standardOutput = pipe
+  try process.run()
+  let data = pipe.fileHandleForReading.readDataToEndOfFile()
+  process.waitUntilExit()
+  guard process.terminationStatus == 0 else {
+    throw ValidationFailure(message: "\(executable) \(arguments.joined(separator: " ")) exited with \(process.terminationStatus)")
+  }
+  return String(decoding: data, as: UTF8.self)
+}
+
+func padded(_ text: String, _ width: Int) -> String {
+  text + String(repeating: " ", count: max(0, width - text.count))
+}
+
+func lastJSONLine(_ output: String) -> Data {
+  Data((output.split(separator: "\n").last { $0.hasPrefix("{") } ?? "{}").utf8)
+}
+
+struct TorchReport: Decodable {
+  struct Case: Decodable { var images_per_s: Double; var peak_rss_mb: Double; var step_s: [Double] }
+  var torch: String
+  var threads: Int
+  var cases: [Case]
+}
+
+let arguments = Arguments(CommandLine.arguments)
+Threads.configure(arguments.threads)
+
+if let id = arguments.childCase {
+  let result = runCase(id, iterations: arguments.iterations)
+  let encoder = JSONEncoder()
+  print(String(decoding: try encoder.encode(result), as: UTF8.self))
+  exit(0)
+}
+
+let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+  .deletingLastPathComponent().deletingLastPathComponent()
+print("EngineBench: threads \(Threads.count); \(blasDescription)")
+do {
+  print("validation against PyTorch fixture: " + (try validateAgainstPyTorch(repositoryRoot: repositoryRoot)))
+} catch {
+  print("validation FAILED: \(error)")
+  exit(1)
+}
+let sgemm = sgemmGigaflops(2048)
+print(String(format: "plain sgemm 2048³, %d threads: %.1f GFLOP/s", Threads.count, sgemm))
+
+let targets = ["a": 0.8, "b": 0.7, "c": 0.7]
+var rows: [String] = []
+var shortfalls: [String] = []
+for id in arguments.cases {
+  let ours = try JSONDecoder().decode(CaseResult.self, from: lastJSONLine(
+    try runChild(CommandLine.arguments[0], ["--case", id, "--threads", "\(arguments.threads)",
+                                            "--iters", "\(arguments.iterations)"])))
+  var torchImages = Double.nan, torchMemory = Double.nan
+  if !arguments.skipTorch {
+    let script = repositoryRoot.appendingPathComponent("benchmarks/torch_bench.py").path
+    var torchArguments = [script, "--threads", "\(arguments.threads)", "--channels-last", "1", "--only", id, "--json"]
+    if arguments.iterations > 0 { torchArguments += ["--iters", "\(arguments.iterations)"] }
+    let report = try JSONDecoder().decode(TorchReport.self, from: lastJSONLine(
+      try runChild("/usr/bin/env", [arguments.python] + torchArguments)))
+    torchImages = report.cases[0].images_per_s
+    torchMemory = report.cases[0].peak_rss_mb
+  }
+  let ratio = ours.imagesPerSecond / torchImages
+  let target = targets[id] ?? 0
+  if !(ratio >= target) { shortfalls.append(id) }
+  rows.append(padded("(\(id)) \(ours.name)", 44) + String(format: " %8.2f %8.2f %6.2fx %6.2fx %8.1f %8.0f %8.0f",
+                     ours.imagesPerSecond, torchImages, ratio, target,
+                     ours.gigaflopsPerSecond, ours.peakResidentMegabytes, torchMemory))
+  print(rows.last!)
+}
+print("")
+print(padded("case", 44) + ["ours", "torch", "ratio", "target", "GFLOP/s", "MB ours", "MB torch"]
+  .map { String(repeating: " ", count: max(0, 9 - $0.count)) + $0 }.joined())
+print("    (images/s; torch = PyTorch channels_last, same thread count; GFLOP/s = ours; MB = peak RSS per case)")
+for row in rows { print(row) }
+print(String(format: "plain sgemm reference: %.1f GFLOP/s", sgemm))
+print(shortfalls.isEmpty ? "all ratios meet their targets" : "below target: \(shortfalls.joined(separator: ", "))")
