@@ -13,6 +13,7 @@ let package = Package(
   ],
   dependencies: [
     .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    .package(url: "https://github.com/groue/GRDB.swift", from: "7.0.0"),
   ],
   targets: [
     // MARK: - System libraries (installed by `make setup`; see Makefile)
@@ -28,9 +29,12 @@ let package = Package(
     .target(name: "Training", dependencies: ["Layers", "Models"], swiftSettings: kernelSettings),
     .target(name: "Checkpoints", dependencies: ["Layers"]),
 
+    // MARK: - Results store (SQLite through GRDB)
+    .target(name: "Results", dependencies: [.product(name: "GRDB", package: "GRDB.swift")]),
+
     // MARK: - Command-line tool
     .executableTarget(name: "SimSiamBenchCLI", dependencies: [
-      "Models", "Training", "Checkpoints",
+      "Models", "Training", "Checkpoints", "Results",
       .product(name: "ArgumentParser", package: "swift-argument-parser"),
     ]),
 
@@ -42,6 +46,7 @@ let package = Package(
                 resources: [.copy("Fixtures")]),
     .testTarget(name: "TrainingTests", dependencies: ["Training", "TestSupport"]),
     .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints", "TestSupport"]),
+    .testTarget(name: "ResultsTests", dependencies: ["Results"]),
     .testTarget(name: "CLITests", dependencies: ["SimSiamBenchCLI"]),
     .testTarget(name: "NativeLibrariesTests", dependencies: ["COpenBLAS", "CLiblinear", "CTurboJPEG", "CPNG"]),
   ]
