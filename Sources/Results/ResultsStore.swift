@@ -195,7 +195,9 @@ public final class ResultsStore: Sendable {
     if score.benchmark.isEmpty || score.metric.isEmpty {
       throw ResultsError.invalidScore(reason: "benchmark and metric must not be empty")
     }
-    if !score.value.isFinite { throw ResultsError.invalidScore(reason: "\(score.benchmark) \(score.metric) is \(score.value)") }
+    if !score.value.isFinite {
+      throw ResultsError.invalidScore(reason: "\(score.benchmark) \(score.metric) is \(score.value)")
+    }
     if score.count < 1 { throw ResultsError.invalidScore(reason: "count must be at least 1, got \(score.count)") }
     if Set(score.perClass.map(\.className)).count != score.perClass.count {
       throw ResultsError.invalidScore(reason: "\(score.benchmark) \(score.metric) names a class twice")

@@ -39,7 +39,8 @@ public enum RunTables {
           rows: scores.map { score in
             [score.benchmark, score.metric, score.layer ?? "", score.k.map(String.init) ?? "",
              score.sample.map(String.init) ?? "", score.cost.map(number) ?? "", number(score.value),
-             String(score.count), score.std.map(number) ?? "", score.perClass.isEmpty ? "" : String(score.perClass.count)]
+             String(score.count), score.std.map(number) ?? "",
+             score.perClass.isEmpty ? "" : String(score.perClass.count)]
           })
   }
 

@@ -50,8 +50,10 @@ import Testing
       script += """
         BEGIN IMMEDIATE;
         INSERT INTO run (kind, protocol, label, code_version, host, pid, threads, started_at, status)
-          VALUES ('evaluate', 'voc07-svm', 'shell-\(index)', '0.1.0', 'shell', 1, 1, '2024-01-01T00:00:00Z', 'finished');
-        INSERT INTO score (run_id, benchmark, metric, layer, value) VALUES (last_insert_rowid(), 'voc07-svm', 'mAP', 'feature5', \(index));
+          VALUES ('evaluate', 'voc07-svm', 'shell-\(index)', '0.1.0', 'shell', 1, 1, '2024-01-01T00:00:00Z',
+                  'finished');
+        INSERT INTO score (run_id, benchmark, metric, layer, value)
+          VALUES (last_insert_rowid(), 'voc07-svm', 'mAP', 'feature5', \(index));
         INSERT INTO score (run_id, benchmark, metric, layer, k, value)
           SELECT id, 'voc07-lowshot-svm', 'mAP', 'feature5', 1, \(index) FROM run WHERE label = 'shell-\(index)';
         COMMIT;

@@ -111,8 +111,8 @@ func sampleRun(_ label: String = "resnet18-quick", kind: RunKind = .evaluate) ->
     #expect(throws: ResultsError.self) { try store.beginRun(bad) }
     let id = try store.beginRun(sampleRun())
     #expect(throws: ResultsError.self) {
-      try store.addScores([Score(benchmark: "b", metric: "m", value: 1), Score(benchmark: "b", metric: "m", value: .nan)],
-                          to: id)
+      try store.addScores([Score(benchmark: "b", metric: "m", value: 1),
+                           Score(benchmark: "b", metric: "m", value: .nan)], to: id)
     }
     #expect(try store.scores(run: id).isEmpty)  // nothing of the rejected batch was stored
     let text = ResultsError.unknownRun(id: 999, path: database.path).description
@@ -129,7 +129,8 @@ func sampleRun(_ label: String = "resnet18-quick", kind: RunKind = .evaluate) ->
 
     try FileManager.default.createDirectory(at: database.folder, withIntermediateDirectories: true)
     let garbage = database.folder.appendingPathComponent("garbage.sqlite").path
-    try Data(String(repeating: "this is not an SQLite database\n", count: 200).utf8).write(to: URL(fileURLWithPath: garbage))
+    let text = String(repeating: "this is not an SQLite database\n", count: 200)
+    try Data(text.utf8).write(to: URL(fileURLWithPath: garbage))
     #expect {
       try ResultsStore(path: garbage)
     } throws: { error in
