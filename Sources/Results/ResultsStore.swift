@@ -1,22 +1,274 @@
-// The SQLite results store (GRDB). The schema and API land with the results issue; this file opens the store.
+// The SQLite results store (GRDB): runs with provenance, their scores, per-class scores and pretraining epochs.
+//
+// One `DatabaseQueue` per process, in WAL mode with a busy timeout. simsiam-bench commands are short and
+// sequential, so a `DatabasePool`'s concurrent in-process readers would buy nothing; what matters is other
+// processes (a pretraining and an evaluation writing at once, a `results list` while they run). WAL lets
+// readers and the single writer proceed together across processes, GRDB opens every write transaction
+// IMMEDIATE so writers queue on the lock instead of failing on upgrade, and the busy timeout makes them wait.
 import Foundation
 import GRDB
 
 /// The results database: every run and score simsiam-bench computes, with provenance.
-public final class ResultsStore {
+public final class ResultsStore: Sendable {
+  /// The default location, relative to the working directory (the repository's results folder).
+  public static let defaultPath = "results/simsiam.sqlite"
+  /// How long a writer waits for another process's write transaction before failing.
+  public static let busyTimeout: TimeInterval = 30
+
   public let path: String
   let queue: DatabaseQueue
 
-  /// Opens (creating if needed) the store at `path` with foreign keys on.
-  public init(path: String) throws {
+  /// Opens the store at `path`, creating the file and its folder unless `createIfMissing` is false, and
+  /// applies any migrations it lacks.
+  ///
+  /// Throws `ResultsError.missingDatabase` (only when `createIfMissing` is false), `.unreadableDatabase`
+  /// for a file that is not a readable SQLite database, and `.newerSchema` for one a newer version wrote.
+  public init(path: String, createIfMissing: Bool = true) throws {
     self.path = path
+    let fileManager = FileManager.default
+    var isDirectory: ObjCBool = false
+    if fileManager.fileExists(atPath: path, isDirectory: &isDirectory) {
+      if isDirectory.boolValue { throw ResultsError.unreadableDatabase(path: path, reason: "it is a directory") }
+    } else {
+      guard createIfMissing else { throw ResultsError.missingDatabase(path: path) }
+      let folder = URL(fileURLWithPath: path).deletingLastPathComponent()
+      do {
+        try fileManager.createDirectory(at: folder, withIntermediateDirectories: true)
+      } catch {
+        throw ResultsError.unreadableDatabase(path: path, reason: "cannot create its folder: \(error)")
+      }
+    }
+
     var configuration = Configuration()
     configuration.foreignKeysEnabled = true
-    queue = try DatabaseQueue(path: path, configuration: configuration)
+    configuration.journalMode = .wal
+    configuration.busyMode = .timeout(Self.busyTimeout)
+    do {
+      queue = try DatabaseQueue(path: path, configuration: configuration)
+      try Self.migrate(queue, path: path)
+    } catch let error as ResultsError {
+      throw error
+    } catch let error as DatabaseError {
+      throw ResultsError.unreadableDatabase(path: path, reason: error.message ?? "\(error.resultCode)")
+    }
+  }
+
+  /// Applies missing migrations. Two processes may open a new file at once: GRDB reads the applied list before
+  /// its migration transaction, so the slower one can fail on a table the other just created. It then finds the
+  /// schema complete and carries on.
+  private static func migrate(_ queue: DatabaseQueue, path: String) throws {
+    let migrator = ResultsSchema.migrator
+    let known = Set(migrator.migrations)
+    let applied = try queue.read { try migrator.appliedIdentifiers($0) }
+    let unknown = applied.subtracting(known)
+    guard unknown.isEmpty else { throw ResultsError.newerSchema(path: path, unknownMigrations: unknown.sorted()) }
+    if try queue.read({ try migrator.hasCompletedMigrations($0) }) { return }
+    for attempt in 1...3 {
+      do {
+        try migrator.migrate(queue)
+        return
+      } catch {
+        if try queue.read({ try migrator.hasCompletedMigrations($0) }) { return }
+        if attempt == 3 { throw error }
+      }
+    }
   }
 
   /// The SQLite library version in use.
   public func sqliteVersion() throws -> String {
     try queue.read { try String.fetchOne($0, sql: "SELECT sqlite_version()") ?? "unknown" }
+  }
+
+  /// The names of the migrations applied to this database, oldest first.
+  public func appliedMigrations() throws -> [String] {
+    try queue.read { try ResultsSchema.migrator.appliedMigrations($0) }
+  }
+
+  /// `PRAGMA integrity_check`: "ok", or SQLite's list of problems.
+  public func integrityCheck() throws -> String {
+    try queue.read { try String.fetchAll($0, sql: "PRAGMA integrity_check").joined(separator: "\n") }
+  }
+
+  // MARK: - Runs
+
+  /// Records a new `running` run started now by this process on this host.
+  public func beginRun(_ new: NewRun) throws -> RunID {
+    do {
+      _ = try JSONSerialization.jsonObject(with: Data(new.config.utf8), options: [.fragmentsAllowed])
+    } catch {
+      throw ResultsError.invalidConfigJSON(reason: "\(error.localizedDescription) in \(new.config.prefix(80))")
+    }
+    let process = ProcessIdentity.current
+    var run = Run(
+      id: nil, kind: new.kind, protocolName: new.protocolName, label: new.label, configFile: new.configFile,
+      config: new.config, checkpointPath: new.checkpointPath, checkpointSHA256: new.checkpointSHA256,
+      checkpointLayout: new.checkpointLayout, datasetPath: new.datasetPath,
+      datasetFingerprint: new.datasetFingerprint, protocolVariant: new.protocolVariant,
+      codeVersion: new.codeVersion, host: process.host, pid: process.pid, processStart: process.start,
+      threads: new.threads, startedAt: Date(), finishedAt: nil, status: .running, message: nil)
+    try write { db in try run.insert(db) }
+    return run.runID
+  }
+
+  /// Marks a running run finished now.
+  public func finishRun(_ id: RunID) throws {
+    try end(id, status: .finished, message: nil)
+  }
+
+  /// Marks a running run failed now, with the reason.
+  public func failRun(_ id: RunID, message: String) throws {
+    try end(id, status: .failed, message: message)
+  }
+
+  private func end(_ id: RunID, status: RunStatus, message: String?) throws {
+    try write { db in
+      guard var run = try Run.fetchOne(db, key: id.rawValue) else {
+        throw ResultsError.unknownRun(id: id.rawValue, path: path)
+      }
+      guard run.status == .running else {
+        throw ResultsError.runNotRunning(id: id.rawValue, status: run.status.rawValue, path: path)
+      }
+      run.status = status
+      run.finishedAt = Date()
+      run.message = message
+      try run.update(db)
+    }
+  }
+
+  /// Every run, oldest first. A run still `running` in the table whose process is gone from this host reads as
+  /// `.died`; the table keeps `running`.
+  public func runs() throws -> [Run] {
+    let stored = try queue.read { try Run.order(Column("id")).fetchAll($0) }
+    let here = ProcessIdentity.current.host
+    return stored.map { run in
+      var run = run
+      if run.status == .running, run.host == here,
+         !ProcessIdentity.isAlive(pid: run.pid, start: run.processStart) {
+        run.status = .died
+      }
+      return run
+    }
+  }
+
+  /// One run, with the same `died` reading as `runs()`.
+  public func run(_ id: RunID) throws -> Run {
+    let stored = try queue.read { try Run.fetchOne($0, key: id.rawValue) }
+    guard var run = stored else { throw ResultsError.unknownRun(id: id.rawValue, path: path) }
+    if run.status == .running, run.host == ProcessIdentity.current.host,
+       !ProcessIdentity.isAlive(pid: run.pid, start: run.processStart) {
+      run.status = .died
+    }
+    return run
+  }
+
+  /// Deletes a run with its scores, per-class scores and epoch metrics.
+  public func deleteRun(_ id: RunID) throws {
+    try write { db in
+      guard try Run.deleteOne(db, key: id.rawValue) else {
+        throw ResultsError.unknownRun(id: id.rawValue, path: path)
+      }
+    }
+  }
+
+  // MARK: - Scores
+
+  /// Stores scores and their per-class values for a run, all or nothing.
+  @discardableResult
+  public func addScores(_ scores: [Score], to id: RunID) throws -> [Score] {
+    for score in scores { try Self.validate(score) }
+    return try write { db in
+      guard try Run.exists(db, key: id.rawValue) else { throw ResultsError.unknownRun(id: id.rawValue, path: path) }
+      var stored: [Score] = []
+      for var score in scores {
+        score.runID = id
+        try score.insert(db)
+        for entry in score.perClass {
+          try ClassScore(scoreID: score.id!, className: entry.className, value: entry.value).insert(db)
+        }
+        stored.append(score)
+      }
+      return stored
+    }
+  }
+
+  private static func validate(_ score: Score) throws {
+    if score.benchmark.isEmpty || score.metric.isEmpty {
+      throw ResultsError.invalidScore(reason: "benchmark and metric must not be empty")
+    }
+    if !score.value.isFinite {
+      throw ResultsError.invalidScore(reason: "\(score.benchmark) \(score.metric) is \(score.value)")
+    }
+    if score.count < 1 { throw ResultsError.invalidScore(reason: "count must be at least 1, got \(score.count)") }
+    if Set(score.perClass.map(\.className)).count != score.perClass.count {
+      throw ResultsError.invalidScore(reason: "\(score.benchmark) \(score.metric) names a class twice")
+    }
+  }
+
+  /// A run's scores in insertion order, each with its per-class values.
+  public func scores(run id: RunID) throws -> [Score] {
+    try queue.read { db in
+      guard try Run.exists(db, key: id.rawValue) else { throw ResultsError.unknownRun(id: id.rawValue, path: path) }
+      return try Self.fetchScores(db, filter: Column("run_id") == id.rawValue)
+    }
+  }
+
+  /// Every score of every run, grouped by run.
+  public func allScores() throws -> [RunID: [Score]] {
+    let scores = try queue.read { db in try Self.fetchScores(db, filter: nil) }
+    return Dictionary(grouping: scores, by: { $0.runID! })
+  }
+
+  /// How many scores each run has (runs without scores are absent).
+  public func scoreCounts() throws -> [RunID: Int] {
+    try queue.read { db in
+      let rows = try Row.fetchAll(db, sql: "SELECT run_id, COUNT(*) AS n FROM score GROUP BY run_id")
+      return Dictionary(uniqueKeysWithValues: rows.map { (RunID($0["run_id"] as Int64), $0["n"] as Int) })
+    }
+  }
+
+  private static func fetchScores(_ db: Database, filter: SQLExpression?) throws -> [Score] {
+    var request = Score.order(Column("id"))
+    if let filter { request = request.filter(filter) }
+    var scores = try request.fetchAll(db)
+    let ids = scores.map { $0.id! }
+    var perClass: [Int64: [ClassValue]] = [:]
+    for row in try ClassScore.filter(ids.contains(Column("score_id"))).order(Column("id")).fetchAll(db) {
+      perClass[row.scoreID, default: []].append(ClassValue(className: row.className, value: row.value))
+    }
+    for index in scores.indices { scores[index].perClass = perClass[scores[index].id!] ?? [] }
+    return scores
+  }
+
+  // MARK: - Pretraining epochs
+
+  /// Stores one epoch's pretraining metrics; an epoch already stored for the run is replaced (a resumed run).
+  public func addEpochMetric(_ metric: EpochMetric, to id: RunID) throws {
+    try write { db in
+      guard try Run.exists(db, key: id.rawValue) else { throw ResultsError.unknownRun(id: id.rawValue, path: path) }
+      var metric = metric
+      metric.runID = id
+      try EpochMetric.filter(Column("run_id") == id.rawValue && Column("epoch") == metric.epoch).deleteAll(db)
+      try metric.insert(db)
+    }
+  }
+
+  /// A run's epoch metrics, by epoch.
+  public func epochMetrics(run id: RunID) throws -> [EpochMetric] {
+    try queue.read { db in
+      try EpochMetric.filter(Column("run_id") == id.rawValue).order(Column("epoch")).fetchAll(db)
+    }
+  }
+
+  // MARK: - Helpers
+
+  /// A write transaction whose SQLite failures name this database.
+  private func write<T>(_ body: (Database) throws -> T) throws -> T {
+    do {
+      return try queue.write(body)
+    } catch let error as DatabaseError {
+      throw ResultsError.databaseFailure(
+        path: path, reason: "\(error.message ?? "SQLite error") (code \(error.extendedResultCode.rawValue))",
+        isBusy: error.resultCode == .SQLITE_BUSY || error.resultCode == .SQLITE_LOCKED)
+    }
   }
 }

@@ -29,20 +29,6 @@ struct Run: PlannedCommand {
   @Argument(parsing: .allUnrecognized, help: .hidden) var remaining: [String] = []
 }
 
-struct Results: PlannedCommand {
-  static let configuration = CommandConfiguration(
-    abstract: "List the runs and metrics stored in the results database. (not implemented yet)")
-  @OptionGroup var common: CommonOptions
-  @Argument(parsing: .allUnrecognized, help: .hidden) var remaining: [String] = []
-}
-
-struct Report: PlannedCommand {
-  static let configuration = CommandConfiguration(
-    abstract: "Render the standard result tables as Markdown, CSV or LaTeX. (not implemented yet)")
-  @OptionGroup var common: CommonOptions
-  @Argument(parsing: .allUnrecognized, help: .hidden) var remaining: [String] = []
-}
-
 struct Compare: PlannedCommand {
   static let configuration = CommandConfiguration(
     abstract: "Compare stored results with the published MMSelfSup and paper numbers. (not implemented yet)")

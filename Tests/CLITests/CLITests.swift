@@ -3,6 +3,7 @@ import Foundation
 import Testing
 import Tensors
 import Checkpoints
+import Results
 @testable import SimSiamBenchCLI
 
 @Suite struct ParsingTests {
@@ -15,17 +16,17 @@ import Checkpoints
   }
 
   @Test func defaultsUseAllCoresAndTheDefaultDatabase() throws {
-    let command = try #require(try SimSiamBench.parseAsRoot(["run"]) as? Run)
+    let command = try #require(try SimSiamBench.parseAsRoot(["run"]) as? SimSiamBenchCLI.Run)
     #expect(command.common.threads == 0)
     #expect(command.common.seed == 0)
     #expect(command.common.db == "results/simsiam.sqlite")
   }
 
   @Test func negativeThreadsAreRejected() {
-    #expect(throws: (any Error).self) { try SimSiamBench.parseAsRoot(["report", "--threads=-3"]) }
+    #expect(throws: (any Error).self) { try SimSiamBench.parseAsRoot(["pretrain", "--threads=-3"]) }
   }
 
-  @Test(arguments: ["pretrain", "run", "results", "report", "compare", "data"])
+  @Test(arguments: ["pretrain", "run", "compare", "data"])
   func plannedCommandsSayTheyAreNotImplemented(_ name: String) throws {
     // Extra arguments are accepted so the honest message, not a parse error, is what the user sees.
     var command = try SimSiamBench.parseAsRoot([name, "--threads", "1", "--some-future-flag", "x"])
@@ -95,5 +96,107 @@ import Checkpoints
     #expect(throws: (any Error).self) { try SimSiamBench.parseAsRoot(["selftest", "--steps", "5"]) }
     #expect(throws: (any Error).self) { try SimSiamBench.parseAsRoot(["selftest", "--batch-size", "2"]) }
     #expect(throws: Never.self) { try SimSiamBench.parseAsRoot(["selftest", "--steps", "12", "--threads", "1"]) }
+  }
+}
+
+@Suite struct ResultsCommandTests {
+  /// A database with a finished VOC SVM run and a running pretraining run.
+  static func makeDatabase() throws -> (folder: URL, path: String, svm: RunID, pretrain: RunID) {
+    let folder = FileManager.default.temporaryDirectory.appendingPathComponent("simsiam-cli-\(UUID().uuidString)")
+    let path = folder.appendingPathComponent("results.sqlite").path
+    let store = try ResultsStore(path: path)
+    let svm = try store.beginRun(NewRun(kind: .evaluate, protocolName: "voc07-svm", label: "quick, 5 epochs",
+                                        configFile: "quick.json", checkpointSHA256: "abc", codeVersion: "0.1.0",
+                                        threads: 2))
+    try store.addScores([
+      Score(benchmark: Benchmark.voc07SVM, metric: "mAP", layer: "feature5", value: 61.234,
+            perClass: [ClassValue(className: "aeroplane", value: 70.5), ClassValue(className: "bird", value: 52)]),
+      Score(benchmark: Benchmark.voc07LowShotSVM, metric: "mAP", layer: "feature5", k: 1, value: 20.5, count: 5,
+            std: 1.25),
+    ], to: svm)
+    try store.finishRun(svm)
+    let pretrain = try store.beginRun(NewRun(kind: .pretrain, protocolName: "simsiam", label: "quick",
+                                             codeVersion: "0.1.0", threads: 2))
+    try store.addEpochMetric(EpochMetric(epoch: 0, loss: -0.25, learningRate: 0.05, outputStd: 0.021,
+                                         imagesPerSecond: 123.4), to: pretrain)
+    return (folder, path, svm, pretrain)
+  }
+
+  @Test func listShowsEveryRunWithItsStatus() throws {
+    let database = try Self.makeDatabase()
+    defer { try? FileManager.default.removeItem(at: database.folder) }
+    let command = try #require(try SimSiamBench.parseAsRoot(["results", "list", "--db", database.path])
+                                 as? Results.List)
+    let lines = try command.output().split(separator: "\n")
+    #expect(lines.count == 3)
+    #expect(lines[0].hasPrefix("ID  Status    Kind      Protocol   Label"))
+    #expect(lines[1].hasPrefix("1   finished  evaluate  voc07-svm  quick, 5 epochs"))
+    #expect(lines[1].hasSuffix("2"))  // two scores
+    #expect(lines[2].hasPrefix("2   running   pretrain  simsiam"))
+  }
+
+  @Test func showPrintsProvenanceScoresClassesAndEpochs() throws {
+    let database = try Self.makeDatabase()
+    defer { try? FileManager.default.removeItem(at: database.folder) }
+    let svm = try #require(try SimSiamBench.parseAsRoot(["results", "show", "1", "--db", database.path])
+                             as? Results.Show)
+    let text = try svm.output()
+    #expect(text.contains("status:              finished"))
+    #expect(text.contains("checkpoint sha256:   abc"))
+    #expect(text.contains("voc07-svm          mAP     feature5                   61.234  1            2"))
+    #expect(text.contains("voc07-lowshot-svm  mAP     feature5  1                20.5    5      1.25"))
+    #expect(text.contains("aeroplane  70.5"))
+    let pretrain = try #require(try SimSiamBench.parseAsRoot(["results", "show", "2", "--db", database.path])
+                                  as? Results.Show)
+    #expect(try pretrain.output().contains("0      -0.25  0.05  0.021       123.4"))
+    let missing = try #require(try SimSiamBench.parseAsRoot(["results", "show", "9", "--db", database.path])
+                                 as? Results.Show)
+    #expect(throws: ResultsError.unknownRun(id: 9, path: database.path)) { try missing.output() }
+  }
+
+  @Test func deleteRemovesTheRun() throws {
+    let database = try Self.makeDatabase()
+    defer { try? FileManager.default.removeItem(at: database.folder) }
+    let command = try #require(try SimSiamBench.parseAsRoot(["results", "delete", "1", "--db", database.path])
+                                 as? Results.Delete)
+    #expect(try command.output().contains("Deleted run 1 (voc07-svm, quick, 5 epochs, 2 scores)"))
+    #expect(try ResultsStore(path: database.path).runs().map(\.id) == [database.pretrain])
+    #expect(throws: ResultsError.self) { try command.output() }
+  }
+
+  @Test func exportWritesCSVWithProvenance() throws {
+    let database = try Self.makeDatabase()
+    defer { try? FileManager.default.removeItem(at: database.folder) }
+    #expect(throws: (any Error).self) { try SimSiamBench.parseAsRoot(["results", "export", "--db", database.path]) }
+    let output = database.folder.appendingPathComponent("out/scores.csv").path
+    let command = try #require(try SimSiamBench.parseAsRoot(["results", "export", "--csv", "--output", output,
+                                                             "--db", database.path]) as? Results.Export)
+    try command.run()
+    let lines = try String(contentsOfFile: output, encoding: .utf8).components(separatedBy: "\r\n")
+    #expect(lines.count == 4)  // header, two scores, final line break
+    #expect(lines[0].hasPrefix("run_id,status,kind,protocol,"))
+    #expect(lines[1].hasPrefix("1,finished,evaluate,voc07-svm,,\"quick, 5 epochs\",quick.json,,abc,"))
+    #expect(lines[1].hasSuffix(",voc07-svm,mAP,feature5,,,,61.234,1,"))
+    #expect(lines[2].hasSuffix(",voc07-lowshot-svm,mAP,feature5,1,,,20.5,5,1.25"))
+  }
+
+  @Test func reportMarkdownRendersTheStoredScores() throws {
+    let database = try Self.makeDatabase()
+    defer { try? FileManager.default.removeItem(at: database.folder) }
+    let command = try #require(try SimSiamBench.parseAsRoot(["report", "markdown", "--db", database.path])
+                                 as? Report.Markdown)
+    let text = try command.rendered()
+    #expect(text.contains("#### VOC SVM / Low-shot SVM"))
+    #expect(text.contains("| [quick, 5 epochs](quick.json) | feature5   | 61.23 | 20.50 | –   | –   |"))
+    #expect(!text.contains("ImageNet Linear Evaluation"))
+  }
+
+  @Test(arguments: [["results", "list"], ["results", "show", "1"], ["results", "delete", "1"],
+                    ["results", "export", "--csv"], ["report", "markdown"]])
+  func aMissingDatabaseIsAHelpfulError(_ arguments: [String]) throws {
+    let path = "/nonexistent-\(UUID().uuidString)/r.sqlite"
+    var command = try SimSiamBench.parseAsRoot(arguments + ["--db", path])
+    #expect(throws: ResultsError.missingDatabase(path: path)) { try command.run() }
+    #expect(!FileManager.default.fileExists(atPath: path))
   }
 }

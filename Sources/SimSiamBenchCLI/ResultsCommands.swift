@@ -1,0 +1,117 @@
+// `simsiam-bench results …` and `simsiam-bench report …`: read the results database; the work is in Results.
+import ArgumentParser
+import Foundation
+import Results
+
+struct Results: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    abstract: "List, show, delete and export the runs and scores in the results database.",
+    discussion: "A run still marked running whose process is gone from this host is listed as died.",
+    subcommands: [List.self, Show.self, Delete.self, Export.self])
+
+  struct List: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "List every run, oldest first.")
+    @OptionGroup var common: CommonOptions
+
+    func output() throws -> String {
+      let store = try ResultsStore(path: common.db, createIfMissing: false)
+      let runs = try store.runs()
+      if runs.isEmpty { return "No runs in \(common.db).\n" }
+      return RunTables.list(runs, scoreCounts: try store.scoreCounts()).text()
+    }
+
+    func run() throws { print(try output(), terminator: "") }
+  }
+
+  struct Show: ParsableCommand {
+    static let configuration = CommandConfiguration(
+      abstract: "Show one run: its provenance, scores, per-class scores and pretraining epochs.")
+    @OptionGroup var common: CommonOptions
+    @Argument(help: ArgumentHelp("The run id (see `results list`).", valueName: "run")) var runID: Int64
+
+    func output() throws -> String {
+      let store = try ResultsStore(path: common.db, createIfMissing: false)
+      let id = RunID(runID)
+      var text = RunTables.details(try store.run(id))
+      let scores = try store.scores(run: id)
+      text += "\n" + (scores.isEmpty ? "No scores.\n" : RunTables.scores(scores).text())
+      if let perClass = RunTables.perClass(scores) { text += "\n" + perClass.text() }
+      let epochs = try store.epochMetrics(run: id)
+      if !epochs.isEmpty { text += "\n" + RunTables.epochs(epochs).text() }
+      return text
+    }
+
+    func run() throws { print(try output(), terminator: "") }
+  }
+
+  struct Delete: ParsableCommand {
+    static let configuration = CommandConfiguration(
+      abstract: "Delete a run with its scores, per-class scores and epoch metrics.")
+    @OptionGroup var common: CommonOptions
+    @Argument(help: ArgumentHelp("The run id (see `results list`).", valueName: "run")) var runID: Int64
+
+    func output() throws -> String {
+      let store = try ResultsStore(path: common.db, createIfMissing: false)
+      let id = RunID(runID)
+      let victim = try store.run(id)
+      let scores = try store.scores(run: id).count
+      try store.deleteRun(id)
+      return "Deleted run \(id) (\(victim.protocolName), \(victim.label), \(scores) scores) from \(common.db).\n"
+    }
+
+    func run() throws { print(try output(), terminator: "") }
+  }
+
+  struct Export: ParsableCommand {
+    static let configuration = CommandConfiguration(
+      abstract: "Export every score with its run's provenance.",
+      discussion: "One row per score; run columns repeat. Numbers are written exactly (shortest round-trip form).")
+    @OptionGroup var common: CommonOptions
+    @Flag(help: "Write CSV (RFC 4180). The only format so far, and required.") var csv = false
+    @Option(help: "Write to this file instead of standard output.") var output: String?
+
+    func validate() throws {
+      guard csv else { throw ValidationError("Choose an export format: --csv.") }
+    }
+
+    func rendered() throws -> String {
+      let store = try ResultsStore(path: common.db, createIfMissing: false)
+      return RunTables.export(try store.runs(), scores: try store.allScores()).csv()
+    }
+
+    func run() throws { try emit(try rendered(), to: output) }
+  }
+}
+
+struct Report: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    abstract: "Render the reference README's tables from the stored scores.",
+    subcommands: [Markdown.self])
+
+  struct Markdown: ParsableCommand {
+    static let configuration = CommandConfiguration(
+      abstract: "The VOC SVM / low-shot, ImageNet linear, Places205, kNN, detection and segmentation tables.",
+      discussion: """
+        One row per evaluated checkpoint (finished runs with the same label and checkpoint hash), "–" where a \
+        score is missing; tables without rows are left out.
+        """)
+    @OptionGroup var common: CommonOptions
+    @Option(help: "Write to this file instead of standard output.") var output: String?
+
+    func rendered() throws -> String {
+      let store = try ResultsStore(path: common.db, createIfMissing: false)
+      return try StandardReports(store: store).markdown(source: common.db)
+    }
+
+    func run() throws { try emit(try rendered(), to: output) }
+  }
+}
+
+/// Prints `text`, or writes it to `path` (creating its folder) and says so.
+private func emit(_ text: String, to path: String?) throws {
+  guard let path else { return print(text, terminator: "") }
+  let url = URL(fileURLWithPath: path)
+  try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+  try Data(text.utf8).write(to: url, options: .atomic)
+  print("Wrote \(path)")
+}
