@@ -27,6 +27,6 @@ struct NotImplementedYet: Error, CustomStringConvertible {
 
   var description: String {
     "`simsiam-bench \(command)` is not implemented yet in this version (\(SimSiamBench.version)). "
-      + "Only `selftest` and `checkpoint inspect` work so far; see `simsiam-bench --help`."
+      + "Working so far: `selftest`, `checkpoint inspect`, `results`, `report markdown`; see `simsiam-bench --help`."
   }
 }

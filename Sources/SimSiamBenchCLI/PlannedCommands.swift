@@ -21,8 +21,9 @@ struct Pretrain: PlannedCommand {
   @Argument(parsing: .allUnrecognized, help: .hidden) var remaining: [String] = []
 }
 
-struct Run: PlannedCommand {
+struct RunCommand: PlannedCommand {
   static let configuration = CommandConfiguration(
+    commandName: "run",
     abstract: "Evaluate a checkpoint with an MMSelfSup protocol (VOC07 SVM, linear probe, segmentation, "
       + "detection) and store the metrics. (not implemented yet)")
   @OptionGroup var common: CommonOptions

@@ -10,12 +10,12 @@ struct SimSiamBench: ParsableCommand {
     abstract: "SimSiam pretraining and transfer evaluations on CPU.",
     discussion: """
       Pretrains SimSiam ResNets and evaluates checkpoints with MMSelfSup's protocols on a Float32 engine over \
-      OpenBLAS. In this version `selftest` and `checkpoint inspect` do real work; the other commands report that they \
+      OpenBLAS. In this version `selftest`, `checkpoint inspect`, `results` and `report markdown` do real work; the other commands report that they \
       are not implemented yet.
       """,
     version: version,
     subcommands: [
-      Pretrain.self, Run.self, Results.self, Report.self, Compare.self, Checkpoint.self, DataCommand.self,
+      Pretrain.self, RunCommand.self, Results.self, Report.self, Compare.self, Checkpoint.self, DataCommand.self,
       SelfTest.self,
     ])
 }

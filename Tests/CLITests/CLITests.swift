@@ -16,7 +16,7 @@ import Results
   }
 
   @Test func defaultsUseAllCoresAndTheDefaultDatabase() throws {
-    let command = try #require(try SimSiamBench.parseAsRoot(["run"]) as? SimSiamBenchCLI.Run)
+    let command = try #require(try SimSiamBench.parseAsRoot(["run"]) as? RunCommand)
     #expect(command.common.threads == 0)
     #expect(command.common.seed == 0)
     #expect(command.common.db == "results/simsiam.sqlite")
