@@ -6,8 +6,14 @@ let package = Package(
   name: "simsiam-bench-benchmarks",
   dependencies: [.package(name: "simsiam-bench", path: "..")],
   targets: [
+    // Engine vs PyTorch, side by side: R50 inference, R50 training, SimSiam R18-CIFAR step.
     .executableTarget(
       name: "EngineBench",
+      dependencies: [.product(name: "SimSiamEngine", package: "simsiam-bench")],
+      swiftSettings: [.unsafeFlags(["-Ounchecked"])]),
+    // Per-shape convolution forward/backward against a plain sgemm of the same shape.
+    .executableTarget(
+      name: "KernelBench",
       dependencies: [.product(name: "SimSiamEngine", package: "simsiam-bench")],
       swiftSettings: [.unsafeFlags(["-Ounchecked"])]),
   ]

@@ -24,6 +24,13 @@ public final class Conv2D: Layer {
   public var computesInputGradient = true
   /// The largest im2col buffer, in floats (16 MB); larger inputs are processed in chunks of output rows.
   var maximumColumnElements = 1 << 22
+  /// Benchmarks only: `maximumColumnElements`, for tuning the chunk size.
+  @_spi(Benchmarks) public var columnBufferElements: Int {
+    get { maximumColumnElements }
+    set { maximumColumnElements = newValue }
+  }
+  /// Benchmarks only: when non-nil, seconds spent in im2col / col2im are added to it.
+  @_spi(Benchmarks) public var loweringSeconds: Double?
 
   /// What backward needs: the input, not its columns (k² times larger; backward rebuilds them).
   public struct Cache {
@@ -85,6 +92,15 @@ public final class Conv2D: Layer {
     return max(1, min(g.rows, rows))
   }
 
+  @inline(__always)
+  private func timeLowering(_ body: () -> Void) {
+    guard let elapsed = loweringSeconds else { return body() }
+    let start = ContinuousClock.now
+    body()
+    let duration = (ContinuousClock.now - start).components
+    loweringSeconds = elapsed + Double(duration.seconds) + Double(duration.attoseconds) * 1e-18
+  }
+
   // MARK: - Forward
 
   public func forward(_ x: Tensor, mode: Mode) -> (Tensor, Cache) {
@@ -92,6 +108,7 @@ public final class Conv2D: Layer {
     let (rowCount, k, out) = (g.rows, g.columnWidth, outChannels)
     let y = Tensor(uninitializedShape: [g.batchSize, g.outputHeight, g.outputWidth, out]) { yBuffer in
       let yp = yBuffer.baseAddress!
+      adviseHugePages(yp, bytes: yBuffer.count * MemoryLayout<Float>.stride)
       var beta: Float = 0
       if let bias {
         // Pre-fill every output row with the bias; the GEMMs then accumulate onto it.
@@ -112,11 +129,11 @@ public final class Conv2D: Layer {
             return
           }
           let chunk = chunkRows(g)
-          let columns = UnsafeMutablePointer<Float>.allocate(capacity: chunk * k)  // [chunk, kh·kw·in]
+          let columns = allocateScratch(chunk * k)  // [chunk, kh·kw·in]
           defer { columns.deallocate() }
           for start in Swift.stride(from: 0, to: rowCount, by: chunk) {
             let rows = start..<min(rowCount, start + chunk)
-            im2col(xp, g, rows: rows, into: columns)
+            timeLowering { im2col(xp, g, rows: rows, into: columns) }
             gemm(m: rows.count, n: out, k: k, columns, wp, transposeB: true, into: yp + start * out, beta: beta)
           }
         }
@@ -148,9 +165,17 @@ public final class Conv2D: Layer {
     }
     guard computesWeightGradient || computesInputGradient else { return Tensor(shape: [0], scalars: []) }
 
-    var dx = computesInputGradient
-      ? (isPointwise ? Tensor(uninitializedShape: x.shape) { _ in } : Tensor.zeros(x.shape))
-      : Tensor(shape: [0], scalars: [])
+    let chunk = chunkRows(g)
+    // Chunks of whole images let col2im gather: it then writes every element of dx once, so no zero-fill.
+    let gathers = chunk % g.outputPixelsPerImage == 0
+    var dx: Tensor
+    if !computesInputGradient {
+      dx = Tensor(shape: [0], scalars: [])
+    } else if isPointwise || gathers {
+      dx = Tensor(uninitializedShape: x.shape) { adviseHugePages($0.baseAddress!, bytes: $0.count * 4) }
+    } else {
+      dx = Tensor.zeros(x.shape)
+    }
     let computesInputGradient = computesInputGradient
     dy.scalars.withUnsafeBufferPointer { dyb in
       x.scalars.withUnsafeBufferPointer { xb in
@@ -170,15 +195,14 @@ public final class Conv2D: Layer {
               }
               return
             }
-            let chunk = chunkRows(g)
             // One buffer per call: im2col columns for dW, then overwritten by dcols for col2im.
-            let columns = UnsafeMutablePointer<Float>.allocate(capacity: chunk * k)  // [chunk, kh·kw·in]
+            let columns = allocateScratch(chunk * k)  // [chunk, kh·kw·in]
             defer { columns.deallocate() }
             for start in Swift.stride(from: 0, to: rowCount, by: chunk) {
               let rows = start..<min(rowCount, start + chunk)
               let dyChunk = dyp + start * out  // [rows, out]
               if computesWeightGradient {
-                im2col(xp, g, rows: rows, into: columns)
+                timeLowering { im2col(xp, g, rows: rows, into: columns) }
                 // dW[out, kh·kw·in] += dYᵀ[out, rows] · cols[rows, kh·kw·in], accumulated over chunks
                 weight.grad.scalars.withUnsafeMutableBufferPointer { gb in
                   gemm(m: out, n: k, k: rows.count, dyChunk, transposeA: true, columns, into: gb.baseAddress!,
@@ -186,9 +210,14 @@ public final class Conv2D: Layer {
                 }
               }
               if computesInputGradient {
-                // dcols[rows, kh·kw·in] = dY[rows, out] · W[out, kh·kw·in], then scatter-added into dx
+                // dcols[rows, kh·kw·in] = dY[rows, out] · W[out, kh·kw·in], then folded into dx
                 gemm(m: rows.count, n: k, k: out, dyChunk, wp, into: columns)
-                col2imAdd(columns, g, rows: rows, into: dxb.baseAddress!)
+                if gathers {
+                  let images = (rows.lowerBound / g.outputPixelsPerImage)..<(rows.upperBound / g.outputPixelsPerImage)
+                  timeLowering { col2im(columns, g, images: images, into: dxb.baseAddress!) }
+                } else {
+                  timeLowering { col2imAdd(columns, g, rows: rows, into: dxb.baseAddress!) }
+                }
               }
             }
           }

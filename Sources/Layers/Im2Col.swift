@@ -3,7 +3,12 @@
 // Row r of the column matrix belongs to output pixel r of the flattened [n, outH, outW] grid; its
 // kh·kw·c entries are the window taps in (kh, kw, c) order, which matches an OHWI weight flattened to
 // [out, kh·kw·in]. In NHWC each tap is a contiguous run of c floats.
+// col2im comes in two forms: a gather over input pixels (writes dx once, no zero-fill, no write collisions;
+// used when a chunk holds whole images) and a scatter-add over output pixels (for chunks that split an image).
 import Tensors
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The geometry of a square-kernel 2-D convolution window over an NHWC input (PyTorch `nn.Conv2d` arithmetic).
 public struct ConvGeometry: Sendable, Equatable {
@@ -52,13 +57,11 @@ public func col2im(_ columns: Tensor, inputShape: [Int], kernelSize: Int, stride
                        dilation: dilation)
   precondition(columns.shape == [g.rows, g.columnWidth],
                "col2im expects columns [\(g.rows), \(g.columnWidth)] for input \(inputShape), got \(columns.shape).")
-  var dx = Tensor.zeros(inputShape)
-  columns.scalars.withUnsafeBufferPointer { cb in
-    dx.scalars.withUnsafeMutableBufferPointer { db in
-      col2imAdd(cb.baseAddress!, g, rows: 0..<g.rows, into: db.baseAddress!)
+  return Tensor(uninitializedShape: inputShape) { dx in
+    columns.scalars.withUnsafeBufferPointer { cb in
+      col2im(cb.baseAddress!, g, images: 0..<g.batchSize, into: dx.baseAddress!)
     }
   }
-  return dx
 }
 
 // MARK: - Kernels
@@ -69,8 +72,17 @@ func im2col(_ x: UnsafePointer<Float>, _ g: ConvGeometry, rows: Range<Int>,
             into columns: UnsafeMutablePointer<Float>) {
   let width = g.columnWidth
   parallelFor(rows, minimumChunk: max(1, 32_768 / width)) { range in
+    // Output coordinates of the first row, then stepped along: no divisions per row.
+    var image = range.lowerBound / g.outputPixelsPerImage
+    let pixel = range.lowerBound - image * g.outputPixelsPerImage
+    var oy = pixel / g.outputWidth, ox = pixel - (pixel / g.outputWidth) * g.outputWidth
     for row in range {
-      im2colRow(x, g, row: row, into: columns + (row - rows.lowerBound) * width)
+      im2colRow(x, g, image: image, oy: oy, ox: ox, into: columns + (row - rows.lowerBound) * width)
+      ox += 1
+      if ox == g.outputWidth {
+        ox = 0; oy += 1
+        if oy == g.outputHeight { oy = 0; image += 1 }
+      }
     }
   }
 }
@@ -104,15 +116,94 @@ func col2imAdd(_ columns: UnsafePointer<Float>, _ g: ConvGeometry, rows: Range<I
   }
 }
 
-/// One im2col row: the k·k·c window values of output pixel `row`.
+/// Writes images `images` of `dx` (`[n, h, w, c]`) in full, each element once, from the column matrix of
+/// exactly those images' rows (`[images.count·outH·outW, k·k·c]`). No zero-fill is needed beforehand.
+///
+/// A gather: each input pixel sums the taps of the windows that cover it, so threads split input rows
+/// freely without write collisions.
+func col2im(_ columns: UnsafePointer<Float>, _ g: ConvGeometry, images: Range<Int>,
+            into dx: UnsafeMutablePointer<Float>) {
+  let (h, w, c, k) = (g.height, g.width, g.channels, g.kernelSize)
+  // windowTable[i·k + t]: the output coordinate whose tap t reads input coordinate i, or −1 (rows then
+  // columns). Built once, so the per-pixel loop has no divisions.
+  let windowTable = UnsafeMutablePointer<Int32>.allocate(capacity: (h + w) * k)
+  defer { windowTable.deallocate() }
+  for (offset, size, outSize) in [(0, h, g.outputHeight), (h * k, w, g.outputWidth)] {
+    for i in 0..<size {
+      for t in 0..<k {
+        let n = i + g.padding - t * g.dilation
+        let valid = n >= 0 && n % g.stride == 0 && n / g.stride < outSize
+        windowTable[offset + i * k + t] = valid ? Int32(n / g.stride) : -1
+      }
+    }
+  }
+  let (rowTable, columnTable) = (UnsafePointer(windowTable), UnsafePointer(windowTable + h * k))
+  let first = images.lowerBound
+  parallelFor((images.lowerBound * h)..<(images.upperBound * h), minimumChunk: max(1, 32_768 / (w * c))) { range in
+    for imageRow in range {
+      let image = imageRow / h, iy = imageRow - (imageRow / h) * h
+      col2imInputRow(columns + (image - first) * g.outputPixelsPerImage * g.columnWidth, g,
+                     rowTaps: rowTable + iy * k, columnTable: columnTable, into: dx + imageRow * w * c)
+    }
+  }
+}
+
+/// One input row of one image: dx[iy, ix, :] = Σ over the windows (oy, ox) and taps (ky, kx) that read
+/// pixel (iy, ix) of cols[oy·outW + ox, (ky·k + kx)·c ..< +c]. `rowTaps[ky]` is that oy (or −1);
+/// `columnTable[ix·k + kx]` that ox (or −1).
 @inline(__always)
-private func im2colRow(_ x: UnsafePointer<Float>, _ g: ConvGeometry, row: Int,
+private func col2imInputRow(_ imageColumns: UnsafePointer<Float>, _ g: ConvGeometry, rowTaps: UnsafePointer<Int32>,
+                            columnTable: UnsafePointer<Int32>, into target: UnsafeMutablePointer<Float>) {
+  let (w, c, k, outW, width) = (g.width, g.channels, g.kernelSize, g.outputWidth, g.columnWidth)
+  for ix in 0..<w {
+    let pixel = target + ix * c
+    let columnTaps = columnTable + ix * k
+    var written = false
+    for ky in 0..<k {
+      let oy = Int(rowTaps[ky])
+      if oy < 0 { continue }
+      let windowRow = imageColumns + oy * outW * width + ky * k * c
+      for kx in 0..<k {
+        let ox = Int(columnTaps[kx])
+        if ox < 0 { continue }
+        let tap = windowRow + ox * width + kx * c
+        if written {
+          for channel in 0..<c { pixel[channel] += tap[channel] }
+        } else {
+          pixel.update(from: tap, count: c)
+          written = true
+        }
+      }
+    }
+    if !written { pixel.update(repeating: 0, count: c) }
+  }
+}
+
+/// Asks Linux to back `bytes` of a fresh, not yet touched allocation with 2 MB transparent huge pages
+/// (THP runs in "madvise" mode here): one page fault per 2 MB instead of 512. Ignored elsewhere.
+func adviseHugePages(_ pointer: UnsafeMutableRawPointer, bytes: Int) {
+  #if os(Linux)
+  let hugePage = 1 << 21
+  guard bytes >= 2 * hugePage else { return }
+  let start = (Int(bitPattern: pointer) + hugePage - 1) & ~(hugePage - 1)
+  let end = (Int(bitPattern: pointer) + bytes) & ~(hugePage - 1)
+  if end > start { _ = madvise(UnsafeMutableRawPointer(bitPattern: start), end - start, MADV_HUGEPAGE) }
+  #endif
+}
+
+/// An uninitialised float buffer aligned to 2 MB and advised for huge pages (im2col scratch). Free with
+/// `deallocate()`.
+func allocateScratch(_ count: Int) -> UnsafeMutablePointer<Float> {
+  let raw = UnsafeMutableRawPointer.allocate(byteCount: count * MemoryLayout<Float>.stride, alignment: 1 << 21)
+  adviseHugePages(raw, bytes: count * MemoryLayout<Float>.stride)
+  return raw.bindMemory(to: Float.self, capacity: count)
+}
+
+/// One im2col row: the k·k·c window values of output pixel (image, oy, ox).
+@inline(__always)
+private func im2colRow(_ x: UnsafePointer<Float>, _ g: ConvGeometry, image: Int, oy: Int, ox: Int,
                        into destination: UnsafeMutablePointer<Float>) {
   let (h, w, c, k, d) = (g.height, g.width, g.channels, g.kernelSize, g.dilation)
-  let perImage = g.outputPixelsPerImage
-  let image = row / perImage
-  let pixel = row - image * perImage
-  let oy = pixel / g.outputWidth, ox = pixel - (pixel / g.outputWidth) * g.outputWidth
   let iy0 = oy * g.stride - g.padding, ix0 = ox * g.stride - g.padding
   let imageBase = x + image * h * w * c
   var out = destination
@@ -127,13 +218,17 @@ private func im2colRow(_ x: UnsafePointer<Float>, _ g: ConvGeometry, row: Int,
     if d == 1 {
       // Undilated taps along kw are adjacent pixels: one contiguous run of (valid taps)·c floats.
       let kxStart = min(k, max(0, -ix0)), kxEnd = max(kxStart, min(k, w - ix0))
-      out.update(repeating: 0, count: kxStart * c)
-      out += kxStart * c
+      if kxStart > 0 {
+        out.update(repeating: 0, count: kxStart * c)
+        out += kxStart * c
+      }
       let run = (kxEnd - kxStart) * c
       out.update(from: rowBase + (ix0 + kxStart) * c, count: run)
       out += run
-      out.update(repeating: 0, count: (k - kxEnd) * c)
-      out += (k - kxEnd) * c
+      if kxEnd < k {
+        out.update(repeating: 0, count: (k - kxEnd) * c)
+        out += (k - kxEnd) * c
+      }
     } else {
       for kx in 0..<k {
         let ix = ix0 + kx * d
