@@ -21,9 +21,10 @@ let package = Package(
     .systemLibrary(name: "CLiblinear", providers: [.apt(["liblinear-dev"])]),
     .systemLibrary(name: "CTurboJPEG", pkgConfig: "libturbojpeg", providers: [.apt(["libturbojpeg0-dev"])]),
     .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
+    .systemLibrary(name: "CMalloc"),  // glibc's malloc.h (mallopt)
 
     // MARK: - Engine (a target imports only targets listed above it)
-    .target(name: "Tensors", dependencies: ["COpenBLAS"], swiftSettings: kernelSettings),
+    .target(name: "Tensors", dependencies: ["COpenBLAS", "CMalloc"], swiftSettings: kernelSettings),
     .target(name: "Layers", dependencies: ["Tensors"], swiftSettings: kernelSettings),
     .target(name: "Models", dependencies: ["Layers"], swiftSettings: kernelSettings),
     .target(name: "Training", dependencies: ["Layers", "Models"], swiftSettings: kernelSettings),

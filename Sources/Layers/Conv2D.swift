@@ -104,42 +104,78 @@ public final class Conv2D: Layer {
   // MARK: - Forward
 
   public func forward(_ x: Tensor, mode: Mode) -> (Tensor, Cache) {
+    let y = weight.value.scalars.withUnsafeBufferPointer { wb in
+      guard let bias else { return convolve(x, weight: wb.baseAddress!, bias: nil) }
+      return bias.value.scalars.withUnsafeBufferPointer { convolve(x, weight: wb.baseAddress!, bias: $0.baseAddress!) }
+    }
+    return (y, Cache(x: x))
+  }
+
+  /// Inference with the following BatchNorm folded into the weights (no cache, no BN pass):
+  /// y = conv(x; W·diag(scale)) + (scale ⊙ b + shift), then ReLU if `appliesReLU`.
+  /// `scale`, `shift`: [outChannels], from `BatchNorm.foldedScaleShift()`.
+  public func forwardFolded(_ x: Tensor, scale: [Float], shift: [Float], appliesReLU: Bool) -> Tensor {
+    precondition(scale.count == outChannels && shift.count == outChannels,
+                 "Folding needs \(outChannels) scales and shifts, got \(scale.count) and \(shift.count).")
+    let perOutput = weight.value.count / outChannels  // kh·kw·in
+    let foldedWeight = Tensor(uninitializedShape: weight.value.shape) { folded in
+      weight.value.scalars.withUnsafeBufferPointer { w in
+        for o in 0..<outChannels {
+          for i in 0..<perOutput { folded[o * perOutput + i] = w[o * perOutput + i] * scale[o] }
+        }
+      }
+    }
+    var foldedBias = shift
+    if let bias {
+      for o in 0..<outChannels { foldedBias[o] += scale[o] * bias.value.scalars[o] }
+    }
+    var y = foldedWeight.scalars.withUnsafeBufferPointer { wb in
+      foldedBias.withUnsafeBufferPointer { convolve(x, weight: wb.baseAddress!, bias: $0.baseAddress!) }
+    }
+    if appliesReLU {
+      let count = y.count
+      y.scalars.withUnsafeMutableBufferPointer { yb in
+        let yp = yb.baseAddress!
+        parallelFor(0..<count, minimumChunk: 1 << 16) { range in
+          for i in range { yp[i] = max(yp[i], 0) }
+        }
+      }
+    }
+    return y
+  }
+
+  /// The convolution itself: `weight` is [out, kh·kw·in], `bias` [out] or nil.
+  private func convolve(_ x: Tensor, weight wp: UnsafePointer<Float>, bias: UnsafePointer<Float>?) -> Tensor {
     let g = geometry(x.shape)
     let (rowCount, k, out) = (g.rows, g.columnWidth, outChannels)
-    let y = Tensor(uninitializedShape: [g.batchSize, g.outputHeight, g.outputWidth, out]) { yBuffer in
+    return Tensor(uninitializedShape: [g.batchSize, g.outputHeight, g.outputWidth, out]) { yBuffer in
       let yp = yBuffer.baseAddress!
       adviseHugePages(yp, bytes: yBuffer.count * MemoryLayout<Float>.stride)
       var beta: Float = 0
       if let bias {
         // Pre-fill every output row with the bias; the GEMMs then accumulate onto it.
-        bias.value.scalars.withUnsafeBufferPointer { bb in
-          let bp = bb.baseAddress!
-          parallelFor(0..<rowCount, minimumChunk: max(1, 65_536 / out)) { range in
-            for row in range { (yp + row * out).update(from: bp, count: out) }
-          }
+        parallelFor(0..<rowCount, minimumChunk: max(1, 65_536 / out)) { range in
+          for row in range { (yp + row * out).update(from: bias, count: out) }
         }
         beta = 1
       }
       x.scalars.withUnsafeBufferPointer { xb in
-        weight.value.scalars.withUnsafeBufferPointer { wb in
-          let (xp, wp) = (xb.baseAddress!, wb.baseAddress!)
-          if isPointwise {
-            // y[n·h·w, out] = x[n·h·w, in] · Wᵀ
-            gemm(m: rowCount, n: out, k: k, xp, wp, transposeB: true, into: yp, beta: beta)
-            return
-          }
-          let chunk = chunkRows(g)
-          let columns = allocateScratch(chunk * k)  // [chunk, kh·kw·in]
-          defer { columns.deallocate() }
-          for start in Swift.stride(from: 0, to: rowCount, by: chunk) {
-            let rows = start..<min(rowCount, start + chunk)
-            timeLowering { im2col(xp, g, rows: rows, into: columns) }
-            gemm(m: rows.count, n: out, k: k, columns, wp, transposeB: true, into: yp + start * out, beta: beta)
-          }
+        let xp = xb.baseAddress!
+        if isPointwise {
+          // y[n·h·w, out] = x[n·h·w, in] · Wᵀ
+          gemm(m: rowCount, n: out, k: k, xp, wp, transposeB: true, into: yp, beta: beta)
+          return
+        }
+        let chunk = chunkRows(g)
+        let columns = allocateScratch(chunk * k)  // [chunk, kh·kw·in]
+        defer { columns.deallocate() }
+        for start in Swift.stride(from: 0, to: rowCount, by: chunk) {
+          let rows = start..<min(rowCount, start + chunk)
+          timeLowering { im2col(xp, g, rows: rows, into: columns) }
+          gemm(m: rows.count, n: out, k: k, columns, wp, transposeB: true, into: yp + start * out, beta: beta)
         }
       }
     }
-    return (y, Cache(x: x))
   }
 
   // MARK: - Backward

@@ -36,6 +36,13 @@ public final class ConvBN: Layer {
     conv.backward(bn.backward(dy, cache.bn), cache.conv)
   }
 
+  /// Inference without a cache: BN's running statistics are folded into the conv (equal to
+  /// `forward(x, mode: .inference).0` up to rounding), saving the BN pass.
+  public func infer(_ x: Tensor) -> Tensor {
+    let (scale, shift) = bn.foldedScaleShift()
+    return conv.forwardFolded(x, scale: scale, shift: shift, appliesReLU: bn.fusesReLU)
+  }
+
   public var namedParameters: [NamedParameter] {
     prefixed(convName, conv.namedParameters) + prefixed(bnName, bn.namedParameters)
   }

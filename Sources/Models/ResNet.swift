@@ -139,6 +139,25 @@ public final class ResNet: Layer {
     return (features, Cache(stem: stemCache, maxPool: maxPoolCache, stages: stageCaches))
   }
 
+  /// feature1 … feature`lastFeature` in inference mode without keeping caches: BN folded into the convs and every
+  /// intermediate freed as soon as it is used. The fast path for feature extraction and evaluation.
+  public func inferFeatures(_ x: Tensor, upTo lastFeature: Int = 5) -> [Tensor] {
+    precondition(x.rank == 4 && x.shape[3] == config.inChannels,
+                 "ResNet expects NHWC input with \(config.inChannels) channels, got shape \(x.shape).")
+    precondition((1...5).contains(lastFeature), "ResNet features are numbered 1…5, got \(lastFeature).")
+    var features = [stem.infer(x)]
+    var h = features[0]
+    if let maxPool, lastFeature > 1 { h = maxPool.forward(h).0 }
+    for stage in stages.prefix(lastFeature - 1) {
+      for block in stage { h = block.infer(h) }
+      features.append(h)
+    }
+    return features
+  }
+
+  /// feature5 in inference mode without caches (see `inferFeatures`).
+  public func infer(_ x: Tensor) -> Tensor { inferFeatures(x).last! }
+
   /// ∂L/∂x from ∂L/∂feature5 (an empty tensor unless `computesInputGradient`); adds every parameter's gradient.
   public func backward(_ dy: Tensor, _ cache: Cache) -> Tensor {
     precondition(cache.stages.count == 4, "ResNet.backward needs a cache from a forward through all four stages.")

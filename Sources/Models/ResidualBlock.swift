@@ -82,6 +82,12 @@ public final class ResidualBlock: Layer {
     return (y, Cache(branch: branchCaches, downsample: downsampleCache, y: y))
   }
 
+  /// Inference without caches, BN folded into the convs.
+  public func infer(_ x: Tensor) -> Tensor {
+    let h = branch.reduce(x) { $1.infer($0) }
+    return addReLU(h, downsample?.infer(x) ?? x)
+  }
+
   public func backward(_ dy: Tensor, _ cache: Cache) -> Tensor {
     let dSum = reluBackward(dy, output: cache.y)
     var dh = dSum

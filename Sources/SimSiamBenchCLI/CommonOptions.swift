@@ -17,8 +17,11 @@ struct CommonOptions: ParsableArguments {
     guard threads >= 0 else { throw ValidationError("--threads must be 0 (all cores) or positive, got \(threads).") }
   }
 
-  /// Applies `--threads` to the engine; call once, before any kernel runs.
-  func configureThreads() { Threads.configure(threads) }
+  /// Applies `--threads` to the engine and tunes the allocator; call once, before any kernel runs.
+  func configureThreads() {
+    Threads.configure(threads)
+    Allocator.retainFreedMemory()
+  }
 }
 
 /// A command whose work lands in a later version: it says so and exits with a failure status.

@@ -101,6 +101,19 @@ extension Parameter {
     }
   }
 
+  /// The cache-free inference path folds BN into the convs; it must still match PyTorch's eval() features.
+  @Test(arguments: ParityCase.all)
+  func foldedInferenceFeaturesMatch(_ parityCase: ParityCase) throws {
+    let file = try parityCase.load()
+    let model = try parityCase.makeModel(file)
+    let features = model.backbone.inferFeatures(try file.tensor("input.view1").nchwToNHWC())
+    #expect(features.count == 5)
+    for (index, feature) in features.enumerated() {
+      let error = scaledError(feature.nhwcToNCHW(), try file.tensor("eval.feature\(index + 1)"))
+      #expect(error <= 1e-4, "\(parityCase) folded eval.feature\(index + 1): scaled error \(error)")
+    }
+  }
+
   @Test(arguments: ParityCase.all)
   func trainingStepMatchesLossGradientsAndSGDStep(_ parityCase: ParityCase) throws {
     let file = try parityCase.load()

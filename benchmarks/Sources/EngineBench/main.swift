@@ -19,6 +19,7 @@ struct Arguments {
   var iterations = 0        // 0: the reference script's counts
   var childCase: String?    // set in child processes
   var skipTorch = false
+  var defaultAllocator = false  // --default-allocator: leave glibc's mmap threshold alone (for comparison)
 
   init(_ argv: [String]) {
     var index = 1
@@ -35,6 +36,7 @@ struct Arguments {
       case "--iters": iterations = Int(value())!
       case "--case": childCase = value()
       case "--skip-torch": skipTorch = true
+      case "--default-allocator": defaultAllocator = true
       case let other: fatalError("Unknown argument \(other). See the comment at the top of main.swift.")
       }
       index += 1
@@ -113,7 +115,7 @@ func runCase(_ id: String, iterations requested: Int) -> CaseResult {
     if id == "a" {
       flops = forwardFlops
       stepSeconds = time(warmup: 1, iterations: requested > 0 ? requested : 3) {
-        _ = classifier(globalAvgPool(backbone(x, mode: .inference)))
+        _ = classifier(globalAvgPool(backbone.infer(x)))
       }
     } else {
       flops = 3 * forwardFlops  // backward ≈ 2× forward
@@ -256,6 +258,7 @@ struct TorchReport: Decodable {
 
 let arguments = Arguments(CommandLine.arguments)
 Threads.configure(arguments.threads)
+if !arguments.defaultAllocator { Allocator.retainFreedMemory() }
 
 if let id = arguments.childCase {
   let result = runCase(id, iterations: arguments.iterations)
@@ -282,7 +285,8 @@ var shortfalls: [String] = []
 for id in arguments.cases {
   let ours = try JSONDecoder().decode(CaseResult.self, from: lastJSONLine(
     try runChild(CommandLine.arguments[0], ["--case", id, "--threads", "\(arguments.threads)",
-                                            "--iters", "\(arguments.iterations)"])))
+                                            "--iters", "\(arguments.iterations)"]
+                   + (arguments.defaultAllocator ? ["--default-allocator"] : []))))
   var torchImages = Double.nan, torchMemory = Double.nan
   if !arguments.skipTorch {
     let script = repositoryRoot.appendingPathComponent("benchmarks/torch_bench.py").path

@@ -39,14 +39,7 @@ let options = Options.parse()
 let (threads, repeats, network, only, validates) =
   (options.threads, options.repeats, options.network, options.only, options.validates)
 Threads.configure(threads)
-/// glibc's `int mallopt(int, int)` (malloc.h is not in the Glibc module).
-@_silgen_name("mallopt") func mallopt(_ parameter: Int32, _ value: Int32) -> Int32
-if options.keepsHeap {
-  // Large blocks from the heap and never returned: a step's tensors then reuse already-mapped pages.
-  // Same effect as GLIBC_TUNABLES=glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=...
-  _ = mallopt(-4, 0)              // M_MMAP_MAX
-  _ = mallopt(-1, Int32.max)      // M_TRIM_THRESHOLD
-}
+if options.keepsHeap { Allocator.retainFreedMemory() }
 
 // MARK: - Shapes
 
