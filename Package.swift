@@ -9,11 +9,12 @@ let package = Package(
   name: "simsiam-bench",
   products: [
     .executable(name: "simsiam-bench", targets: ["SimSiamBenchCLI"]),
-    .library(name: "SimSiamEngine", targets: ["Tensors", "Layers", "Models", "Training", "Checkpoints"]),
+    .library(name: "SimSiamEngine", targets: ["Tensors", "Layers", "Models", "Training", "Checkpoints", "Datasets"]),
   ],
   dependencies: [
     .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
     .package(url: "https://github.com/groue/GRDB.swift", from: "7.0.0"),
+    .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.19"),
   ],
   targets: [
     // MARK: - System libraries (installed by `make setup`; see Makefile)
@@ -28,14 +29,15 @@ let package = Package(
     .target(name: "Layers", dependencies: ["Tensors"], swiftSettings: kernelSettings),
     .target(name: "Models", dependencies: ["Layers"], swiftSettings: kernelSettings),
     .target(name: "Training", dependencies: ["Layers", "Models"], swiftSettings: kernelSettings),
-    .target(name: "Checkpoints", dependencies: ["Layers"]),
+    .target(name: "Checkpoints", dependencies: ["Layers", .product(name: "ZIPFoundation", package: "ZIPFoundation")]),
+    .target(name: "Datasets", dependencies: ["Tensors", "CTurboJPEG", "CPNG"], swiftSettings: kernelSettings),
 
     // MARK: - Results store (SQLite through GRDB)
     .target(name: "Results", dependencies: [.product(name: "GRDB", package: "GRDB.swift")]),
 
     // MARK: - Command-line tool
     .executableTarget(name: "SimSiamBenchCLI", dependencies: [
-      "Models", "Training", "Checkpoints", "Results",
+      "Models", "Training", "Checkpoints", "Datasets", "Results",
       .product(name: "ArgumentParser", package: "swift-argument-parser"),
     ]),
 
@@ -46,7 +48,9 @@ let package = Package(
     .testTarget(name: "ModelsTests", dependencies: ["Models", "Training", "Checkpoints", "TestSupport"],
                 resources: [.copy("Fixtures")]),
     .testTarget(name: "TrainingTests", dependencies: ["Training", "TestSupport"]),
-    .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints", "TestSupport"]),
+    .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints", "Models", "TestSupport"],
+                resources: [.copy("Fixtures")]),
+    .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "TestSupport"], resources: [.copy("Fixtures")]),
     .testTarget(name: "ResultsTests", dependencies: ["Results"]),
     .testTarget(name: "CLITests", dependencies: ["SimSiamBenchCLI"]),
     .testTarget(name: "NativeLibrariesTests", dependencies: ["COpenBLAS", "CLiblinear", "CTurboJPEG", "CPNG"]),
