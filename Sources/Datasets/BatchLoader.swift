@@ -71,7 +71,8 @@ public final class BatchLoader<Batch: Sendable>: @unchecked Sendable {
     condition.lock()
     defer { condition.unlock() }
     guard nextToHand < plan.batches.count, !isCancelled else { return nil }
-    while ready[nextToHand] == nil { condition.wait() }
+    while ready[nextToHand] == nil && !isCancelled { condition.wait() }
+    guard !isCancelled || ready[nextToHand] != nil else { return nil }
     let result = ready.removeValue(forKey: nextToHand)!
     nextToHand += 1
     if case .failure = result { isCancelled = true }  // a failed epoch stops; nothing after it is handed out
