@@ -68,10 +68,14 @@ public enum CheckpointLayout: String, CaseIterable, Sendable, Codable {
     return nil
   }
 
-  /// A prefix under which torchvision ResNet names appear (`module.encoder_q.` for MoCo), for error hints.
+  /// A prefix under which torchvision ResNet names appear (`module.encoder_q.` for MoCo), for error hints:
+  /// of the prefixes of a stem `conv1.weight`, the one holding the most tensors.
   static func suggestedPrefix(_ keys: some Collection<String>) -> String? {
-    keys.filter { $0.hasSuffix(".conv1.weight") && !$0.contains("layer") }.sorted().first
-      .map { String($0.dropLast("conv1.weight".count)) }
+    let candidates = keys.filter { $0.hasSuffix(".conv1.weight") && !$0.contains("layer") }
+      .map { String($0.dropLast("conv1.weight".count)) }.sorted()
+    return candidates.max { prefix, other in
+      keys.count(where: { $0.hasPrefix(prefix) }) < keys.count(where: { $0.hasPrefix(other) })
+    }
   }
 }
 
