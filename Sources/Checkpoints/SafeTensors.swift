@@ -1,4 +1,5 @@
-// The safetensors format (huggingface/safetensors, docs "Format"): read and write F32 and I64 tensors.
+// The safetensors format (huggingface/safetensors, docs "Format"): read F32, F16, BF16, F64 and I64 tensors,
+// write F32 and I64.
 //
 // Layout: an 8-byte little-endian UInt64 N; N bytes of UTF-8 JSON
 // `{"name": {"dtype": "F32", "shape": [..], "data_offsets": [begin, end]}, ..., "__metadata__": {"k": "v"}}`
@@ -23,19 +24,23 @@ public enum SafeTensorsDType: String, Sendable, CaseIterable, Codable {
     }
   }
 
-  /// Whether `SafeTensors` can load it into a Float32 `Tensor`.
-  public var isLoadable: Bool { self == .f32 || self == .i64 }
+  /// Whether `SafeTensors` can load it into a Float32 `Tensor` (F16, BF16 and F64 are converted to F32).
+  public var isLoadable: Bool { self == .f32 || self == .f16 || self == .bf16 || self == .f64 || self == .i64 }
+
+  /// Whether a `StoredTensor` can hold it and `SafeTensors` write it: F32 and I64.
+  public var isWritable: Bool { self == .f32 || self == .i64 }
 }
 
 /// A tensor with the element type it has (or will have) in the file.
 ///
-/// I64 values are held as Float, exact up to 2^24 (`num_batches_tracked`-style counters).
+/// I64 values are held as Float, exact up to 2^24 (`num_batches_tracked`-style counters). Tensors read from
+/// F16, BF16 or F64 data are F32 here.
 public struct StoredTensor: Sendable, Equatable {
   public var value: Tensor
   public var dtype: SafeTensorsDType
 
   public init(_ value: Tensor, dtype: SafeTensorsDType = .f32) {
-    precondition(dtype.isLoadable, "StoredTensor supports F32 and I64, got \(dtype.rawValue).")
+    precondition(dtype.isWritable, "StoredTensor supports F32 and I64, got \(dtype.rawValue).")
     self.value = value
     self.dtype = dtype
   }
@@ -110,17 +115,9 @@ public struct SafeTensors: Sendable, Equatable {
         let start = header.dataStart + entry.dataOffsets.lowerBound
         let source = UnsafeRawBufferPointer(rebasing: bytes[start..<(header.dataStart + entry.dataOffsets.upperBound)])
         let value = Tensor(uninitializedShape: entry.shape) { out in
-          switch entry.dtype {
-          case .f32:
-            // The engine runs on little-endian machines only (x86-64, arm64), so F32 bytes copy as they are.
-            if !source.isEmpty { UnsafeMutableRawBufferPointer(out).copyMemory(from: source) }
-          default:  // .i64
-            for i in 0..<out.count {
-              out[i] = Float(Int64(littleEndian: source.loadUnaligned(fromByteOffset: 8 * i, as: Int64.self)))
-            }
-          }
+          convertElements(source, dtype: entry.dtype, into: out)
         }
-        tensors[entry.name] = StoredTensor(value, dtype: entry.dtype)
+        tensors[entry.name] = StoredTensor(value, dtype: entry.dtype == .i64 ? .i64 : .f32)
       }
     }
     self.init(tensors: tensors, metadata: header.metadata)
@@ -276,6 +273,62 @@ public struct SafeTensors: Sendable, Equatable {
     var text = (error as NSError).localizedDescription
     while text.hasSuffix(".") { text.removeLast() }
     return text
+  }
+}
+
+// MARK: - Element conversion
+
+/// Converts `out.count` little-endian elements of `dtype` at the start of `source` to Float32.
+///
+/// The engine runs on little-endian machines only (x86-64, arm64), so F32 bytes copy as they are. F16, BF16 and
+/// F32 → Float is exact; F64 rounds to nearest like PyTorch's `tensor.float()`; integers are exact up to 2^24.
+func convertElements(_ source: UnsafeRawBufferPointer, dtype: SafeTensorsDType,
+                     into out: UnsafeMutableBufferPointer<Float>) {
+  precondition(source.count >= out.count * dtype.byteCount,
+               "Converting \(out.count) \(dtype.rawValue) elements needs \(out.count * dtype.byteCount) bytes, "
+                 + "got \(source.count).")
+  guard !out.isEmpty else { return }
+  switch dtype {
+  case .f32:
+    UnsafeMutableRawBufferPointer(out).copyMemory(from: UnsafeRawBufferPointer(rebasing: source[0..<(4 * out.count)]))
+  default:
+    for i in 0..<out.count { out[i] = loadElement(source, at: i, dtype: dtype) }
+  }
+}
+
+/// Element `index` of little-endian `dtype` data as Float (see `convertElements`); F32, F16, BF16, F64, I64, I32.
+@inline(__always)
+func loadElement(_ source: UnsafeRawBufferPointer, at index: Int, dtype: SafeTensorsDType) -> Float {
+  switch dtype {
+  case .f32:
+    Float(bitPattern: UInt32(littleEndian: source.loadUnaligned(fromByteOffset: 4 * index, as: UInt32.self)))
+  case .f16:
+    floatFromHalfBits(UInt16(littleEndian: source.loadUnaligned(fromByteOffset: 2 * index, as: UInt16.self)))
+  case .bf16:
+    // bfloat16 is the top half of a Float32.
+    Float(bitPattern: UInt32(UInt16(littleEndian: source.loadUnaligned(fromByteOffset: 2 * index, as: UInt16.self)))
+      << 16)
+  case .f64:
+    Float(Double(bitPattern: UInt64(littleEndian: source.loadUnaligned(fromByteOffset: 8 * index, as: UInt64.self))))
+  case .i64: Float(Int64(littleEndian: source.loadUnaligned(fromByteOffset: 8 * index, as: Int64.self)))
+  case .i32: Float(Int32(littleEndian: source.loadUnaligned(fromByteOffset: 4 * index, as: Int32.self)))
+  default: preconditionFailure("loadElement does not convert \(dtype.rawValue).")
+  }
+}
+
+/// An IEEE 754 binary16 bit pattern as Float (exact: every half is a float).
+func floatFromHalfBits(_ bits: UInt16) -> Float {
+  let sign: UInt32 = UInt32(bits & 0x8000) << 16
+  let exponent = UInt32(bits >> 10) & 0x1f
+  let mantissa = UInt32(bits & 0x03ff)
+  switch exponent {
+  case 0x1f:  // infinity or NaN (payload kept)
+    return Float(bitPattern: sign | 0x7f80_0000 | mantissa << 13)
+  case 0:  // zero or subnormal: mantissa · 2^-24
+    let magnitude = Float(mantissa) * 0x1p-24
+    return sign == 0 ? magnitude : -magnitude
+  default:  // rebias the exponent from 15 to 127
+    return Float(bitPattern: sign | (exponent + 112) << 23 | mantissa << 13)
   }
 }
 

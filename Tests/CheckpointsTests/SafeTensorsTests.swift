@@ -143,16 +143,31 @@ func safetensorsBytes(json: String, data: [UInt8]) -> Data {
   }
 
   @Test func unsupportedDTypeIsReportedButHeaderReads() throws {
-    let bytes = safetensorsBytes(json: #"{"h": {"dtype": "F16", "shape": [2], "data_offsets": [0, 4]}}"#,
+    let bytes = safetensorsBytes(json: #"{"h": {"dtype": "I16", "shape": [2], "data_offsets": [0, 4]}}"#,
                                  data: [0, 0x3C, 0, 0x40])
-    #expect(throws: CheckpointError.unsupportedDType(path: "half", name: "h", dtype: "F16")) {
-      try SafeTensors(decoding: bytes, path: "half")
+    #expect(throws: CheckpointError.unsupportedDType(path: "short", name: "h", dtype: "I16")) {
+      try SafeTensors(decoding: bytes, path: "short")
     }
     try withTemporaryFile { url in
       try bytes.write(to: url)
       let header = try SafeTensors.readHeader(of: url)
-      #expect(header.entries == [SafeTensorsEntry(name: "h", dtype: .f16, shape: [2], dataOffsets: 0..<4)])
+      #expect(header.entries == [SafeTensorsEntry(name: "h", dtype: .i16, shape: [2], dataOffsets: 0..<4)])
     }
+  }
+
+  @Test func halfBFloat16AndDoubleBecomeF32() throws {
+    // F16 3C00 = 1, C000 = −2, 0001 = 2^−24 (smallest subnormal), 7C00 = +inf; BF16 3FC0 = 1.5, C120 = −10;
+    // F64 0.1 rounds to the nearest Float like torch's tensor.float(). All little-endian.
+    let json = #"{"b":{"dtype":"BF16","shape":[2],"data_offsets":[0,4]},"#
+      + #""d":{"dtype":"F64","shape":[1],"data_offsets":[4,12]},"#
+      + #""h":{"dtype":"F16","shape":[2,2],"data_offsets":[12,20]}}"#
+    var data: [UInt8] = [0xC0, 0x3F, 0x20, 0xC1]
+    withUnsafeBytes(of: (0.1 as Double).bitPattern.littleEndian) { data += $0 }
+    data += [0x00, 0x3C, 0x00, 0xC0, 0x01, 0x00, 0x00, 0x7C]
+    let file = try SafeTensors(decoding: safetensorsBytes(json: json, data: data), path: "mixed")
+    #expect(file.tensors["b"] == StoredTensor(Tensor(shape: [2], scalars: [1.5, -10])))
+    #expect(file.tensors["d"] == StoredTensor(Tensor(shape: [1], scalars: [Float(0.1 as Double)])))
+    #expect(file.tensors["h"] == StoredTensor(Tensor(shape: [2, 2], scalars: [1, -2, 0x1p-24, .infinity])))
   }
 
   @Test func missingFileIsUnreadable() {
