@@ -36,11 +36,3 @@ struct Compare: PlannedCommand {
   @OptionGroup var common: CommonOptions
   @Argument(parsing: .allUnrecognized, help: .hidden) var remaining: [String] = []
 }
-
-struct DataCommand: PlannedCommand {
-  static let configuration = CommandConfiguration(
-    commandName: "data",
-    abstract: "Prepare and verify the datasets the pretraining and evaluations read. (not implemented yet)")
-  @OptionGroup var common: CommonOptions
-  @Argument(parsing: .allUnrecognized, help: .hidden) var remaining: [String] = []
-}

@@ -26,7 +26,7 @@ import Results
     #expect(throws: (any Error).self) { try SimSiamBench.parseAsRoot(["pretrain", "--threads=-3"]) }
   }
 
-  @Test(arguments: ["pretrain", "run", "compare", "data"])
+  @Test(arguments: ["pretrain", "run", "compare"])
   func plannedCommandsSayTheyAreNotImplemented(_ name: String) throws {
     // Extra arguments are accepted so the honest message, not a parse error, is what the user sees.
     var command = try SimSiamBench.parseAsRoot([name, "--threads", "1", "--some-future-flag", "x"])
@@ -198,5 +198,34 @@ import Results
     var command = try SimSiamBench.parseAsRoot(arguments + ["--db", path])
     #expect(throws: ResultsError.missingDatabase(path: path)) { try command.run() }
     #expect(!FileManager.default.fileExists(atPath: path))
+  }
+}
+
+@Suite struct DataCheckCommandTests {
+  @Test func parsesFormatsAndRejectsBadOptions() throws {
+    let command = try #require(try SimSiamBench.parseAsRoot(["data", "check", "--data", "x", "--format", "voc"])
+                                 as? DataCommand.Check)
+    #expect(command.format == .voc && command.data == "x" && command.list == 10)
+    #expect(throws: (any Error).self) { try SimSiamBench.parseAsRoot(["data", "check"]) }
+    #expect(throws: (any Error).self) { try SimSiamBench.parseAsRoot(["data", "check", "--data", "x", "--format", "zip"]) }
+    #expect(throws: (any Error).self) {
+      try SimSiamBench.parseAsRoot(["data", "check", "--data", "x", "--format", "voc", "--root", "y"])
+    }
+  }
+
+  @Test func checksAnImageFolderAndFailsWhenFilesAreMissing() throws {
+    let folder = FileManager.default.temporaryDirectory.appendingPathComponent("simsiam-cli-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: folder.appendingPathComponent("cls"), withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: folder) }
+    try Data([0xFF, 0xD8, 0xFF, 0xD9]).write(to: folder.appendingPathComponent("cls/a.jpg"))
+    let command = try #require(try SimSiamBench.parseAsRoot(["data", "check", "--data", folder.path])
+                                 as? DataCommand.Check)
+    let result = try command.check()
+    #expect(result.isComplete)
+    #expect(result.rendered().contains("format:       imagefolder"))
+    try "cls/a.jpg 0\ncls/b.jpg 0\n".write(to: folder.appendingPathComponent("list.txt"), atomically: true,
+                                           encoding: .utf8)
+    var list = try SimSiamBench.parseAsRoot(["data", "check", "--data", folder.appendingPathComponent("list.txt").path])
+    #expect(throws: ExitCode.failure) { try list.run() }
   }
 }
