@@ -174,7 +174,7 @@ public struct MappedCheckpoint: Sendable, Equatable {
           : "encoder.1." + name.dropFirst(MappedCheckpoint.projectorPrefix.count))
         if let original = mapped[name] {
           if original.value == copy.value {
-            ignored.append(IgnoredTensor(name: fileName, reason: "duplicate of \(root + name), identical"))
+            ignored.append(IgnoredTensor(name: fileName, reason: "encoder.0/encoder.1 copy identical to its backbone./neck. twin"))
           } else {
             differing.append("\(fileName) ≠ \(root + name)")
           }

@@ -16,13 +16,22 @@ public enum PyTorchCheckpointWriter {
   /// layout, so `PyTorchCheckpoint` reads the tensors back as `state_dict.<name>` and the metadata as
   /// `meta.<key>`). F32 tensors become `torch.float32`, I64 ones `torch.int64`; each gets its own storage
   /// record `data/<i>`.
-  public static func write(_ tensors: [(String, StoredTensor)], metadata: [String: String], to url: URL) throws {
+  /// Where string metadata goes in the pickled object.
+  public enum MetadataPlacement: Sendable {
+    /// `{'meta': {key: value, …}, 'state_dict': …}` (mmcv/mmengine training checkpoints).
+    case nestedUnderMeta
+    /// `{key: value, …, 'state_dict': …}` (MMSelfSup's extract_backbone_weights.py writes `'author'` this way).
+    case besideStateDict
+  }
+
+  public static func write(_ tensors: [(String, StoredTensor)], metadata: [String: String],
+                           placement: MetadataPlacement = .nestedUnderMeta, to url: URL) throws {
     var seen = Set<String>()
     for (name, _) in tensors {
       precondition(seen.insert(name).inserted, "PyTorchCheckpointWriter got the tensor name '\(name)' twice.")
     }
     let prefix = archiveName + "/"
-    var records: [(String, Data)] = [(prefix + "data.pkl", Data(pickled(tensors, metadata: metadata))),
+    var records: [(String, Data)] = [(prefix + "data.pkl", Data(pickled(tensors, metadata: metadata, placement: placement))),
                                      (prefix + "byteorder", Data("little".utf8))]
     for (index, (_, tensor)) in tensors.enumerated() {
       records.append((prefix + "data/\(index)", storageBytes(tensor)))
@@ -56,19 +65,22 @@ public enum PyTorchCheckpointWriter {
   }
 
   /// data.pkl: `[{'meta': {...}, 'state_dict':] OrderedDict([(name, _rebuild_tensor_v2(...)), ...]) [}]`.
-  static func pickled(_ tensors: [(String, StoredTensor)], metadata: [String: String]) -> [UInt8] {
+  static func pickled(_ tensors: [(String, StoredTensor)], metadata: [String: String],
+                      placement: MetadataPlacement = .nestedUnderMeta) -> [UInt8] {
     var writer = PickleWriter()
     if !metadata.isEmpty {
       writer.emptyDict()
       writer.mark()
-      writer.string("meta")
-      writer.emptyDict()
-      writer.mark()
+      if placement == .nestedUnderMeta {
+        writer.string("meta")
+        writer.emptyDict()
+        writer.mark()
+      }
       for (key, value) in metadata.sorted(by: { $0.key < $1.key }) {
         writer.string(key)
         writer.string(value)
       }
-      writer.setItemsFromMark()
+      if placement == .nestedUnderMeta { writer.setItemsFromMark() }
       writer.string("state_dict")
     }
     writer.global("collections", "OrderedDict")

@@ -23,25 +23,21 @@ struct PyTorchIO: Sendable {
   var read: @Sendable (URL) throws -> CheckpointContents
   var write: @Sendable (PyTorchWriteRequest, URL) throws -> Void
 
-  // Wiring point for the pickle reader/writer (issue 5 item 2). When `PyTorchCheckpoint` and
-  // `PyTorchCheckpointWriter` are merged, `read` becomes
-  //   { url in let file = try PyTorchCheckpoint(contentsOf: url)
-  //            return CheckpointContents(tensors: file.tensors, values: file.values, format: .pytorch,
-  //                                      source: url.path) }
-  // and `write` calls `PyTorchCheckpointWriter.write(…)` with the state dict nested under
-  // `request.stateDictKey` when it is not nil.
+  /// The real reader and writer (Sources/Checkpoints/PyTorchCheckpoint*.swift); tests inject fakes.
   static let current = PyTorchIO(
-    read: { url in throw CheckpointLayoutError.pytorchUnavailable(path: url.path) },
-    write: { _, url in throw PyTorchWriterUnavailable(path: url.path) })
-}
-
-/// Writing `.pth` files is not available in this build.
-struct PyTorchWriterUnavailable: Error, CustomStringConvertible {
-  var path: String
-  var description: String {
-    "Cannot write \(path): this build has no PyTorch .pth writer yet. Write .safetensors instead and load it in "
-      + "Python with safetensors.torch.load_file."
-  }
+    read: { url in
+      let file = try PyTorchCheckpoint(contentsOf: url)
+      return CheckpointContents(tensors: file.tensors, values: file.values, format: .pytorch, source: url.path)
+    },
+    write: { request, url in
+      if request.stateDictKey == nil {
+        // A bare state dict has no place for strings: torchvision-style files carry none.
+        try PyTorchCheckpointWriter.write(request.tensors, metadata: [:], to: url)
+      } else {
+        try PyTorchCheckpointWriter.write(request.tensors, metadata: request.metadata, placement: .besideStateDict,
+                                          to: url)
+      }
+    })
 }
 
 /// `--layout` and `--prefix`, shared by the checkpoint commands.

@@ -3,6 +3,7 @@ import Foundation
 import Testing
 import Tensors
 import Models
+import Layers
 import Checkpoints
 @testable import SimSiamBenchCLI
 
@@ -234,4 +235,33 @@ private final class FakePyTorch: @unchecked Sendable {
     let names = Checkpoint.configuration.subcommands.map { $0._commandName }
     #expect(names == ["inspect", "convert", "extract-backbone"])
   }
+}
+
+/// The commands with the real .pth reader and writer: an official-layout file written by PyTorchCheckpointWriter
+/// goes through `extract-backbone` to a .pth whose tensors equal the model's backbone.
+@Suite struct CheckpointCommandRealPyTorchTests {
+  @Test func extractBackboneFromAnOfficialPthWritesTheSameWeights() throws {
+    let model = Files.simSiam(seed: 4)
+    try Files.withFolder { folder in
+      let input = folder.appendingPathComponent("checkpoint_0099.pth.tar")
+      let official = Files.official(model, source: input.path)
+      let stateDict = official.tensors.filter { $0.key.hasPrefix("state_dict.") }
+        .map { (String($0.key.dropFirst("state_dict.".count)), $0.value) }.sorted { $0.0 < $1.0 }
+      try PyTorchCheckpointWriter.write(stateDict, metadata: ["arch": "resnet18"], to: input)
+      let output = folder.appendingPathComponent("backbone.pth")
+      let command = try #require(
+        try SimSiamBench.parseAsRoot(["checkpoint", "extract-backbone", input.path, output.path])
+          as? Checkpoint.ExtractBackbone)
+      _ = try command.extract()
+      let written = try PyTorchCheckpoint(contentsOf: output)
+      #expect(written.values["author"] == "simsiam-bench")
+      let expected = StateDict.tensors(of: prefixedBackbone(model))
+      #expect(Set(written.tensors.keys) == Set(expected.keys.map { "state_dict." + $0 }))
+      for (name, tensor) in expected {
+        #expect(written.tensors["state_dict." + name]?.value == tensor.value, "\(name)")
+      }
+    }
+  }
+
+  private func prefixedBackbone(_ model: SimSiam) -> [NamedParameter] { model.backbone.namedParameters }
 }
