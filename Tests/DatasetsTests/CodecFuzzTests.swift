@@ -4,6 +4,7 @@ import Foundation
 import Testing
 import Datasets
 import Tensors
+import TestSupport
 
 /// Decodes `bytes` in every mode; an outcome is a valid image (the `Image` initialiser checks its size) or an
 /// `ImageIOError`. Any other error fails the test; a crash fails the run.
@@ -82,10 +83,20 @@ private func decodeOutcomes(_ bytes: [UInt8], sourceLocation: SourceLocation = #
 
   @Test(arguments: samples)
   func bitFlipsThrowOrDecode(_ file: String) throws {
+    try flipBits(file, trials: 150, seed: 1)
+  }
+
+  @Test(.tags(.slow), .enabled(if: runsSlowTests), arguments: samples)
+  func manyBitFlipsThrowOrDecode(_ file: String) throws {
+    try flipBits(file, trials: 5000, seed: 2)
+  }
+
+  /// Flips 1–4 random bits per trial (corrupting lengths, CRCs, tables, entropy-coded data).
+  private func flipBits(_ file: String, trials: Int, seed: UInt64) throws {
     let original = try CodecFixtures.bytes(file)
-    var rng = SplitMix64(seed: UInt64(original.count))
+    var rng = SplitMix64.derived(seed, UInt64(original.count))
     var outcomes = (decoded: 0, failed: 0)
-    for trial in 0..<150 {
+    for trial in 0..<trials {
       var bytes = original
       for _ in 0..<(1 + trial % 4) {
         let bit = Int.random(in: 0..<bytes.count * 8, using: &rng)
@@ -95,7 +106,7 @@ private func decodeOutcomes(_ bytes: [UInt8], sourceLocation: SourceLocation = #
       outcomes.decoded += decoded
       outcomes.failed += failed
     }
-    #expect(outcomes.decoded + outcomes.failed == 450)
+    #expect(outcomes.decoded + outcomes.failed == 3 * trials)
   }
 }
 

@@ -168,8 +168,9 @@ def main():
     corrupt[middle:middle + 2] = b"\xff\xd5"
     save("coffee_75x51_corrupt_scan.jpg", bytes(corrupt))
     sources["coffee_75x51_corrupt_scan.jpg"] = "coffee_75x51_q85_422.jpg with two bytes mid-scan set to FF D5"
-    for name in ["astronaut_96x96_q90.jpg", "coffee_75x51_q85_422.jpg", "coffee_75x51_corrupt_scan.jpg", "chelsea_64x48_q95_444_progressive.jpg",
-                 "hubble_61x47_q75_optimized_restart.jpg", "astronaut_24x16_cmyk.jpg"]:
+    for name in ["astronaut_96x96_q90.jpg", "coffee_75x51_q85_422.jpg", "coffee_75x51_corrupt_scan.jpg",
+                 "chelsea_64x48_q95_444_progressive.jpg", "hubble_61x47_q75_optimized_restart.jpg",
+                 "astronaut_24x16_cmyk.jpg"]:
         expect(name, "rgb")
     expect("camera_64x64_gray.jpg", "grayOrRGB")
     expect("camera_64x64_gray.jpg", "rgb")
