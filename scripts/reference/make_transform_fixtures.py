@@ -212,7 +212,8 @@ def main():
     wide = make_rgb(97, 61, seed=2)         # for strong downscales (antialias support > 1)
     tiny = make_rgb(4, 3, seed=3)           # box blur radius larger than the image
     gray = rgb.convert("L")
-    inputs = {"rgb": rgb, "wide": wide, "tiny": tiny, "gray": gray}
+    noise = Image.fromarray(np.random.default_rng(4).integers(0, 256, (24, 24, 3)).astype(np.uint8), "RGB")
+    inputs = {"rgb": rgb, "wide": wide, "tiny": tiny, "gray": gray, "noise": noise}
     cases = []
 
     def add(op, name, out, **params):
@@ -252,6 +253,8 @@ def main():
         add("hue", "rgb", tv_adjust_hue(rgb, f32(f)), factor=f32(f))
     for f in [-0.0371, 0.1]:
         add("hue", "wide", tv_adjust_hue(wide, f32(f)), factor=f32(f))
+    for f in [-0.5, -0.25, 0.0, 0.077, 0.33, 0.5]:  # uniform noise: every hue sector, shifted hue 255 included
+        add("hue", "noise", tv_adjust_hue(noise, f32(f)), factor=f32(f))
     add("grayscale", "rgb", tv_rgb_to_grayscale(rgb))
     add("grayscale", "gray", tv_rgb_to_grayscale(gray))
     for order, (b, c, s, h) in [([2, 0, 3, 1], (0.71, 1.29, 0.83, -0.063)),

@@ -140,39 +140,53 @@ public func rgbToGrayscale(_ image: Image) -> Image {
   value <= 0 ? 0 : (value >= 255 ? 255 : UInt8(truncatingIfNeeded: value))
 }
 
+/// C `round()` (half away from zero) for x ≥ 0, without a libm call: the fraction x − trunc(x) is exact.
+@inline(__always) private func roundHalfUp(_ x: Double) -> Int {
+  let n = Int(x)
+  return x - Double(n) >= 0.5 ? n + 1 : n
+}
+
+/// hsv2rgb's per-hue sector `i % 6` for i = floor(h · 6.0 / 255.0), and fraction f = h · 6.0 / 255.0 − i (a
+/// float), for h = 0…255 (h = 255 gives i = 6: sector 0 with f = 0).
+private let hueSectors: [(sector: Int, fraction: Float)] = (0..<256).map { h in
+  let h6 = Double(h) * 6.0 / 255.0
+  let i = Int(h6.rounded(.down))
+  return (i % 6, Float(h6 - Double(i)))
+}
+
+/// hsv2rgb's fs = s / 255.0 stored in a float, for s = 0…255.
+private let saturationFractions: [Float] = (0..<256).map { Float(Double($0) / 255.0) }
+
 /// Convert.c `rgb2hsv_row`: h, s in 0…255 from a float hue in [0, 1) and saturation, v = max.
 @inline(__always) func pillowRGBToHSV(_ r: UInt8, _ g: UInt8, _ b: UInt8) -> (UInt8, UInt8, UInt8) {
   let maxc = max(r, g, b), minc = min(r, g, b)
   if maxc == minc { return (0, 0, maxc) }
   let cr = Float(maxc - minc)
   let s: Float = cr / Float(maxc)
-  let rc: Float = Float(maxc - r) / cr
-  let gc: Float = Float(maxc - g) / cr
-  let bc: Float = Float(maxc - b) / cr
   var h: Float
   if r == maxc {
-    h = bc - gc                                   // float
+    h = Float(maxc - b) / cr - Float(maxc - g) / cr                          // bc − gc, float
   } else if g == maxc {
-    h = Float(2.0 + Double(rc) - Double(bc))      // `2.0 + rc - bc` is double, stored in a float
+    h = Float(2.0 + Double(Float(maxc - r) / cr) - Double(Float(maxc - b) / cr))  // 2.0 + rc − bc in double
   } else {
-    h = Float(4.0 + Double(gc) - Double(rc))
+    h = Float(4.0 + Double(Float(maxc - g) / cr) - Double(Float(maxc - r) / cr))  // 4.0 + gc − rc in double
   }
-  h = Float(fmod(Double(h) / 6.0 + 1.0, 1.0))
+  // fmod(h / 6.0 + 1.0, 1.0) with h / 6 + 1 in (5/6, 11/6]: subtracting 1 is exact, like fmod.
+  let wrapped = Double(h) / 6.0 + 1.0
+  h = Float(wrapped >= 1.0 ? wrapped - 1.0 : wrapped)
   return (clip8(Int(Double(h) * 255.0)), clip8(Int(Double(s) * 255.0)), maxc)
 }
 
 /// Convert.c `hsv2rgb`.
 @inline(__always) func pillowHSVToRGB(_ h: UInt8, _ s: UInt8, _ v: UInt8) -> (UInt8, UInt8, UInt8) {
   if s == 0 { return (v, v, v) }
-  let h6 = Double(h) * 6.0 / 255.0
-  let i = Int(h6.rounded(.down))                  // 0 ≤ i < 6
-  let f = Float(h6 - Double(i))                   // 0 ≤ f < 1
-  let fs = Float(Double(s) / 255.0)
+  let (sector, f) = hueSectors[Int(h)]                                 // 0 ≤ f < 1
+  let fs = saturationFractions[Int(s)]
   let vd = Double(v)
-  let p = clip8(Int((vd * (1.0 - Double(fs))).rounded()))            // C round(): half away from zero
-  let q = clip8(Int((vd * (1.0 - Double(fs * f))).rounded()))        // fs · f is a float product
-  let t = clip8(Int((vd * (1.0 - Double(fs) * (1.0 - Double(f)))).rounded()))
-  switch i % 6 {
+  let p = clip8(roundHalfUp(vd * (1.0 - Double(fs))))
+  let q = clip8(roundHalfUp(vd * (1.0 - Double(fs * f))))              // fs · f is a float product
+  let t = clip8(roundHalfUp(vd * (1.0 - Double(fs) * (1.0 - Double(f)))))
+  switch sector {
   case 0: return (v, t, p)
   case 1: return (q, v, p)
   case 2: return (p, v, t)
