@@ -58,6 +58,7 @@ public func adjustBrightness(_ image: Image, factor: Float) -> Image {
 /// torchvision `F.adjust_contrast` on PIL = `ImageEnhance.Contrast(img).enhance(factor)`: a blend with the
 /// constant image `int(mean(img.convert("L")) + 0.5)`.
 public func adjustContrast(_ image: Image, factor: Float) -> Image {
+  if factor == 1 { return image }
   let plane = image.lumaPlane
   var histogram = [Int](repeating: 0, count: 256)
   plane.withUnsafeBufferPointer { plane in
@@ -67,7 +68,6 @@ public func adjustContrast(_ image: Image, factor: Float) -> Image {
   for (value, n) in histogram.enumerated() { sum += value * n }
   // ImageStat.Stat(...).mean[0] is sum / count in double; int() truncates the non-negative value + 0.5.
   let mean = UInt8(Double(sum) / Double(max(plane.count, 1)) + 0.5)
-  if factor == 1 { return image }
   return image.mappingBytes((0..<256).map { blendByte(mean, UInt8($0), factor) })
 }
 

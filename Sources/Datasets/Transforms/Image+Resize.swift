@@ -115,10 +115,11 @@ extension Image {
     }
     let horizontal = ResampleWeights(inputSize: boxWidth, outputSize: outputWidth)
     // Pillow 13 runs the vertical pass first when it removes more than twice as many rows as the horizontal
-    // pass removes columns, 2 · max(W − w, 0) < max(H − h, 0), and the horizontal pass first otherwise (older
-    // Pillow always went horizontal first). The 8-bit rounding between the passes makes the order visible.
-    // [inferred: fitted on Pillow 13.0.0 outputs (every order decision on thousands of random sizes, and on
-    // sizes within ±3 of the boundary up to 400 px, matched); Pillow's source was not at hand.]
+    // pass removes columns, 2 · max(W − w, 0) < max(H − h, 0), and the horizontal pass first otherwise. The
+    // 8-bit rounding between the passes makes the order visible (±1 on some pixels).
+    // [inferred: fitted on Pillow 13.0.0 outputs — every order decision on ~3,000 random sizes, and on sizes
+    // within ±3 of the boundary up to 400 px, matched; Pillow's source was not at hand. Older Pillow releases
+    // may always go horizontal first: unconfirmed.]
     if 2 * max(boxWidth - outputWidth, 0) < max(boxHeight - outputHeight, 0) {
       // Vertical pass over the columns the horizontal pass reads only.
       let columnFirst = horizontal.first[0]
