@@ -15,6 +15,7 @@ let package = Package(
     .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
     .package(url: "https://github.com/groue/GRDB.swift", from: "7.0.0"),
     .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.19"),
+    .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
   ],
   targets: [
     // MARK: - System libraries (installed by `make setup`; see Makefile)
@@ -28,7 +29,9 @@ let package = Package(
     .target(name: "Tensors", dependencies: ["COpenBLAS", "CMalloc"], swiftSettings: kernelSettings),
     .target(name: "Layers", dependencies: ["Tensors"], swiftSettings: kernelSettings),
     .target(name: "Models", dependencies: ["Layers"], swiftSettings: kernelSettings),
-    .target(name: "Training", dependencies: ["Layers", "Models"], swiftSettings: kernelSettings),
+    .target(name: "Training", dependencies: ["Layers", "Models", "Datasets", "Checkpoints",
+                                          .product(name: "Yams", package: "Yams")],
+            swiftSettings: kernelSettings),
     .target(name: "Checkpoints", dependencies: ["Layers", .product(name: "ZIPFoundation", package: "ZIPFoundation")]),
     .target(name: "Datasets", dependencies: ["Tensors", "CTurboJPEG", "CPNG"], swiftSettings: kernelSettings),
 
@@ -47,7 +50,7 @@ let package = Package(
     .testTarget(name: "LayersTests", dependencies: ["Layers", "TestSupport"]),
     .testTarget(name: "ModelsTests", dependencies: ["Models", "Training", "Checkpoints", "TestSupport"],
                 resources: [.copy("Fixtures")]),
-    .testTarget(name: "TrainingTests", dependencies: ["Training", "TestSupport"]),
+    .testTarget(name: "TrainingTests", dependencies: ["Training", "Models", "Datasets", "Checkpoints", "TestSupport"]),
     .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints", "Models", "TestSupport"],
                 resources: [.copy("Fixtures")]),
     .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "TestSupport"], resources: [.copy("Fixtures")]),
