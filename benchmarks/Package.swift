@@ -11,6 +11,11 @@ let package = Package(
       name: "EngineBench",
       dependencies: [.product(name: "SimSiamEngine", package: "simsiam-bench")],
       swiftSettings: [.unsafeFlags(["-Ounchecked"])]),
+    // JPEG decode + two SimSiam views per image against the PIL pipeline (augment_bench.py).
+    .executableTarget(
+      name: "AugmentBench",
+      dependencies: [.product(name: "SimSiamEngine", package: "simsiam-bench")],
+      swiftSettings: [.unsafeFlags(["-Ounchecked"])]),
     // Per-shape convolution forward/backward against a plain sgemm of the same shape.
     .executableTarget(
       name: "KernelBench",

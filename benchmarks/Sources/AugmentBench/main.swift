@@ -1,0 +1,85 @@
+// AugmentBench: JPEG decode + two SimSiam views at 224×224 (PROTOCOLS §1.1) per image, on real photos, with the
+// same number of workers as the PyTorch/PIL side (augment_bench.py) measured in the same run.
+// Usage (from benchmarks/): ./prepare_photos.sh; .build/release/AugmentBench [--images .photos] [--workers 2]
+//   [--samples 400] [--python python3] [--skip-python]
+import Foundation
+import Tensors
+import Datasets
+
+struct Options {
+  var imagesDirectory = ".photos", workers = 2, samples = 400, python = "python3", skipPython = false
+
+  init(_ argv: [String]) {
+    var index = 1
+    while index < argv.count {
+      let value = index + 1 < argv.count ? argv[index + 1] : ""
+      switch argv[index] {
+      case "--images": imagesDirectory = value; index += 1
+      case "--workers": workers = Int(value) ?? workers; index += 1
+      case "--samples": samples = Int(value) ?? samples; index += 1
+      case "--python": python = value; index += 1
+      case "--skip-python": skipPython = true
+      default: fatalError("Unknown argument \(argv[index]); see the comment at the top of main.swift.")
+      }
+      index += 1
+    }
+  }
+}
+let options = Options(CommandLine.arguments)
+let (imagesDirectory, workers, samples, python, skipPython) =
+  (options.imagesDirectory, options.workers, options.samples, options.python, options.skipPython)
+
+let files = ((try? FileManager.default.contentsOfDirectory(atPath: imagesDirectory)) ?? [])
+  .filter { $0.lowercased().hasSuffix(".jpg") || $0.lowercased().hasSuffix(".png") }.sorted()
+guard !files.isEmpty else {
+  print("AugmentBench: no photos in \(imagesDirectory); run ./prepare_photos.sh first.")
+  exit(1)
+}
+let blobs = try files.map { try Data(contentsOf: URL(fileURLWithPath: imagesDirectory).appendingPathComponent($0)) }
+
+// Our kernels run one per worker thread (the loader parallelises across images), as PIL does per process.
+Threads.configure(1)
+let augmentation = SimSiamAugmentation(size: 224)
+
+/// Decodes sample `i`'s photo and makes its two views, with randomness from (seed, epoch, index).
+@Sendable func twoViews(_ i: Int) throws -> (Tensor, Tensor) {
+  let image = try Image(decoding: blobs[i % blobs.count], mode: .rgb, source: files[i % files.count])
+  var rng = SplitMix64.derived(0, 0, UInt64(i))
+  return (augmentation(image, using: &rng), augmentation(image, using: &rng))
+}
+
+func run(samples: Int) throws -> Double {
+  let plan = EpochPlan(sampleCount: samples, batchSize: 8, shuffle: false, dropLast: false, seed: 0, epoch: 0)
+  let loader = BatchLoader<Int>(plan: plan, workers: workers, prefetch: 2 * workers) { indices, _ in
+    for i in indices { _ = try twoViews(i) }
+    return indices.count
+  }
+  let start = ContinuousClock.now
+  var done = 0
+  while let count = try loader.next() { done += count }
+  let elapsed = (ContinuousClock.now - start).components
+  return Double(done) / (Double(elapsed.seconds) + Double(elapsed.attoseconds) * 1e-18)
+}
+
+_ = try run(samples: 4 * workers)  // warm-up
+let ours = try run(samples: samples)
+print(String(format: "ours: %d images (2 views each) in %.2f s = %.1f images/s, %d workers, %d photos",
+             samples, Double(samples) / ours, ours, workers, files.count))
+if !skipPython {
+  let process = Process()
+  process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+  process.arguments = [python, "augment_bench.py", "--images", imagesDirectory, "--workers", "\(workers)",
+                       "--samples", "\(samples)", "--json"]
+  let pipe = Pipe()
+  process.standardOutput = pipe
+  try process.run()
+  let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+  process.waitUntilExit()
+  let line = output.split(separator: "\n").last { $0.hasPrefix("{") } ?? "{}"
+  let theirs = (try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])?["images_per_s"] as? Double
+  if let theirs {
+    print(String(format: "PIL/torch: %.1f images/s; ratio ours / PIL = %.2fx (target >= 1x)", theirs, ours / theirs))
+  } else {
+    print("PIL/torch side failed:\n\(output)")
+  }
+}
