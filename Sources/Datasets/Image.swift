@@ -13,7 +13,8 @@ public struct Image: Sendable, Equatable {
     precondition(width >= 0 && height >= 0 && (channels == 1 || channels == 3),
                  "Image of \(width)×\(height)×\(channels) is not a valid 8-bit gray or RGB image.")
     precondition(pixels.count == width * height * channels,
-                 "Image \(width)×\(height)×\(channels) needs \(width * height * channels) bytes, got \(pixels.count).")
+                 "Image \(width)×\(height)×\(channels) needs \(width * height * channels) bytes, "
+                   + "got \(pixels.count).")
     self.width = width
     self.height = height
     self.channels = channels

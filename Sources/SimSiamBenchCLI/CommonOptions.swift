@@ -30,6 +30,6 @@ struct NotImplementedYet: Error, CustomStringConvertible {
 
   var description: String {
     "`simsiam-bench \(command)` is not implemented yet in this version (\(SimSiamBench.version)). "
-      + "Working so far: `selftest`, `checkpoint inspect`, `results`, `report markdown`; see `simsiam-bench --help`."
+      + "`simsiam-bench --help` lists the commands; those marked \"(not implemented yet)\" are still being built."
   }
 }

@@ -10,8 +10,7 @@ struct SimSiamBench: ParsableCommand {
     abstract: "SimSiam pretraining and transfer evaluations on CPU.",
     discussion: """
       Pretrains SimSiam ResNets and evaluates checkpoints with MMSelfSup's protocols on a Float32 engine over \
-      OpenBLAS. In this version `selftest`, `checkpoint inspect`, `results` and `report markdown` do real work; the other commands report that they \
-      are not implemented yet.
+      OpenBLAS. Commands marked "(not implemented yet)" report so and exit with a failure status.
       """,
     version: version,
     subcommands: [
