@@ -5,6 +5,8 @@ public struct CheckpointInspection: Sendable {
   public var contents: CheckpointContents
   /// The file size, when known.
   public var byteCount: Int?
+  /// SHA-256 of the file, hex; filled in by the caller that read the file (the CLI).
+  public var sha256: String?
   /// The state-dict root the counts refer to.
   public var root: String
   /// The mapped checkpoint, or nil when no layout fits (`layoutProblem` says why).
@@ -43,6 +45,7 @@ public struct CheckpointInspection: Sendable {
     var lines = ["file:        \(contents.source)",
                  "format:      \(contents.format == .safetensors ? "safetensors" : "PyTorch zip (torch.save)")"]
     if let byteCount { lines.append("size:        \(byteCount) bytes") }
+    if let sha256 { lines.append("sha256:      \(sha256)") }
     if let mapped {
       lines.append("layout:      \(mapped.layout.displayName) (\(mapped.layout.rawValue))"
                      + (root.isEmpty ? "" : ", state dict under '\(root)'"))

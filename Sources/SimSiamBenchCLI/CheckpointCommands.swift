@@ -2,7 +2,9 @@
 // every layout of PROTOCOLS §6. The work lives in Checkpoints (CheckpointLayout, BackboneLoader).
 import ArgumentParser
 import Checkpoints
+import Datasets
 import Foundation
+import Layers
 import Models
 import Tensors
 
@@ -75,6 +77,35 @@ func readCheckpoint(_ path: String, io: PyTorchIO) throws -> CheckpointContents 
   try CheckpointContents.read(URL(fileURLWithPath: path), readPyTorch: io.read)
 }
 
+/// SHA-256 of the file at `path`, lowercase hex, read in 1 MiB chunks (checkpoints reach hundreds of MB).
+func fileSHA256(_ path: String) throws -> String {
+  let handle: FileHandle
+  do { handle = try FileHandle(forReadingFrom: URL(fileURLWithPath: path)) } catch {
+    throw CheckpointError.unreadableFile(path: path, reason: "\(error.localizedDescription)")
+  }
+  defer { try? handle.close() }
+  var hash = SHA256()
+  while let chunk = try handle.read(upToCount: 1 << 20), !chunk.isEmpty { hash.update(chunk) }
+  return hash.finalize().map { String(format: "%02x", $0) }.joined()
+}
+
+/// Loads the backbone of the checkpoint at `path` into `backbone` through `BackboneLoader`, strictly unless
+/// `allowMissing`, and records the file's SHA-256 in the report: the one path by which commands load weights.
+func loadBackbone(_ path: String, into backbone: some Layer, layoutOptions: LayoutOptions, allowMissing: Bool,
+                  io: PyTorchIO = .current) throws -> LoadReport {
+  let mapped = try MappedCheckpoint(try readCheckpoint(path, io: io), layout: layoutOptions.layout,
+                                    prefix: layoutOptions.prefix)
+  return try loadBackbone(mapped, file: path, into: backbone, allowMissing: allowMissing)
+}
+
+/// `BackboneLoader.load` of an already mapped checkpoint read from `path`, with the file's SHA-256 recorded.
+func loadBackbone(_ mapped: MappedCheckpoint, file path: String, into backbone: some Layer,
+                  allowMissing: Bool) throws -> LoadReport {
+  var report = try BackboneLoader.load(mapped, into: backbone, allowMissing: allowMissing)
+  report.sha256 = try fileSHA256(path)
+  return report
+}
+
 /// Writes a state dict to `path` in the container its extension names.
 func writeCheckpoint(_ tensors: [String: StoredTensor], metadata: [String: String], wrapsStateDict: Bool,
                      to path: String, io: PyTorchIO) throws {
@@ -129,11 +160,13 @@ struct Checkpoint: ParsableCommand {
         // Dtypes the tensor reader cannot load still have a header to show.
         guard case .unsupportedDType = error else { throw error }
         return try CheckpointSummary(contentsOf: url).rendered(listingTensors: listsTensors)
-          + "\nlayout:      not analysed (\(error))"
+          + "\nsha256:      \(try fileSHA256(file))\nlayout:      not analysed (\(error))"
       }
       let byteCount = (try? FileManager.default.attributesOfItem(atPath: file)[.size] as? Int) ?? nil
-      return CheckpointInspection(contents, byteCount: byteCount, layout: layoutOptions.layout,
-                                  prefix: layoutOptions.prefix).rendered(listingTensors: listsTensors)
+      var inspection = CheckpointInspection(contents, byteCount: byteCount, layout: layoutOptions.layout,
+                                            prefix: layoutOptions.prefix)
+      inspection.sha256 = try fileSHA256(file)
+      return inspection.rendered(listingTensors: listsTensors)
     }
 
     func run() throws { print(try report()) }
@@ -233,8 +266,8 @@ struct Checkpoint: ParsableCommand {
       if let config = ResNetConfig(guess) {
         // Strict check against the model the evaluators will build; the random initial values are discarded.
         var generator = SplitMix64(seed: 0)
-        let report = try BackboneLoader.load(mapped, into: ResNet(config, using: &generator),
-                                             allowMissing: allowMissing)
+        let report = try loadBackbone(mapped, file: input, into: ResNet(config, using: &generator),
+                                      allowMissing: allowMissing)
         backbone = backbone.filter { report.loaded.contains($0.key) || $0.key.hasSuffix("num_batches_tracked") }
         lines.append(report.rendered())
       } else {

@@ -3,6 +3,7 @@
 
 Run:  pip install torch==2.13.0+cpu safetensors
       python3 scripts/reference/make_checkpoint_fixtures.py [--out Tests/CheckpointsTests/Fixtures/pth]
+      python3 scripts/reference/make_checkpoint_fixtures.py --features-only   (features.safetensors alone)
       python3 scripts/reference/make_checkpoint_fixtures.py --verify DIR
 
 One tiny model -- ResNet-50 (Bottleneck [3,4,6,3]) at width 1/32 (stage outputs 8, 16, 32, 64; conv1 has 2
@@ -31,6 +32,11 @@ official SimSiam projector/predictor with the same weights -- is saved in each l
   legacy.pth                 torch.save(..., _use_new_zipfile_serialization=False): must be reported unsupported
   hostile_system.pth         a pickle whose object reduces to os.system('touch <marker>'): must be refused
   hostile_eval.pth           the same with builtins.eval
+  features.safetensors       PyTorch's features for the weights in torchvision.pth: "input" [2, 3, 64, 64] (seed 7,
+                             standard normal) and "eval.feature1".."eval.feature5", model.eval() outputs of the
+                             backbone loaded from torchvision.pth (feature1 = relu(bn1(conv1(x))) before the
+                             max-pool, feature2..5 = layer1..layer4), all NCHW Float32. --features-only rewrites
+                             just this file from the torchvision.pth already in --out.
   expected.safetensors       the expected values: every distinct tensor once as Float32 (Int64 for integer
                              tensors), under a canonical name; its metadata maps, per fixture,
                              "tensors/<file>" -> JSON {flattened name: canonical name} and
@@ -280,8 +286,26 @@ def write_fixtures(out, seed):
     for name, value in canonical.values():
         expected[name] = value.detach().contiguous().clone()
     save_file(expected, os.path.join(out, "expected.safetensors"), metadata=metadata)
+    write_features(out, seed)
     total = sum(os.path.getsize(os.path.join(out, f)) for f in os.listdir(out))
     print(f"wrote {len(os.listdir(out))} files, {total} bytes, to {out}")
+
+
+def write_features(out, seed):
+    """features.safetensors: the eval-mode features of the backbone loaded back from out/torchvision.pth."""
+    state = torch.load(os.path.join(out, "torchvision.pth"), weights_only=True)
+    backbone = build_model(seed)[0]  # the architecture; every value is then replaced by the file's
+    backbone.load_state_dict({k: v for k, v in state.items() if not k.startswith("fc.")}, strict=True)
+    backbone.eval()
+    generator = torch.Generator().manual_seed(7)
+    x = torch.randn(2, 3, 64, 64, generator=generator)
+    tensors = {"input": x}
+    with torch.no_grad():
+        for i, feature in enumerate(backbone(x), start=1):
+            tensors[f"eval.feature{i}"] = feature.contiguous().clone()
+    save_file(tensors, os.path.join(out, "features.safetensors"),
+              metadata={"script": SCRIPT, "torch_version": torch.__version__, "source": "torchvision.pth"})
+    print("features.safetensors: " + ", ".join(f"{k} {list(v.shape)}" for k, v in tensors.items()))
 
 
 def apply_rules(rules, name):
@@ -352,10 +376,14 @@ def main():
                                                   "Fixtures", "pth"))
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--verify", metavar="DIR", help="check .pth files written by the Swift tests instead")
+    ap.add_argument("--features-only", action="store_true",
+                    help="only rewrite features.safetensors from the torchvision.pth in --out")
     args = ap.parse_args()
     torch.set_num_threads(1)
     if args.verify:
         verify(args.verify)
+    elif args.features_only:
+        write_features(os.path.normpath(args.out), args.seed)
     else:
         write_fixtures(os.path.normpath(args.out), args.seed)
 
