@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Writes the tiny dataset trees the reader tests read (Tests/DatasetsTests/ReadersTests).
 
-Run from this directory: `python3 make_fixtures.py`. Deterministic: gzip members carry mtime 0, and the random
+Run: `python3 scripts/reference/make_reader_fixtures.py` (writes Tests/DatasetsTests/Fixtures/readers). Deterministic: gzip members carry mtime 0, and the random
 bytes come from a seeded generator. Images are dummies (JPEG / PNG magic bytes only): the readers never decode.
 """
 import gzip
@@ -11,7 +11,8 @@ import random
 import shutil
 import struct
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+HERE = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                    "Tests", "DatasetsTests", "Fixtures", "readers")
 JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 12 + b"\xff\xd9"
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 8
 
@@ -195,7 +196,7 @@ def coco_fixtures():
 
 if __name__ == "__main__":
     for entry in os.listdir(HERE):
-        if entry != os.path.basename(__file__) and os.path.isdir(os.path.join(HERE, entry)):
+        if os.path.isdir(os.path.join(HERE, entry)):
             shutil.rmtree(os.path.join(HERE, entry))
     gzip_fixtures(random.Random(3))
     idx_fixtures()
