@@ -119,6 +119,20 @@ struct SceneTests {
                                 5, 5, 5, 255, 255])
   }
 
+  @Test func silhouetteFillsEnclosedDarkPixels() {
+    // A bright ring (200) around a dark centre (10) in a 5×4 item, with a dark notch open to the border at
+    // (4, 1): the centre is enclosed (object), the notch and the outer frame are background.
+    let gray: [UInt8] = [0, 0, 0, 0, 0,
+                         0, 200, 200, 200, 10,
+                         0, 200, 10, 200, 0,
+                         0, 200, 200, 200, 0]
+    let shape = SceneGenerator.silhouette(gray, width: 5, height: 4, level: 40)
+    #expect(shape == [false, false, false, false, false,
+                      false, true, true, true, false,
+                      false, true, true, true, false,
+                      false, true, true, true, false])
+  }
+
   @Test func classificationFlagFollowsVOC() {
     let box = VOCAnnotation.Box(xmin: 1, ymin: 1, xmax: 2, ymax: 2)
     let easy = VOCAnnotation.Object(name: "bag", box: box)

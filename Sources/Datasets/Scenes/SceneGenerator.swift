@@ -12,7 +12,8 @@ public struct SceneConfiguration: Sendable, Equatable {
   public var scales: ClosedRange<Double> = 1...4
   /// An object's longer side is at most this fraction of the image's shorter side.
   public var maximumObjectSide = 0.8
-  /// A resized item's pixel is part of the object when its gray level is at least this.
+  /// A resized item's pixel is part of the object when its gray level is at least this, or when such pixels
+  /// enclose it (see `SceneGenerator.silhouette`).
   public var foregroundLevel: UInt8 = 40
   /// A placement is accepted only when at least this fraction of the new object's pixels lie inside the image
   /// (objects may be cut by the border: truncated)…
@@ -93,7 +94,8 @@ public struct SceneGenerator: Sendable {
         objectHeight = max(1, Int((Double(objectHeight) * shrink).rounded()))
       }
       let gray = items.image(at: itemIndex).resized(width: objectWidth, height: objectHeight).pixels
-      let full = gray.reduce(0) { $0 + ($1 >= c.foregroundLevel ? 1 : 0) }
+      let shape = Self.silhouette(gray, width: objectWidth, height: objectHeight, level: c.foregroundLevel)
+      let full = shape.reduce(0) { $0 + ($1 ? 1 : 0) }
       guard full > 0 else { continue }
 
       var placement: (x: Int, y: Int, inside: Int)?
@@ -105,7 +107,7 @@ public struct SceneGenerator: Sendable {
         for j in covered.indices { covered[j] = 0 }
         var inside = 0
         for v in 0..<objectHeight where (0..<height).contains(y0 + v) {
-          for u in 0..<objectWidth where gray[v * objectWidth + u] >= c.foregroundLevel && (0..<width).contains(x0 + u) {
+          for u in 0..<objectWidth where shape[v * objectWidth + u] && (0..<width).contains(x0 + u) {
             inside += 1
             let owner = Int(instances[(y0 + v) * width + x0 + u])
             if owner > 0 { covered[owner - 1] += 1 }
@@ -123,7 +125,7 @@ public struct SceneGenerator: Sendable {
       // Paint: the item's gray level shades the tint (25 %…100 %), so its texture shows.
       let label = UInt8(classes.count + 1)
       for v in 0..<objectHeight where (0..<height).contains(y0 + v) {
-        for u in 0..<objectWidth where gray[v * objectWidth + u] >= c.foregroundLevel && (0..<width).contains(x0 + u) {
+        for u in 0..<objectWidth where shape[v * objectWidth + u] && (0..<width).contains(x0 + u) {
           let p = (y0 + v) * width + x0 + u
           let owner = Int(instances[p])
           if owner > 0 { visible[owner - 1] -= 1 }
@@ -162,6 +164,32 @@ public struct SceneGenerator: Sendable {
     return Scene.Object(classIndex: classIndex, xmin: xmin, ymin: ymin, xmax: xmax, ymax: ymax, area: area,
                         fullArea: fullArea, isTruncated: insideArea < fullArea, isDifficult: isDifficult,
                         mask: COCORLE(labels: instances, width: width, height: height, label: label))
+  }
+
+  /// The object's pixels: those at `level` or brighter, plus the darker ones they enclose (dark texture inside a
+  /// garment is part of it). Pixels reachable from the item's border through darker pixels (4-connected) are
+  /// background.
+  static func silhouette(_ gray: [UInt8], width: Int, height: Int, level: UInt8) -> [Bool] {
+    var isBackground = [Bool](repeating: false, count: width * height)
+    var stack: [Int] = []
+    for y in 0..<height {
+      for x in 0..<width where (x == 0 || y == 0 || x == width - 1 || y == height - 1) && gray[y * width + x] < level {
+        isBackground[y * width + x] = true
+        stack.append(y * width + x)
+      }
+    }
+    while let p = stack.popLast() {
+      let (x, y) = (p % width, p / width)
+      for (nx, ny) in [(x - 1, y), (x + 1, y), (x, y - 1), (x, y + 1)]
+      where nx >= 0 && ny >= 0 && nx < width && ny < height {
+        let q = ny * width + nx
+        if !isBackground[q] && gray[q] < level {
+          isBackground[q] = true
+          stack.append(q)
+        }
+      }
+    }
+    return isBackground.map { !$0 }
   }
 
   /// Class index + 1 per instance pixel, 0 for background, 255 where the 3×3 neighbourhood holds another label.
