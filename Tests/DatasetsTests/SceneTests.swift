@@ -45,10 +45,15 @@ struct SceneFixture: Sendable {
     try SceneSet.write(to: directory, seed: seed, size: .small, trainItems: items, testItems: items)
   }
 
+  /// Removed when the test process exits.
+  static let sharedDirectory = FileManager.default.temporaryDirectory
+    .appendingPathComponent("simsiam-scenes-\(UUID().uuidString)")
+
   static let shared: Result<SceneFixture, FixtureError> = {
     do {
       let items = try makeItems()
-      let directory = FileManager.default.temporaryDirectory.appendingPathComponent("simsiam-scenes-\(UUID().uuidString)")
+      let directory = sharedDirectory
+      atexit { try? FileManager.default.removeItem(at: SceneFixture.sharedDirectory) }
       return .success(SceneFixture(directory: directory, summary: try write(seed: seed, items: items, to: directory),
                                    items: items))
     } catch {
