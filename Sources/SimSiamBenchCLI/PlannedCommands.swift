@@ -13,14 +13,6 @@ extension PlannedCommand {
   }
 }
 
-struct Pretrain: PlannedCommand {
-  static let configuration = CommandConfiguration(
-    abstract: "Pretrain a SimSiam ResNet (SGD, cosine LR, fixed predictor LR) and save safetensors "
-      + "checkpoints. (not implemented yet)")
-  @OptionGroup var common: CommonOptions
-  @Argument(parsing: .allUnrecognized, help: .hidden) var remaining: [String] = []
-}
-
 struct RunCommand: PlannedCommand {
   static let configuration = CommandConfiguration(
     commandName: "run",

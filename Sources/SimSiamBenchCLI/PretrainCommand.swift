@@ -1,0 +1,209 @@
+// `simsiam-bench pretrain`: loads a config (the embedded quick Fashion-MNIST default without --config), trains
+// with live progress, writes checkpoints to work_dirs/<config name>/ and per-epoch metrics to the results store.
+import ArgumentParser
+import Foundation
+import Tensors
+import Datasets
+import Training
+import Results
+
+struct Pretrain: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    abstract: "Pretrain a SimSiam ResNet (SGD, cosine LR, fixed predictor LR) and save safetensors checkpoints.",
+    discussion: """
+      Without --config, runs the embedded default configs/pretrain/simsiam_resnet18_fashion-mnist_quick.yaml \
+      (about 10 minutes on 2 cores). Any key can be overridden: --set optimizer.lr=0.1 --set schedule.epochs=5. \
+      Checkpoints, `latest` and log.txt go to work_dirs/<config name>/; --resume auto continues from `latest`.
+      """)
+
+  @OptionGroup var common: CommonOptions
+
+  @Option(help: "A YAML config (see configs/pretrain); default: the embedded quick Fashion-MNIST config.")
+  var config: String?
+
+  @Option(name: .customLong("set"), help: ArgumentHelp("Override a config key (dotted, repeatable).",
+                                                      valueName: "key=value"))
+  var overrides: [String] = []
+
+  @Option(help: "Where checkpoints and the log go (default: work_dirs/<config name>).")
+  var workDir: String?
+
+  @Option(help: ArgumentHelp("Continue a run: `auto` (the work directory's latest checkpoint, if any) or a "
+                               + "checkpoint path.", valueName: "auto|path"))
+  var resume: String?
+
+  @Option(help: "Seconds between progress lines when the output is not a terminal.")
+  var logInterval: Double = 10
+
+  /// The config and its name (the file name without extension).
+  func loadConfig() throws -> (PretrainConfig, String) {
+    var overrides = self.overrides
+    // --seed is shared by every command; given explicitly it wins over the config's seed.
+    if CommandLine.arguments.contains(where: { $0 == "--seed" || $0.hasPrefix("--seed=") }) {
+      overrides.append("seed=\(common.seed)")
+    }
+    guard let config else {
+      return (try PretrainConfig.load(yaml: nil, source: "default", overrides: overrides),
+              PretrainConfig.quickDefaultName)
+    }
+    let url = URL(fileURLWithPath: config)
+    let text: String
+    do { text = try String(contentsOf: url, encoding: .utf8) } catch {
+      throw ValidationError("Cannot read the config \(config): \((error as NSError).localizedDescription).")
+    }
+    let name = url.deletingPathExtension().lastPathComponent
+    return (try PretrainConfig.load(yaml: text, source: config, overrides: overrides), name)
+  }
+
+  func run() throws {
+    common.configureThreads()
+    let (config, name) = try loadConfig()
+    let workDirectory = workDir.map { URL(fileURLWithPath: $0) } ?? Pretrainer.defaultWorkDirectory(configName: name)
+    let dataset = try PretrainDataset.open(config.data, channels: config.model.inChannels)
+    let trainer = try Pretrainer(config: config, dataset: dataset, workDirectory: workDirectory,
+                                 codeVersion: SimSiamBench.version)
+    let log = try LogFile(workDirectory.appendingPathComponent("log.txt"))
+    log.write("simsiam-bench \(SimSiamBench.version) pretrain \(name): \(dataset.count) images, "
+                + "\(trainer.iterationsPerEpoch) iterations/epoch, \(config.schedule.epochs) epochs, "
+                + "lr \(config.scaledLearningRate), \(Threads.count) threads; config \(config.json)")
+    if let resume {
+      let url = resume == "auto" ? Pretrainer.latestCheckpoint(in: workDirectory) : URL(fileURLWithPath: resume)
+      if let url {
+        try trainer.resume(from: url)
+        log.write("resumed from \(url.path) at epoch \(trainer.completedEpochs), iteration \(trainer.iteration)")
+      } else {
+        log.write("--resume auto: no checkpoint in \(workDirectory.path); starting fresh")
+      }
+    }
+
+    var monitor: KNNMonitor?
+    if config.monitor.knnAtEnd || config.monitor.knnInterval > 0 {
+      let test = try PretrainDataset.open(config.data, channels: config.model.inChannels, split: .test)
+      monitor = try KNNMonitor(bank: dataset, queries: test, bankCount: config.monitor.knnTrainSamples,
+                               queryCount: config.monitor.knnTestSamples, k: config.monitor.knnK,
+                               temperature: config.monitor.knnTemperature, imageSize: config.data.imageSize,
+                               channels: config.model.inChannels, normalization: trainer.augmentation.normalization)
+    }
+
+    let store = try ResultsStore(path: common.db)
+    let runID = try store.beginRun(NewRun(
+      kind: .pretrain, protocolName: "simsiam", label: name, configFile: self.config, config: config.json,
+      datasetPath: config.data.path, datasetFingerprint: dataset.fingerprint, codeVersion: SimSiamBench.version,
+      threads: Threads.count))
+    let progress = ProgressPrinter(log: log, interval: logInterval)
+    do {
+      let summary = try trainer.train(
+        onIteration: progress.iteration,
+        onEpoch: { metrics in
+          progress.epoch(metrics)
+          try store.addEpochMetric(EpochMetric(epoch: metrics.epoch, loss: metrics.meanLoss,
+                                               learningRate: Double(metrics.learningRate),
+                                               outputStd: metrics.normalizedOutputStd,
+                                               imagesPerSecond: metrics.imagesPerSecond), to: runID)
+        },
+        knn: monitor.map { monitor in
+          { backbone in
+            let accuracy = monitor.accuracy(of: backbone)
+            log.write(String(format: "kNN (k=%d, T=%.2f, %d bank / %d queries): %.2f %%", monitor.k,
+                             Double(monitor.temperature), monitor.bankLabels.count, monitor.queryLabels.count,
+                             100 * accuracy))
+            return accuracy
+          }
+        })
+      var scores: [Score] = []
+      if let initial = summary.initialKNNAccuracy {
+        scores.append(Score(benchmark: "\(config.data.kind)-knn", metric: "top1", layer: "avgpool-random-init",
+                            k: config.monitor.knnK, value: 100 * initial))
+      }
+      if let final = summary.finalKNNAccuracy {
+        scores.append(Score(benchmark: "\(config.data.kind)-knn", metric: "top1", layer: "avgpool",
+                            k: config.monitor.knnK, value: 100 * final))
+      }
+      if !scores.isEmpty { _ = try store.addScores(scores, to: runID) }
+      try store.finishRun(runID)
+      log.write("finished: \(summary.completedEpochs) epochs, \(summary.iteration) iterations"
+                  + (summary.stoppedByTimeBudget ? " (stopped by schedule.max_minutes)" : "")
+                  + "; checkpoint \(summary.lastCheckpoint?.path ?? "none"); results run \(runID) in \(common.db)")
+    } catch {
+      try? store.failRun(runID, message: "\(error)")
+      log.write("failed: \(error)")
+      throw error
+    }
+  }
+}
+
+/// Appends lines to work_dir/log.txt and echoes them to standard output.
+final class LogFile: @unchecked Sendable {
+  // @unchecked: used from the training thread only.
+  private let handle: FileHandle
+
+  init(_ url: URL) throws {
+    if !FileManager.default.fileExists(atPath: url.path) {
+      _ = FileManager.default.createFile(atPath: url.path, contents: nil)
+    }
+    handle = try FileHandle(forWritingTo: url)
+    try handle.seekToEnd()
+  }
+
+  /// Writes a time-stamped line to the file and, unless `echo` is false, the line to standard output.
+  func write(_ line: String, echo: Bool = true) {
+    let stamp = ISO8601DateFormatter().string(from: Date())
+    try? handle.write(contentsOf: Data("\(stamp) \(line)\n".utf8))
+    if echo { ProgressPrinter.printLine(line) }
+  }
+}
+
+/// A live progress line on a terminal (rewritten in place), periodic plain lines otherwise.
+final class ProgressPrinter {
+  let log: LogFile
+  let interval: Double
+  let isTerminal = isatty(STDOUT_FILENO) == 1
+  private var lastLine = Date.distantPast
+  nonisolated(unsafe) static var hasLiveLine = false
+
+  init(log: LogFile, interval: Double) {
+    self.log = log
+    self.interval = interval
+  }
+
+  func iteration(_ step: PretrainIteration) {
+    let text = String(format: "epoch %d/%d  iter %d/%d  loss %.4f  z-std %.4f  lr %.5f  %.1f img/s  ETA ",
+                      step.epoch, step.totalEpochs, step.iterationInEpoch, step.iterationsPerEpoch,
+                      Double(step.loss), Double(step.normalizedOutputStd), Double(step.learningRate),
+                      step.imagesPerSecond) + Self.duration(step.etaSeconds)
+    if isTerminal {
+      print("\r\u{1B}[2K" + text, terminator: "")
+      fflush(nil)  // all output streams (stdout itself is not concurrency-safe to name)
+      Self.hasLiveLine = true
+    }
+    if Date().timeIntervalSince(lastLine) >= interval || step.iterationInEpoch == step.iterationsPerEpoch {
+      lastLine = Date()
+      log.write(text, echo: !isTerminal)
+    }
+  }
+
+  func epoch(_ metrics: PretrainEpochMetrics) {
+    var text = "epoch \(metrics.epoch)" + (metrics.isComplete ? "" : " (partial, \(metrics.iterations) iterations)")
+    text += String(format: ": mean loss %.4f, lr %.5f, z-std %.4f (1/√d = %.4f), %.1f img/s, %.0f s",
+                      metrics.meanLoss, Double(metrics.learningRate), metrics.normalizedOutputStd,
+                      metrics.healthyStd, metrics.imagesPerSecond, metrics.seconds)
+    if let knn = metrics.knnAccuracy { text += String(format: ", kNN %.2f %%", 100 * knn) }
+    log.write(text)
+    if metrics.isCollapsing {
+      log.write("WARNING: the normalised output std \(String(format: "%.4f", metrics.normalizedOutputStd)) is far "
+                  + "below 1/√d = \(String(format: "%.4f", metrics.healthyStd)): the representation is collapsing.")
+    }
+  }
+
+  static func printLine(_ line: String) {
+    if hasLiveLine { print("\r\u{1B}[2K", terminator: ""); hasLiveLine = false }
+    print(line)
+  }
+
+  static func duration(_ seconds: Double) -> String {
+    guard seconds.isFinite else { return "?" }
+    let total = Int(seconds.rounded())
+    return total >= 3600 ? String(format: "%d:%02d:%02d", total / 3600, total / 60 % 60, total % 60)
+      : String(format: "%d:%02d", total / 60, total % 60)
+  }
+}

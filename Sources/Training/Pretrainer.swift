@@ -1,0 +1,273 @@
+// The SimSiam pretraining loop (PROTOCOLS §1): two views per image through the shared encoder, the predictor on
+// each, symmetric negative cosine with stop-gradient (`SimSiam.trainingStep`), SGD with momentum and weight decay
+// on every parameter, the predictor at a fixed LR, LR = lr × batch / 256 with mmcv's per-epoch cosine,
+// drop_last, and a loader that prepares the next batches while the step computes.
+import Foundation
+import Tensors
+import Layers
+import Models
+import Datasets
+
+/// One training iteration as the progress display sees it.
+public struct PretrainIteration: Sendable {
+  /// 1-based epoch being trained, and the run's epoch count.
+  public var epoch: Int
+  public var totalEpochs: Int
+  /// 1-based iteration within the epoch, and the epoch's iteration count.
+  public var iterationInEpoch: Int
+  public var iterationsPerEpoch: Int
+  /// Iterations done over the whole run, this one included.
+  public var iteration: Int
+  public var loss: Float
+  public var normalizedOutputStd: Float
+  /// The encoder group's LR (the predictor's may be fixed).
+  public var learningRate: Float
+  /// Source images per second (each gives two views), over this run's iterations so far.
+  public var imagesPerSecond: Double
+  /// Seconds left at the current speed.
+  public var etaSeconds: Double
+}
+
+/// What one epoch measured (a time-budget stop reports its partial epoch with `isComplete == false`).
+public struct PretrainEpochMetrics: Sendable {
+  public var epoch: Int
+  public var isComplete: Bool
+  public var iterations: Int
+  public var meanLoss: Double
+  public var learningRate: Float
+  /// Mean over the epoch's iterations of the per-dimension std of ẑ = z/‖z‖; ≈ 1/√d when healthy.
+  public var normalizedOutputStd: Double
+  /// 1/√d, for the display.
+  public var healthyStd: Double
+  /// True when the std fell below `monitor.collapse_fraction / √d`: the representation is collapsing.
+  public var isCollapsing: Bool
+  public var imagesPerSecond: Double
+  public var seconds: Double
+  /// kNN top-1 accuracy (0…1) on the held-out split, when the monitor ran after this epoch.
+  public var knnAccuracy: Double?
+}
+
+/// How a run ended.
+public struct PretrainSummary: Sendable {
+  public var completedEpochs: Int
+  public var iteration: Int
+  public var stoppedByTimeBudget: Bool
+  public var lastCheckpoint: URL?
+  /// kNN accuracy (0…1) of the weights before training and after it, when `monitor.knn_at_end` is set.
+  public var initialKNNAccuracy: Double?
+  public var finalKNNAccuracy: Double?
+}
+
+public enum PretrainError: Error, CustomStringConvertible, Equatable {
+  case nonFiniteLoss(epoch: Int, iteration: Int, lastCheckpoint: String?)
+  case incompatibleCheckpoint(path: String, reason: String)
+  case unwritableWorkDirectory(path: String, reason: String)
+  case noCheckpoint(path: String)
+  case tooFewSamples(count: Int, batchSize: Int)
+
+  public var description: String {
+    switch self {
+    case let .nonFiniteLoss(epoch, iteration, lastCheckpoint):
+      "The loss became non-finite in epoch \(epoch), iteration \(iteration); training stopped before that update. "
+        + (lastCheckpoint.map { "The last good checkpoint is \($0)." } ?? "No checkpoint had been written yet.")
+        + " Try a lower optimizer.lr."
+    case let .incompatibleCheckpoint(path, reason):
+      "Cannot resume from \(path): \(reason)."
+    case let .unwritableWorkDirectory(path, reason):
+      "The work directory \(path) is not writable: \(reason). Choose another with --work-dir."
+    case let .noCheckpoint(path):
+      "There is no checkpoint to resume at \(path)."
+    case let .tooFewSamples(count, batchSize):
+      "The dataset has \(count) samples, fewer than one batch of \(batchSize) (batches drop the incomplete last "
+        + "one); lower schedule.batch_size."
+    }
+  }
+}
+
+/// Trains a SimSiam model on a dataset as a config says, writing checkpoints to a work directory.
+public final class Pretrainer {
+  public let config: PretrainConfig
+  public let dataset: PretrainDataset
+  public let model: SimSiam
+  public let optimizer: SGD
+  /// Where checkpoints and `latest` go; nil writes nothing (tests of the loop alone).
+  public let workDirectory: URL?
+  /// Recorded in checkpoints (`code_version`).
+  public let codeVersion: String
+  /// Epochs fully trained, iterations done over the run, and iterations done in the current epoch.
+  public internal(set) var completedEpochs = 0
+  public internal(set) var iteration = 0
+  public internal(set) var iterationInEpoch = 0
+  public internal(set) var lastCheckpoint: URL?
+  // Running sums of the epoch in progress (saved in checkpoints, so a resumed epoch reports whole-epoch means).
+  var epochLossSum = 0.0, epochStdSum = 0.0
+
+  /// Builds the model from `SplitMix64(seed: config.seed)` and the optimiser, and checks the work directory.
+  public init(config: PretrainConfig, dataset: PretrainDataset, workDirectory: URL?,
+              codeVersion: String = "unknown") throws {
+    try config.validate()
+    guard dataset.count >= config.schedule.batchSize else {
+      throw PretrainError.tooFewSamples(count: dataset.count, batchSize: config.schedule.batchSize)
+    }
+    self.config = config
+    self.dataset = dataset
+    self.workDirectory = workDirectory
+    self.codeVersion = codeVersion
+    var rng = SplitMix64(seed: config.seed)
+    model = SimSiam(config.simSiam, using: &rng)
+    let learningRate = config.scaledLearningRate
+    let predictorIDs = Set(model.predictor.parameters.map(ObjectIdentifier.init))
+    let encoder = model.parameters.filter { !predictorIDs.contains(ObjectIdentifier($0)) }
+    optimizer = SGD([ParameterGroup(parameters: encoder, learningRate: learningRate),
+                     ParameterGroup(parameters: model.predictor.parameters, learningRate: learningRate,
+                                    isLearningRateFixed: config.optimizer.fixPredictorLR)],
+                    momentum: config.optimizer.momentum, weightDecay: config.optimizer.weightDecay)
+    if let workDirectory { try Self.prepare(workDirectory) }
+  }
+
+  /// Iterations per epoch (drop_last).
+  public var iterationsPerEpoch: Int { dataset.count / config.schedule.batchSize }
+
+  /// The per-view augmentation the config describes (PROTOCOLS §1.1 pipeline with the config's strengths).
+  public var augmentation: SimSiamAugmentation {
+    let data = config.data
+    return SimSiamAugmentation(
+      size: data.imageSize, scale: data.cropScaleMin...data.cropScaleMax,
+      colorJitter: ColorJitter(brightness: data.brightness, contrast: data.contrast, saturation: data.saturation,
+                               hue: data.hue),
+      colorJitterProbability: data.colorJitterProbability, grayscaleProbability: data.grayscaleProbability,
+      blur: RandomGaussianBlur(sigma: 0.1...2.0, probability: data.blurProbability),
+      flipProbability: data.flipProbability, normalization: Normalization(mean: data.mean, std: data.std))
+  }
+
+  /// Both views of the samples `indices` in epoch `epoch` (0-based): [n, size, size, c] each. Sample i's two
+  /// views come from `SplitMix64.derived(seed, epoch, i)`, so batches do not depend on the worker count.
+  public static func makeViews(_ indices: [Int], epoch: Int, seed: UInt64, dataset: PretrainDataset,
+                               augmentation: SimSiamAugmentation, channels: Int) throws -> (Tensor, Tensor) {
+    var first: [Image] = [], second: [Image] = []
+    first.reserveCapacity(indices.count)
+    second.reserveCapacity(indices.count)
+    for index in indices {
+      var rng = SplitMix64.derived(seed, UInt64(epoch), UInt64(index))
+      let image = try dataset.image(at: index, channels: channels)
+      first.append(augmentation.augmentedImage(image, using: &rng))
+      second.append(augmentation.augmentedImage(image, using: &rng))
+    }
+    return (collate(first, normalization: augmentation.normalization),
+            collate(second, normalization: augmentation.normalization))
+  }
+
+  /// Trains from the current state to `schedule.epochs` (or until `stopAfterEpochs` epochs are complete, or the
+  /// time budget is spent), checkpointing as configured. Callbacks may throw to stop the run (no checkpoint is
+  /// written then, as with a killed process).
+  @discardableResult
+  public func train(stopAfterEpochs: Int? = nil,
+                    onIteration: (PretrainIteration) throws -> Void = { _ in },
+                    onEpoch: (PretrainEpochMetrics) throws -> Void = { _ in },
+                    knn: ((ResNet) throws -> Double)? = nil) throws -> PretrainSummary {
+    let epochs = config.schedule.epochs, batchSize = config.schedule.batchSize
+    let lastEpoch = min(epochs, stopAfterEpochs ?? epochs)
+    let perEpoch = iterationsPerEpoch
+    let (seed, dataset, augmentation, channels) = (config.seed, self.dataset, self.augmentation,
+                                                   config.model.inChannels)
+    let clock = ContinuousClock()
+    let start = clock.now
+    var imagesThisRun = 0
+    var summary = PretrainSummary(completedEpochs: completedEpochs, iteration: iteration, stoppedByTimeBudget: false)
+    if config.monitor.knnAtEnd, let knn, iteration == 0 { summary.initialKNNAccuracy = try knn(model.backbone) }
+    let trainingStart = clock.now
+
+    epochLoop: while completedEpochs < lastEpoch {
+      let epoch = completedEpochs  // 0-based, mmcv's runner.epoch
+      optimizer.updateLearningRates { base in
+        cosineAnnealingLearningRate(base: base, minimum: self.config.schedule.minLR, progress: epoch,
+                                    maxProgress: epochs)
+      }
+      let learningRate = optimizer.parameterGroups[0].learningRate
+      let plan = EpochPlan(sampleCount: dataset.count, batchSize: batchSize, shuffle: true, dropLast: true,
+                           seed: seed, epoch: epoch)
+      let skip = iterationInEpoch  // > 0 when resuming inside an epoch
+      let loader = BatchLoader(plan: plan, workers: config.data.workers, prefetch: config.data.prefetch) {
+        indices, batchNumber in
+        // Batches already trained before a mid-epoch checkpoint are not made again.
+        if batchNumber < skip { return nil as (Tensor, Tensor)? }
+        return try Self.makeViews(indices, epoch: epoch, seed: seed, dataset: dataset, augmentation: augmentation,
+                                  channels: channels)
+      }
+      defer { loader.cancel() }
+      let epochStart = clock.now
+      var epochImages = 0
+      while let batch = try loader.next() {
+        guard let (view1, view2) = batch else { continue }
+        optimizer.zeroGrad()
+        let result = model.trainingStep(view1, view2)
+        guard result.loss.isFinite else {
+          throw PretrainError.nonFiniteLoss(epoch: epoch + 1, iteration: iterationInEpoch + 1,
+                                            lastCheckpoint: lastCheckpoint?.path)
+        }
+        optimizer.step()
+        iteration += 1
+        iterationInEpoch += 1
+        epochLossSum += Double(result.loss)
+        epochStdSum += Double(result.normalizedOutputStd)
+        imagesThisRun += batchSize
+        epochImages += batchSize
+        let elapsed = seconds(clock.now - trainingStart)
+        let speed = Double(imagesThisRun) / max(elapsed, 1e-9)
+        let remaining = (lastEpoch - epoch) * perEpoch - iterationInEpoch
+        try onIteration(PretrainIteration(
+          epoch: epoch + 1, totalEpochs: epochs, iterationInEpoch: iterationInEpoch, iterationsPerEpoch: perEpoch,
+          iteration: iteration, loss: result.loss, normalizedOutputStd: result.normalizedOutputStd,
+          learningRate: learningRate, imagesPerSecond: speed,
+          etaSeconds: Double(remaining * batchSize) / max(speed, 1e-9)))
+        let overBudget = config.schedule.maxMinutes > 0 && seconds(clock.now - start) > config.schedule.maxMinutes * 60
+        if overBudget && iterationInEpoch < perEpoch {
+          summary.stoppedByTimeBudget = true
+          try onEpoch(epochMetrics(epoch: epoch + 1, isComplete: false, learningRate: learningRate,
+                                   images: epochImages, seconds: seconds(clock.now - epochStart)))
+          try saveCheckpoint()
+          break epochLoop
+        }
+      }
+      var metrics = epochMetrics(epoch: epoch + 1, isComplete: true, learningRate: learningRate,
+                                 images: epochImages, seconds: seconds(clock.now - epochStart))
+      completedEpochs += 1
+      iterationInEpoch = 0
+      epochLossSum = 0
+      epochStdSum = 0
+      let interval = config.monitor.knnInterval
+      if let knn, interval > 0, completedEpochs % interval == 0 { metrics.knnAccuracy = try knn(model.backbone) }
+      try onEpoch(metrics)
+      if completedEpochs % config.checkpoint.interval == 0 || completedEpochs == lastEpoch {
+        try saveCheckpoint()
+      }
+      if config.schedule.maxMinutes > 0 && seconds(clock.now - start) > config.schedule.maxMinutes * 60
+        && completedEpochs < lastEpoch {
+        summary.stoppedByTimeBudget = true
+        if completedEpochs % config.checkpoint.interval != 0 { try saveCheckpoint() }
+        break
+      }
+    }
+    if config.monitor.knnAtEnd, let knn { summary.finalKNNAccuracy = try knn(model.backbone) }
+    summary.completedEpochs = completedEpochs
+    summary.iteration = iteration
+    summary.lastCheckpoint = lastCheckpoint
+    return summary
+  }
+
+  private func epochMetrics(epoch: Int, isComplete: Bool, learningRate: Float, images: Int,
+                            seconds: Double) -> PretrainEpochMetrics {
+    let count = max(iterationInEpoch, 1)
+    let std = epochStdSum / Double(count)
+    let healthy = 1 / Double(config.model.features).squareRoot()
+    return PretrainEpochMetrics(
+      epoch: epoch, isComplete: isComplete, iterations: iterationInEpoch, meanLoss: epochLossSum / Double(count),
+      learningRate: learningRate, normalizedOutputStd: std, healthyStd: healthy,
+      isCollapsing: std < Double(config.monitor.collapseFraction) * healthy,
+      imagesPerSecond: Double(images) / max(seconds, 1e-9), seconds: seconds, knnAccuracy: nil)
+  }
+}
+
+func seconds(_ duration: Duration) -> Double {
+  Double(duration.components.seconds) + Double(duration.components.attoseconds) * 1e-18
+}
