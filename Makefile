@@ -34,10 +34,11 @@ test: setup
 test-fast: setup
 	SKIP_SLOW_TESTS=1 swift test $(SWIFT_FLAGS)
 
-## The main job on the embedded default (see README). Until `pretrain` lands (Fashion-MNIST, issue 4) this is
-## the engine's self-test: a short SimSiam run on generated images that must drive the loss down without collapse.
+## The main job on the embedded default (see README): the engine's 5-second self-test, then SimSiam pretraining of
+## a narrow ResNet-18 on Fashion-MNIST (Debian's dataset-fashion-mnist) with kNN accuracy before and after.
 demo: release
 	.build/release/simsiam-bench selftest
+	.build/release/simsiam-bench pretrain --config configs/pretrain/simsiam_resnet18_fashion-mnist_quick.yaml
 
 ## Engine vs PyTorch, side by side (needs `pip install torch==2.13.0+cpu`); see benchmarks/README.md.
 bench: setup

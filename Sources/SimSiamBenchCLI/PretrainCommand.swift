@@ -198,6 +198,7 @@ final class ProgressPrinter {
   static func printLine(_ line: String) {
     if hasLiveLine { print("\r\u{1B}[2K", terminator: ""); hasLiveLine = false }
     print(line)
+    fflush(nil)  // a pipe (CI, `| tee`) is block-buffered: show each line when it is written
   }
 
   static func duration(_ seconds: Double) -> String {
