@@ -176,7 +176,10 @@ public final class SimSiam {
   /// One SimSiam step on two views of the same images (Chen & He 2021, Algorithm 1): accumulates every
   /// parameter's gradient (call `zeroGrad()` first) and returns the loss. BN statistics are per view, since each
   /// view is its own forward call, as with MMSelfSup's SyncBN over a global batch.
-  public func trainingStep(_ x1: Tensor, _ x2: Tensor) -> SimSiamStepResult {
+  ///
+  /// `stopsGradient: false` is the paper's ablation (§4.1, Fig. 2): the targets are not detached, so ∂D/∂z also
+  /// flows into the encoder through the target side, and the representation collapses. For experiments only.
+  public func trainingStep(_ x1: Tensor, _ x2: Tensor, stopsGradient: Bool = true) -> SimSiamStepResult {
     precondition(x1.shape == x2.shape, "SimSiam views must have the same shape, got \(x1.shape) and \(x2.shape).")
     let (z1, encoded1) = encode(x1, mode: .training)
     let (z2, encoded2) = encode(x2, mode: .training)
@@ -188,8 +191,16 @@ public final class SimSiam {
     let (loss2, dp2) = negativeCosineSimilarity(p2, target: z1)
     let std = (normalizedStd(z1) + normalizedStd(z2)) / 2
 
-    encodeBackward(predictor.backward(0.5 * dp1, predicted1), encoded1)
-    encodeBackward(predictor.backward(0.5 * dp2, predicted2), encoded2)
+    var dz1 = predictor.backward(0.5 * dp1, predicted1)
+    var dz2 = predictor.backward(0.5 * dp2, predicted2)
+    if !stopsGradient {
+      // D(p, z) = −mean(p̂·ẑ) is symmetric in its arguments, so ∂D/∂z is the same function with the roles swapped.
+      // z1 is the target of the second term and z2 of the first: those gradients add to the predictor paths.
+      dz1 += 0.5 * negativeCosineSimilarity(z1, target: p2).gradient
+      dz2 += 0.5 * negativeCosineSimilarity(z2, target: p1).gradient
+    }
+    encodeBackward(dz1, encoded1)
+    encodeBackward(dz2, encoded2)
     return SimSiamStepResult(loss: 0.5 * (loss1 + loss2), normalizedOutputStd: std)
   }
 }

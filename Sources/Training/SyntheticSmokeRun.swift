@@ -12,6 +12,8 @@ public struct SyntheticSmokeRunConfig: Sendable {
   public var imageSize = 16
   public var seed: UInt64 = 0
   public var learningRate: Float = 0.1
+  /// False runs the paper's no-stop-gradient ablation, which collapses.
+  public var stopsGradient = true
   public init() {}
 
   /// A ResNet-18 (CIFAR stem) at 1/8 width with a 64-wide projector and a 16-wide predictor bottleneck.
@@ -51,7 +53,7 @@ public func runSyntheticSmoke(_ config: SyntheticSmokeRunConfig, onStep: (SmokeS
     var result = SimSiamStepResult(loss: 0, normalizedOutputStd: 0)
     let elapsed = clock.measure {
       sgd.zeroGrad()
-      result = model.trainingStep(view1, view2)
+      result = model.trainingStep(view1, view2, stopsGradient: config.stopsGradient)
       sgd.step()
     }
     let record = SmokeStep(step: step, loss: result.loss, normalizedOutputStd: result.normalizedOutputStd,

@@ -325,6 +325,23 @@ private func centralDifference(_ loss: () -> Double, _ parameter: Parameter, at 
     }
   }
 
+  /// The paper's ablation switch: `trainingStep(stopsGradient: false)` must give the full gradient of the loss whose
+  /// targets move with θ.
+  @Test func simSiamStepWithoutStopGradientMatchesFiniteDifferencesOfTheFullLoss() {
+    var rng = SplitMix64(seed: 81)
+    let (model, x1, x2) = Self.makeSimSiam(rng: &rng)
+    model.zeroGrad()
+    _ = restoringBuffers(model.parameters) { model.trainingStep(x1, x2, stopsGradient: false) }
+    let loss = { Self.simSiamLoss(model, x1, x2, targets: nil) }
+    let named = Dictionary(uniqueKeysWithValues: model.namedParameters.map { ($0.name, $0.parameter) })
+    var settings = CheckSettings.network
+    settings.samples = 8
+    for (index, name) in (Self.simSiamBackboneNames + Self.simSiamNeckNames + Self.simSiamHeadNames).enumerated() {
+      guard let parameter = named[name] else { Issue.record("No parameter named \(name)."); continue }
+      settings.expectMatch(loss, parameter, named: name, seed: UInt64(index))
+    }
+  }
+
   @Test func simSiamLossWithoutStopGradientHasOtherEncoderGradients() {
     var rng = SplitMix64(seed: 81)
     let (model, x1, x2) = Self.makeSimSiam(rng: &rng)

@@ -26,3 +26,4 @@ import TestSupport
     #expect(a == b)
   }
 }
+
