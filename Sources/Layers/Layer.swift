@@ -65,6 +65,14 @@ public final class Parameter {
     }
   }
 
+  /// The accumulated gradient in PyTorch's layout (for comparisons with PyTorch's `.grad`).
+  public var exportedGrad: Tensor {
+    switch exportLayout {
+    case .identity: grad
+    case .convOHWI: grad.permuted([0, 3, 1, 2])
+    }
+  }
+
   /// Replaces the value from a tensor in PyTorch's layout (shape checked by the caller).
   public func importValue(_ pytorchValue: Tensor) {
     switch exportLayout {

@@ -50,4 +50,16 @@ extension Tensor {
     }
     return worst
   }
+
+  /// max |self − reference| / max |reference|: the error relative to the reference's scale, used by the PyTorch
+  /// parity tests and benchmarks (robust where individual reference values are near zero).
+  public func scaledError(to reference: Tensor) -> Float {
+    precondition(shape == reference.shape, "Comparing shape \(shape) with reference shape \(reference.shape).")
+    var worst: Float = 0, scale: Float = 0
+    for i in 0..<count {
+      worst = max(worst, abs(scalars[i] - reference.scalars[i]))
+      scale = max(scale, abs(reference.scalars[i]))
+    }
+    return worst / max(scale, 1e-12)
+  }
 }

@@ -16,17 +16,6 @@ import Models
     ("mmselfsup1.pth", .mmselfsup1x),
   ]
 
-  /// max |actual − expected| / max |expected|.
-  static func scaledError(_ actual: Tensor, _ expected: Tensor) -> Float {
-    precondition(actual.shape == expected.shape, "Comparing shape \(actual.shape) with \(expected.shape).")
-    var worst: Float = 0, scale: Float = 0
-    for i in 0..<actual.count {
-      worst = max(worst, abs(actual.scalars[i] - expected.scalars[i]))
-      scale = max(scale, abs(expected.scalars[i]))
-    }
-    return worst / max(scale, 1e-12)
-  }
-
   /// Reads a fixture the way the CLI does: magic-byte dispatch, .pth through the pickle reader.
   static func read(_ name: String) throws -> CheckpointContents {
     try CheckpointContents.read(try pthFixture(name)) { url in
@@ -52,8 +41,8 @@ import Models
     #expect(forward.count == 5 && folded.count == 5)
     for index in 0..<min(5, forward.count, folded.count) {
       let expected = try #require(reference.tensors["eval.feature\(index + 1)"]).value
-      let forwardError = Self.scaledError(forward[index].nhwcToNCHW(), expected)
-      let foldedError = Self.scaledError(folded[index].nhwcToNCHW(), expected)
+      let forwardError = forward[index].nhwcToNCHW().scaledError(to: expected)
+      let foldedError = folded[index].nhwcToNCHW().scaledError(to: expected)
       #expect(forwardError <= 1e-4, "\(fixture) forwardFeatures feature\(index + 1): scaled error \(forwardError)")
       #expect(foldedError <= 1e-4, "\(fixture) inferFeatures feature\(index + 1): scaled error \(foldedError)")
     }
@@ -70,7 +59,7 @@ import Models
     let model = ResNet(ResNetConfig(depth: 50, widthMultiplier: 1.0 / 32), using: &generator)
     _ = try BackboneLoader.load(contents, into: model)
     let feature5 = model.inferFeatures(try #require(reference.tensors["input"]).value.nchwToNHWC())[4]
-    let error = Self.scaledError(feature5.nhwcToNCHW(), try #require(reference.tensors["eval.feature5"]).value)
+    let error = feature5.nhwcToNCHW().scaledError(to: try #require(reference.tensors["eval.feature5"]).value)
     #expect(error > 1e-3)
   }
 }

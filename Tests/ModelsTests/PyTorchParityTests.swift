@@ -53,26 +53,7 @@ extension SafeTensors {
   func tensor(_ name: String) throws -> Tensor { try #require(tensors[name], "fixture has no \(name)").value }
 }
 
-/// max |actual − expected| / max |expected|: the error relative to the tensor's scale.
-func scaledError(_ actual: Tensor, _ expected: Tensor) -> Float {
-  precondition(actual.shape == expected.shape, "Comparing shape \(actual.shape) with \(expected.shape).")
-  var worst: Float = 0, scale: Float = 0
-  for i in 0..<actual.count {
-    worst = max(worst, abs(actual.scalars[i] - expected.scalars[i]))
-    scale = max(scale, abs(expected.scalars[i]))
-  }
-  return worst / max(scale, 1e-12)
-}
 
-extension Parameter {
-  /// The accumulated gradient in PyTorch's layout.
-  var exportedGrad: Tensor {
-    switch exportLayout {
-    case .identity: grad
-    case .convOHWI: grad.permuted([0, 3, 1, 2])
-    }
-  }
-}
 
 @Suite struct PyTorchParityTests {
   @Test(arguments: ParityCase.all)
@@ -96,7 +77,7 @@ extension Parameter {
     let prefix = mode == .inference ? "eval" : "train"
     for (index, feature) in features.enumerated() {
       let expected = try file.tensor("\(prefix).feature\(index + 1)")
-      let error = scaledError(feature.nhwcToNCHW(), expected)
+      let error = feature.nhwcToNCHW().scaledError(to: expected)
       #expect(error <= 1e-4, "\(parityCase) \(prefix).feature\(index + 1): scaled error \(error)")
     }
   }
@@ -109,7 +90,7 @@ extension Parameter {
     let features = model.backbone.inferFeatures(try file.tensor("input.view1").nchwToNHWC())
     #expect(features.count == 5)
     for (index, feature) in features.enumerated() {
-      let error = scaledError(feature.nhwcToNCHW(), try file.tensor("eval.feature\(index + 1)"))
+      let error = feature.nhwcToNCHW().scaledError(to: try file.tensor("eval.feature\(index + 1)"))
       #expect(error <= 1e-4, "\(parityCase) folded eval.feature\(index + 1): scaled error \(error)")
     }
   }
@@ -129,7 +110,7 @@ extension Parameter {
     var compared = 0
     for (name, parameter) in model.namedParameters where !parameter.isBuffer {
       let expected = try file.tensor("grad.\(name)")
-      let error = scaledError(parameter.exportedGrad, expected)
+      let error = parameter.exportedGrad.scaledError(to: expected)
       #expect(error <= 1e-3, "\(parityCase) grad.\(name): scaled error \(error)")
       compared += 1
     }
@@ -141,7 +122,7 @@ extension Parameter {
     sgd.step()
     for (name, parameter) in model.namedParameters {
       let expected = try file.tensor("step.\(name)")
-      let error = scaledError(parameter.exportedValue, expected)
+      let error = parameter.exportedValue.scaledError(to: expected)
       #expect(error <= 1e-3, "\(parityCase) step.\(name): scaled error \(error)")
     }
   }

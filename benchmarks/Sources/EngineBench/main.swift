@@ -175,22 +175,17 @@ func validateAgainstPyTorch(repositoryRoot: URL) throws -> String {
                                     projectorHiddenFeatures: 32, features: 32, predictorHiddenFeatures: 8),
                       using: &rng)
   try StateDict.load(initial, into: model.namedParameters, source: url.path)
-  func scaledError(_ a: Tensor, _ b: Tensor) -> Float {
-    var worst: Float = 0, scale: Float = 0
-    for i in 0..<a.count { worst = max(worst, abs(a.scalars[i] - b.scalars[i])); scale = max(scale, abs(b.scalars[i])) }
-    return worst / max(scale, 1e-12)
-  }
+
   let view1 = fixture("input.view1").nchwToNHWC(), view2 = fixture("input.view2").nchwToNHWC()
   var featureError: Float = 0
   for (index, feature) in model.backbone.forwardFeatures(view1, mode: .inference).features.enumerated() {
-    featureError = max(featureError, scaledError(feature.nhwcToNCHW(), fixture("eval.feature\(index + 1)")))
+    featureError = max(featureError, feature.nhwcToNCHW().scaledError(to: fixture("eval.feature\(index + 1)")))
   }
   model.zeroGrad()
   let loss = model.trainingStep(view1, view2).loss
   var gradientError: Float = 0
   for (name, parameter) in model.namedParameters where !parameter.isBuffer {
-    let grad = parameter.exportLayout == .convOHWI ? parameter.grad.permuted([0, 3, 1, 2]) : parameter.grad
-    gradientError = max(gradientError, scaledError(grad, fixture("grad.\(name)")))
+    gradientError = max(gradientError, parameter.exportedGrad.scaledError(to: fixture("grad.\(name)")))
   }
   let lossError = abs(loss - fixture("loss").scalars[0])
   guard featureError <= 1e-4, gradientError <= 1e-3, lossError <= 1e-5 else {
