@@ -35,9 +35,14 @@ struct Pretrain: ParsableCommand {
   @Option(help: "Seconds between progress lines when the output is not a terminal.")
   var logInterval: Double = 10
 
+  @Flag(help: ArgumentHelp("Replace unreadable or corrupt images by the next readable one and report how many were "
+                            + "skipped (--set data.skip_corrupt=true); without it the first bad image stops the run."))
+  var skipCorrupt = false
+
   /// The config and its name (the file name without extension).
   func loadConfig() throws -> (PretrainConfig, String) {
     var overrides = self.overrides
+    if skipCorrupt { overrides.append("data.skip_corrupt=true") }
     // --seed is shared by every command; given explicitly it wins over the config's seed.
     if CommandLine.arguments.contains(where: { $0 == "--seed" || $0.hasPrefix("--seed=") }) {
       overrides.append("seed=\(common.seed)")
@@ -120,6 +125,12 @@ struct Pretrain: ParsableCommand {
                             k: config.monitor.knnK, value: 100 * final))
       }
       if !scores.isEmpty { _ = try store.addScores(scores, to: runID) }
+      if !summary.skippedImages.isEmpty {
+        log.write("skipped \(summary.skippedImages.count) unreadable image(s) (data.skip_corrupt):")
+        for (index, reason) in summary.skippedImages.sorted(by: { $0.key < $1.key }).prefix(20) {
+          log.write("  #\(index): \(reason)")
+        }
+      }
       try store.finishRun(runID)
       log.write("finished: \(summary.completedEpochs) epochs, \(summary.iteration) iterations"
                   + (summary.stoppedByTimeBudget ? " (stopped by schedule.max_minutes)" : "")

@@ -43,6 +43,7 @@ data:
   std: [0.3530]
   workers: 2
   prefetch: 2
+  skip_corrupt: false # true: an unreadable image is replaced by the next readable one, counted and reported
 optimizer:
   lr: 0.06            # for batch 256; the LR used is lr × batch_size / 256
   momentum: 0.9

@@ -64,11 +64,15 @@ public struct PretrainConfig: Codable, Sendable, Equatable {
     /// Loader threads preparing batches ahead of the step.
     public var workers = 2
     public var prefetch = 2
+    /// Replace an unreadable or corrupt image by the next readable one (deterministically) and count it, instead of
+    /// stopping the run with an error naming the file.
+    public var skipCorrupt = false
 
     public init() {}
 
     enum CodingKeys: String, CodingKey {
       case kind, path, limit, brightness, contrast, saturation, hue, mean, std, workers, prefetch
+      case skipCorrupt = "skip_corrupt"
       case imageSize = "image_size", cropScaleMin = "crop_scale_min", cropScaleMax = "crop_scale_max"
       case colorJitterProbability = "color_jitter_p", grayscaleProbability = "grayscale_p"
       case blurProbability = "blur_p", flipProbability = "flip_p"

@@ -56,6 +56,18 @@ public struct PretrainSummary: Sendable {
   /// kNN accuracy (0…1) of the weights before training and after it, when `monitor.knn_at_end` is set.
   public var initialKNNAccuracy: Double?
   public var finalKNNAccuracy: Double?
+  /// Indices of the images skipped as unreadable (with `data.skip_corrupt`), each with the error, in this run.
+  public var skippedImages: [Int: String] = [:]
+}
+
+/// The images `makeViews` skipped as unreadable, shared by the loader threads.
+public final class SkippedImages: @unchecked Sendable {
+  // @unchecked: `byIndex` is read and written only while holding `lock`.
+  private let lock = NSLock()
+  private var byIndex: [Int: String] = [:]
+  public init() {}
+  func record(_ index: Int, _ error: Error) { lock.withLock { byIndex[index] = "\(error)" } }
+  public var all: [Int: String] { lock.withLock { byIndex } }
 }
 
 public enum PretrainError: Error, CustomStringConvertible, Equatable {
@@ -142,19 +154,39 @@ public final class Pretrainer {
 
   /// Both views of the samples `indices` in epoch `epoch` (0-based): [n, size, size, c] each. Sample i's two
   /// views come from `SplitMix64.derived(seed, epoch, i)`, so batches do not depend on the worker count.
+  ///
+  /// With `skipped`, an image that fails to read is replaced by the next readable one (index + 1, + 2, …, at most
+  /// 16 tries) and recorded; without it the error, which names the file, stops the run.
   public static func makeViews(_ indices: [Int], epoch: Int, seed: UInt64, dataset: PretrainDataset,
-                               augmentation: SimSiamAugmentation, channels: Int) throws -> (Tensor, Tensor) {
+                               augmentation: SimSiamAugmentation, channels: Int,
+                               skipped: SkippedImages? = nil) throws -> (Tensor, Tensor) {
     var first: [Image] = [], second: [Image] = []
     first.reserveCapacity(indices.count)
     second.reserveCapacity(indices.count)
     for index in indices {
       var rng = SplitMix64.derived(seed, UInt64(epoch), UInt64(index))
-      let image = try dataset.image(at: index, channels: channels)
+      let image = try readableImage(at: index, dataset: dataset, channels: channels, skipped: skipped)
       first.append(augmentation.augmentedImage(image, using: &rng))
       second.append(augmentation.augmentedImage(image, using: &rng))
     }
     return (collate(first, normalization: augmentation.normalization),
             collate(second, normalization: augmentation.normalization))
+  }
+
+  private static func readableImage(at index: Int, dataset: PretrainDataset, channels: Int,
+                                    skipped: SkippedImages?) throws -> Image {
+    guard let skipped else { return try dataset.image(at: index, channels: channels) }
+    var lastError: Error?
+    for offset in 0..<16 {
+      let candidate = (index + offset) % dataset.count
+      do {
+        return try dataset.image(at: candidate, channels: channels)
+      } catch {
+        skipped.record(candidate, error)
+        lastError = error
+      }
+    }
+    throw lastError!  // 16 unreadable images in a row: the dataset itself is broken
   }
 
   /// Trains from the current state to `schedule.epochs` (or until `stopAfterEpochs` epochs are complete, or the
@@ -170,6 +202,7 @@ public final class Pretrainer {
     let perEpoch = iterationsPerEpoch
     let (seed, dataset, augmentation, channels) = (config.seed, self.dataset, self.augmentation,
                                                    config.model.inChannels)
+    let skipped = config.data.skipCorrupt ? SkippedImages() : nil
     let clock = ContinuousClock()
     let start = clock.now
     var imagesThisRun = 0
@@ -192,7 +225,7 @@ public final class Pretrainer {
         // Batches already trained before a mid-epoch checkpoint are not made again.
         if batchNumber < skip { return nil as (Tensor, Tensor)? }
         return try Self.makeViews(indices, epoch: epoch, seed: seed, dataset: dataset, augmentation: augmentation,
-                                  channels: channels)
+                                  channels: channels, skipped: skipped)
       }
       defer { loader.cancel() }
       let epochStart = clock.now
@@ -252,6 +285,7 @@ public final class Pretrainer {
     summary.completedEpochs = completedEpochs
     summary.iteration = iteration
     summary.lastCheckpoint = lastCheckpoint
+    summary.skippedImages = skipped?.all ?? [:]
     return summary
   }
 
