@@ -42,6 +42,10 @@ struct DataCommand: ParsableCommand {
     @Option(help: "How many missing or unreadable files to list.")
     var list: Int = 10
 
+    @Flag(help: ArgumentHelp("Decode every image in full (all cores) to find truncated or corrupt files; without "
+                              + "it images are checked by size and magic bytes only."))
+    var decode = false
+
     func validate() throws {
       guard list >= 0 else { throw ValidationError("--list must be 0 or more, got \(list).") }
       if root != nil && format != .list && format != .auto {
@@ -54,7 +58,7 @@ struct DataCommand: ParsableCommand {
       try DatasetCheck.run(data: URL(fileURLWithPath: data),
                            format: format == .auto ? nil : DatasetFormat(rawValue: format.rawValue),
                            root: root.map { URL(fileURLWithPath: $0) },
-                           imageDirectory: images.map { URL(fileURLWithPath: $0) })
+                           imageDirectory: images.map { URL(fileURLWithPath: $0) }, decodesImages: decode)
     }
 
     func run() throws {

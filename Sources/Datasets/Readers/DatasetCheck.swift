@@ -1,6 +1,7 @@
 // `simsiam-bench data check`: recognise a dataset layout, count images and classes, find missing or unreadable
 // files, and fingerprint the file list for provenance.
 import Foundation
+import Tensors
 
 /// The on-disk layouts the readers understand.
 public enum DatasetFormat: String, CaseIterable, Sendable {
@@ -52,11 +53,13 @@ public struct DatasetCheck: Sendable {
   // MARK: - Running a check
 
   /// Checks the dataset at `data`. `format` nil detects it; `root` is the image root of a list file (default: the
-  /// list's directory) and `imageDirectory` the COCO image directory (default: the standard layout).
+  /// list's directory) and `imageDirectory` the COCO image directory (default: the standard layout). With
+  /// `decodesImages` every JPEG/PNG is decoded in full (on all cores), so truncated or corrupt images are reported
+  /// too; without it images are checked by size and magic bytes only.
   /// Throws `DatasetError` when the layout cannot be read at all; files that are missing or unreadable are
   /// reported in the result instead.
   public static func run(data: URL, format: DatasetFormat? = nil, root: URL? = nil,
-                         imageDirectory: URL? = nil) throws -> DatasetCheck {
+                         imageDirectory: URL? = nil, decodesImages: Bool = false) throws -> DatasetCheck {
     guard FileManager.default.fileExists(atPath: data.path) else {
       throw DatasetError.missingDirectory(path: data.path, hint: "Check --data.")
     }
@@ -72,6 +75,7 @@ public struct DatasetCheck: Sendable {
     case .idx: try check.checkIDX(data, &inventory)
     case .cifar: try check.checkCIFAR(data, &inventory)
     }
+    if decodesImages { inventory.decodeImages() }
     check.missing = inventory.missing
     check.unreadable = inventory.unreadable
     check.fileCount = inventory.sizes.count
@@ -346,6 +350,8 @@ struct FileInventory {
   var sizes: [String: Int64] = [:]  // relative path → bytes
   var missing: [String] = []
   var unreadable: [DatasetCheck.Problem] = []
+  /// Images that passed the size and magic-byte checks, for `decodeImages()`.
+  private(set) var images: [URL] = []
   private var seen = Set<String>()
 
   init(base: URL) { self.base = base.standardizedFileURL }
@@ -390,6 +396,25 @@ struct FileInventory {
       let hex = head.map { String(format: "%02X", $0) }.joined(separator: " ")
       unreadable.append(DatasetCheck.Problem(path: relativePath(url),
                                              reason: "not a JPEG or PNG file (starts with \(hex))"))
+    } else {
+      images.append(url)
+    }
+  }
+
+  /// Decodes every image recorded by `addImage` and reports those that fail (truncated, corrupt, unsupported).
+  mutating func decodeImages() {
+    let images = self.images
+    var failures = [String?](repeating: nil, count: images.count)
+    failures.withUnsafeMutableBufferPointer { buffer in
+      let slots = buffer.baseAddress!
+      parallelFor(0..<images.count, minimumChunk: 8) { range in
+        for i in range {
+          do { _ = try Image(contentsOf: images[i], mode: .grayOrRGB) } catch { (slots + i).pointee = "\(error)" }
+        }
+      }
+    }
+    for (url, failure) in zip(images, failures) {
+      if let failure { unreadable.append(DatasetCheck.Problem(path: relativePath(url), reason: failure)) }
     }
   }
 
