@@ -43,8 +43,14 @@ public final class ResultsStore: Sendable {
     configuration.foreignKeysEnabled = true
     configuration.journalMode = .wal
     configuration.busyMode = .timeout(Self.busyTimeout)
+    // Opening (the switch to WAL) and migrating are serialised across processes and threads by an exclusive
+    // flock on a sidecar file: two connections creating the same new file at once otherwise race on the schema
+    // (seen as "no such table" or an immediate SQLITE_BUSY in the concurrent-writer test).
+    let lock = open(path + ".lock", O_CREAT | O_RDWR | O_CLOEXEC, 0o644)
+    if lock >= 0 { _ = flock(lock, LOCK_EX) }
+    defer { if lock >= 0 { _ = flock(lock, LOCK_UN); close(lock) } }
     do {
-      queue = try DatabaseQueue(path: path, configuration: configuration)
+      queue = try Self.retryingWhileBusy { try DatabaseQueue(path: path, configuration: configuration) }
       try Self.migrate(queue, path: path)
     } catch let error as ResultsError {
       throw error
@@ -65,11 +71,28 @@ public final class ResultsStore: Sendable {
     if try queue.read({ try migrator.hasCompletedMigrations($0) }) { return }
     for attempt in 1...3 {
       do {
-        try migrator.migrate(queue)
+        try retryingWhileBusy { try migrator.migrate(queue) }
         return
       } catch {
         if try queue.read({ try migrator.hasCompletedMigrations($0) }) { return }
         if attempt == 3 { throw error }
+      }
+    }
+  }
+
+  /// Runs `body` again while SQLite answers SQLITE_BUSY / SQLITE_LOCKED without waiting, for at most
+  /// `busyTimeout`. That happens when another process opens the same new file: switching it to WAL and the
+  /// migrator's read-then-write transaction can fail at once (SQLite's deadlock avoidance skips the busy handler).
+  static func retryingWhileBusy<T>(_ body: () throws -> T) throws -> T {
+    let deadline = Date().addingTimeInterval(busyTimeout)
+    var pause = 0.005
+    while true {
+      do {
+        return try body()
+      } catch let error as DatabaseError
+        where (error.resultCode == .SQLITE_BUSY || error.resultCode == .SQLITE_LOCKED) && Date() < deadline {
+        Thread.sleep(forTimeInterval: pause * Double.random(in: 0.5...1.5))
+        pause = min(pause * 2, 0.2)
       }
     }
   }
