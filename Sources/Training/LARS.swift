@@ -56,26 +56,15 @@ public final class LARS: Optimizer {
   }
 
   public func step() {
-    precondition(momentumBuffers.count == allParameters.count,
-                 "LARS has \(momentumBuffers.count) momentum slots for \(allParameters.count) parameters; "
-                   + "parameters were added to a group after the optimiser was made.")
-    var index = 0
-    for group in parameterGroups {
-      let weightDecay = group.weightDecay ?? self.weightDecay
-      for parameter in group.parameters {
-        defer { index += 1 }
-        guard parameter.isTrainable, !parameter.isBuffer else { continue }
-        precondition(parameter.grad.shape == parameter.value.shape,
-                     "LARS: gradient shape \(parameter.grad.shape) differs from value shape \(parameter.value.shape).")
-        let localRate = group.isExcludedFromLARS
-          ? 1
-          : localLearningRate(weightNorm: l2Norm(parameter.value), gradientNorm: l2Norm(parameter.grad),
-                              weightDecay: weightDecay)
-        // MMSelfSup: d_p = d_p.add(p, alpha=wd).mul(actual_lr); p.add_(-buf): the rate scales d, not the step.
-        momentumUpdate(parameter, buffer: &momentumBuffers[index], momentum: momentum, isNesterov: isNesterov,
-                       weightDecay: weightDecay, scale: Float(localRate * Double(group.learningRate)),
-                       learningRate: 1)
-      }
+    forEachTrainableParameter(name: "LARS", defaultWeightDecay: weightDecay) { group, parameter, slot, weightDecay in
+      let localRate = group.isExcludedFromLARS
+        ? 1
+        : localLearningRate(weightNorm: l2Norm(parameter.value), gradientNorm: l2Norm(parameter.grad),
+                            weightDecay: weightDecay)
+      // MMSelfSup: d_p = d_p.add(p, alpha=wd).mul(actual_lr); p.add_(-buf): the rate scales d, not the step.
+      momentumUpdate(parameter, buffer: &momentumBuffers[slot], momentum: momentum, isNesterov: isNesterov,
+                     weightDecay: weightDecay, scale: Float(localRate * Double(group.learningRate)),
+                     learningRate: 1)
     }
   }
 }

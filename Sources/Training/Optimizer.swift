@@ -84,6 +84,30 @@ public enum OptimizerError: Error, CustomStringConvertible, Equatable {
   }
 }
 
+extension Optimizer {
+  /// Calls `body(group, parameter, slot, weightDecay)` for every trainable, non-buffer parameter, where `slot`
+  /// indexes `momentumBuffers` (one slot per parameter of every group, in order) and `weightDecay` is the group's
+  /// own or `defaultWeightDecay`. Shared by SGD and LARS, whose updates differ only inside `body`.
+  func forEachTrainableParameter(name: String, defaultWeightDecay: Float,
+                                 _ body: (ParameterGroup, Parameter, Int, Float) -> Void) {
+    precondition(momentumBuffers.count == allParameters.count,
+                 "\(name) has \(momentumBuffers.count) momentum slots for \(allParameters.count) parameters; "
+                   + "parameters were added to a group after the optimiser was made.")
+    var slot = 0
+    for group in parameterGroups {
+      let weightDecay = group.weightDecay ?? defaultWeightDecay
+      for parameter in group.parameters {
+        defer { slot += 1 }
+        guard parameter.isTrainable, !parameter.isBuffer else { continue }
+        precondition(parameter.grad.shape == parameter.value.shape,
+                     "\(name): gradient shape \(parameter.grad.shape) differs from value shape "
+                       + "\(parameter.value.shape).")
+        body(group, parameter, slot, weightDecay)
+      }
+    }
+  }
+}
+
 /// Checks restored buffers against `parameters`: the count, then each non-nil buffer's shape.
 func validateMomentumBuffers(_ buffers: [Tensor?], for parameters: [Parameter]) throws {
   guard buffers.count == parameters.count else {

@@ -45,20 +45,9 @@ public final class SGD: Optimizer {
   }
 
   public func step() {
-    precondition(momentumBuffers.count == allParameters.count,
-                 "SGD has \(momentumBuffers.count) momentum slots for \(allParameters.count) parameters; "
-                   + "parameters were added to a group after the optimiser was made.")
-    var index = 0
-    for group in parameterGroups {
-      let weightDecay = group.weightDecay ?? self.weightDecay
-      for parameter in group.parameters {
-        defer { index += 1 }
-        guard parameter.isTrainable, !parameter.isBuffer else { continue }
-        precondition(parameter.grad.shape == parameter.value.shape,
-                     "SGD: gradient shape \(parameter.grad.shape) differs from value shape \(parameter.value.shape).")
-        momentumUpdate(parameter, buffer: &momentumBuffers[index], momentum: momentum, isNesterov: isNesterov,
-                       weightDecay: weightDecay, scale: 1, learningRate: group.learningRate)
-      }
+    forEachTrainableParameter(name: "SGD", defaultWeightDecay: weightDecay) { group, parameter, slot, weightDecay in
+      momentumUpdate(parameter, buffer: &momentumBuffers[slot], momentum: momentum, isNesterov: isNesterov,
+                     weightDecay: weightDecay, scale: 1, learningRate: group.learningRate)
     }
   }
 }
