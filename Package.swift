@@ -9,7 +9,8 @@ let package = Package(
   name: "simsiam-bench",
   products: [
     .executable(name: "simsiam-bench", targets: ["SimSiamBenchCLI"]),
-    .library(name: "SimSiamEngine", targets: ["Tensors", "Layers", "Models", "Training", "Checkpoints", "Datasets"]),
+    .library(name: "SimSiamEngine", targets: ["Tensors", "Layers", "Models", "Training", "Checkpoints", "Datasets",
+                                                          "Evaluation"]),
   ],
   dependencies: [
     .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -35,12 +36,17 @@ let package = Package(
     .target(name: "Checkpoints", dependencies: ["Layers", .product(name: "ZIPFoundation", package: "ZIPFoundation")]),
     .target(name: "Datasets", dependencies: ["Tensors", "CTurboJPEG", "CPNG"], swiftSettings: kernelSettings),
 
+    // MARK: - Evaluation protocols (feature extraction and cache, VOC07 SVMs, linear probes, kNN)
+    .target(name: "Evaluation", dependencies: ["Tensors", "Layers", "Models", "Datasets", "Checkpoints", "Training",
+                                            "CLiblinear"],
+            swiftSettings: kernelSettings),
+
     // MARK: - Results store (SQLite through GRDB)
     .target(name: "Results", dependencies: [.product(name: "GRDB", package: "GRDB.swift")]),
 
     // MARK: - Command-line tool
     .executableTarget(name: "SimSiamBenchCLI", dependencies: [
-      "Models", "Training", "Checkpoints", "Datasets", "Results",
+      "Models", "Training", "Checkpoints", "Datasets", "Evaluation", "Results",
       .product(name: "ArgumentParser", package: "swift-argument-parser"),
     ]),
 
@@ -54,6 +60,8 @@ let package = Package(
     .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints", "Models", "TestSupport"],
                 resources: [.copy("Fixtures")]),
     .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "TestSupport"], resources: [.copy("Fixtures")]),
+    .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Models", "Datasets", "TestSupport"],
+                resources: [.copy("Fixtures")]),
     .testTarget(name: "ResultsTests", dependencies: ["Results"]),
     .testTarget(name: "CLITests", dependencies: ["SimSiamBenchCLI"]),
     .testTarget(name: "NativeLibrariesTests", dependencies: ["COpenBLAS", "CLiblinear", "CTurboJPEG", "CPNG"]),

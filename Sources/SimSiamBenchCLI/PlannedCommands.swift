@@ -13,15 +13,6 @@ extension PlannedCommand {
   }
 }
 
-struct RunCommand: PlannedCommand {
-  static let configuration = CommandConfiguration(
-    commandName: "run",
-    abstract: "Evaluate a checkpoint with an MMSelfSup protocol (VOC07 SVM, linear probe, segmentation, "
-      + "detection) and store the metrics. (not implemented yet)")
-  @OptionGroup var common: CommonOptions
-  @Argument(parsing: .allUnrecognized, help: .hidden) var remaining: [String] = []
-}
-
 struct Compare: PlannedCommand {
   static let configuration = CommandConfiguration(
     abstract: "Compare stored results with the published MMSelfSup and paper numbers. (not implemented yet)")
