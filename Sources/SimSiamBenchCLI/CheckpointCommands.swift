@@ -177,7 +177,8 @@ struct Checkpoint: ParsableCommand {
       abstract: "Convert between safetensors and PyTorch .pth (torch.load(OUT, weights_only=True) loads it).",
       discussion: """
         Writes the state dict (the tensors under 'state_dict.' or --prefix; optimizer state is dropped) under \
-        its own names, with the file's scalar values as metadata. With --rename the names become ours \
+        its own names, with the file's scalar values as metadata (a .pth with metadata holds \
+        {'state_dict': …, key: value, …}; without any, the bare state dict). With --rename the names become ours \
         (backbone.*, neck.*, head.predictor.*) through the detected layout, e.g. to turn an official SimSiam \
         checkpoint into one `pretrain` could have written. The output format follows OUT's extension.
         """)
@@ -216,7 +217,9 @@ struct Checkpoint: ParsableCommand {
       guard !tensors.isEmpty else {
         throw ValidationError("\(input) has no tensors to convert\(note); see `checkpoint inspect --tensors`.")
       }
-      try writeCheckpoint(tensors, metadata: metadata, wrapsStateDict: false, to: output, io: io)
+      // A .pth has no metadata slot beside a bare state dict, so metadata (epoch, config, …) is kept by writing
+      // mmcv's `{'state_dict': …, key: value, …}`; every peer loader (mmcv, mmdet, ours) finds the tensors there.
+      try writeCheckpoint(tensors, metadata: metadata, wrapsStateDict: !metadata.isEmpty, to: output, io: io)
       return "wrote \(tensors.count) tensors to \(output)\(note)"
     }
 

@@ -52,14 +52,16 @@ import Datasets
 
   /// With SIMSIAM_PTH_VERIFY_DIR set, keeps `pth` and its tensors as `name.pth` / `name.safetensors` for
   /// `python3 scripts/reference/make_checkpoint_fixtures.py --verify DIR` (torch.load(f, weights_only=True)).
-  static func keepForVerification(_ name: String, pth: URL, tensors: [String: StoredTensor]) throws {
+  static func keepForVerification(_ name: String, pth: URL, tensors: [String: StoredTensor],
+                                  metadata: [String: String] = [:]) throws {
     guard let folder = ProcessInfo.processInfo.environment["SIMSIAM_PTH_VERIFY_DIR"] else { return }
     let directory = URL(fileURLWithPath: folder)
     try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
     let destination = directory.appendingPathComponent(name + ".pth")
     try? FileManager.default.removeItem(at: destination)
     try FileManager.default.copyItem(at: pth, to: destination)
-    try SafeTensors(tensors: tensors).write(to: directory.appendingPathComponent(name + ".safetensors"))
+    try SafeTensors(tensors: tensors, metadata: metadata)
+      .write(to: directory.appendingPathComponent(name + ".safetensors"))
   }
 
   func command<T: ParsableCommand>(_ arguments: [String], as type: T.Type) throws -> T {
@@ -81,10 +83,17 @@ import Datasets
       try SafeTensors(tensors: original, metadata: ["epoch": "7"]).write(to: start)
       #expect(try convert(start, pth) == "wrote \(original.count) tensors to \(pth.path)")
       let middle = try PyTorchCheckpoint(contentsOf: pth)
-      #expect(Self.bits(middle.tensors) == Self.bits(original))  // a bare state dict under our names
+      // {'state_dict': {our names: tensors}, 'epoch': '7'}: the metadata survives in the .pth and back.
+      #expect(Self.bits(middle.tensors) == Self.bits(Dictionary(uniqueKeysWithValues: original.map {
+        ("state_dict." + $0.key, $0.value)
+      })))
+      #expect(middle.values["epoch"] == "7")
       _ = try convert(pth, back)
-      #expect(Self.bits(try SafeTensors(contentsOf: back).tensors) == Self.bits(original))
-      try Self.keepForVerification("cli_convert_from_safetensors", pth: pth, tensors: original)
+      let roundTripped = try SafeTensors(contentsOf: back)
+      #expect(Self.bits(roundTripped.tensors) == Self.bits(original))
+      #expect(roundTripped.metadata["epoch"] == "7")
+      try Self.keepForVerification("cli_convert_from_safetensors", pth: pth, tensors: original,
+                                   metadata: ["epoch": "7"])
     }
   }
 

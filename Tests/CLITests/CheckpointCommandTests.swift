@@ -150,7 +150,8 @@ private final class FakePyTorch: @unchecked Sendable {
       _ = try parse(["convert", input.path, output.path], as: Checkpoint.Convert.self).convert(io: fake.io)
       let (request, url) = try #require(fake.requests.first)
       #expect(url.path == output.path)
-      #expect(request.stateDictKey == nil)
+      // Metadata survives: the state dict is wrapped as mmcv does, with the metadata beside it.
+      #expect(request.stateDictKey == "state_dict")
       #expect(request.metadata == ["epoch": "7"])
       #expect(request.tensors.map(\.0) == Files.ours(model).keys.sorted())
       #expect(Dictionary(uniqueKeysWithValues: request.tensors) == Files.ours(model))

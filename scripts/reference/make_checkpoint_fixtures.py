@@ -355,8 +355,11 @@ def verify(directory):
             metadata = f.metadata() or {}
         source = load_file(twin)
         if metadata:
-            assert set(loaded) == {"meta", "state_dict"}, (name, list(loaded))
-            assert loaded["meta"] == metadata, (name, loaded["meta"], metadata)
+            # mmcv's two layouts: {'meta': {...}, 'state_dict': ...} or {'state_dict': ..., key: value, ...}.
+            assert "state_dict" in loaded, (name, list(loaded))
+            beside = {key: value for key, value in loaded.items() if key != "state_dict"}
+            found = beside["meta"] if set(beside) == {"meta"} else beside
+            assert found == metadata, (name, found, metadata)
             state = loaded["state_dict"]
         else:
             state = loaded
