@@ -48,17 +48,16 @@ fi
 
 python3 - "$screenshot" <<'PY'
 import sys
-from collections import Counter
+import numpy as np
 from PIL import Image
 
 path = sys.argv[1]
-image = Image.open(path).convert("RGB")
-width, height = image.size
-pixels = list(image.getdata())
-background = Counter(pixels[:: max(1, len(pixels) // 20000)]).most_common(1)[0][0]
-ink = sum(1 for p in pixels[::7] if sum(abs(a - b) for a, b in zip(p, background)) > 60) * 7
-colours = len({(r >> 4, g >> 4, b >> 4) for r, g, b in pixels[::13]})
-share = ink / len(pixels)
+pixels = np.asarray(Image.open(path).convert("RGB"), dtype=np.int32).reshape(-1, 3)
+height, width = Image.open(path).size[::-1]
+values, counts = np.unique(pixels[:: max(1, len(pixels) // 20000)], axis=0, return_counts=True)
+background = values[counts.argmax()]
+share = float((np.abs(pixels - background).sum(axis=1) > 60).mean())
+colours = len(np.unique(pixels[::13] >> 4, axis=0))
 print(f"check_html_report: {path}: {width}×{height}, {share:.1%} non-background pixels, {colours} colours")
 if share < 0.01 or colours < 8:
     print("check_html_report: the screenshot looks blank (under 1 % ink or under 8 colours)", file=sys.stderr)

@@ -36,15 +36,22 @@ public struct MeasuredScores: Sendable {
          let dataset = config["dataset"] as? String {
         base["dataset"] = dataset
       }
+      // Per-class names that are not the protocol dataset's classes (e.g. the 10 Fashion-MNIST scene classes
+      // instead of VOC's 20) reveal another dataset for every score of the run on that protocol dataset.
+      var otherDataset: [String: String] = [:]  // protocol dataset → what the run used instead
+      for score in scores[run.runID] ?? [] where !score.perClass.isEmpty {
+        guard let dataset = catalog.standardProtocols[score.benchmark]?["dataset"],
+              let known = catalog.classes.first(where: { $0.key.lowercased() == dataset.lowercased() })?.value,
+              Set(score.perClass.map(\.className)) != Set(known) else { continue }
+        let names = score.perClass.map(\.className)
+        otherDataset[dataset] = otherDataset[dataset] ?? "other (\(names.count) classes: "
+          + names.prefix(3).joined(separator: ", ") + (names.count > 3 ? ", …)" : ")")
+      }
       for score in scores[run.runID] ?? [] where score.sample == nil && score.cost == nil {
         var facets = base
         let standard = catalog.standardProtocols[score.benchmark]
-        if facets["dataset"] == nil, !score.perClass.isEmpty, let dataset = standard?["dataset"],
-           let known = catalog.classes.first(where: { $0.key.lowercased() == dataset.lowercased() })?.value,
-           Set(score.perClass.map(\.className)) != Set(known) {
-          let names = score.perClass.map(\.className)
-          facets["dataset"] = "other (\(names.count) classes: \(names.prefix(3).joined(separator: ", "))"
-            + (names.count > 3 ? ", …)" : ")")
+        if facets["dataset"] == nil, let dataset = standard?["dataset"], let other = otherDataset[dataset] {
+          facets["dataset"] = other
         }
         if facets["samples"] == nil, let samples = standard?["samples"], Int(samples) != score.count {
           facets["samples"] = String(score.count)

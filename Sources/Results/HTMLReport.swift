@@ -119,7 +119,7 @@ public struct HTMLReport: Sendable {
     var charts = [
       SVGChart(title: "Pretraining loss", xLabel: "epoch", yLabel: "loss", xScale: .linear,
                series: series { $0.loss }),
-      SVGChart(title: "Learning rate", xLabel: "epoch", yLabel: "lr", xScale: .linear,
+      SVGChart(title: "Learning rate", xLabel: "epoch", yLabel: "learning rate", xScale: .linear,
                series: series { $0.learningRate }),
     ]
     let std = series { $0.outputStd }

@@ -143,7 +143,7 @@ public struct FacetDifference: Sendable, Equatable, Hashable, CustomStringConver
   public var description: String {
     func shown(_ value: String?) -> String {
       guard let value else { return "unset" }
-      return value.count > 40 ? String(value.prefix(37)) + "…" : value
+      return value.count > 60 ? String(value.prefix(57)) + "…" : value
     }
     return "\(key) \(shown(measured)) vs \(shown(reference))"
   }

@@ -144,7 +144,8 @@ public struct SVGChart: Sendable {
     let raw = (high - low) / 5
     let magnitude = pow(10, (Foundation.log10(raw)).rounded(.down))
     let normalized = raw / magnitude
-    let unit: Double = normalized <= 1 ? 1 : normalized <= 2 ? 2 : normalized <= 2.5 ? 2.5 : normalized <= 5 ? 5 : 10
+    var unit: Double = normalized <= 1 ? 1 : normalized <= 2 ? 2 : normalized <= 2.5 ? 2.5 : normalized <= 5 ? 5 : 10
+    if minimumStep >= 1 && unit == 2.5 && magnitude == 1 { unit = 2 }  // whole steps (epochs): 0, 2, 4 …, not 2.5
     let step = max(unit * magnitude, minimumStep)
     // Ticks are multiples of the step, rounded to its decimals so 23 × 0.2 reads 4.6, not 4.6000000000000005.
     let scale = pow(10, Double(decimals(forStep: step)))

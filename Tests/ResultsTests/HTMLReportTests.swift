@@ -8,6 +8,7 @@ import Testing
     #expect(SVGChart.niceTicks(21, 39, exact: false) == [20, 25, 30, 35, 40])
     #expect(SVGChart.niceTicks(-0.93, -0.31, exact: false).first == -1)
     #expect(SVGChart.niceTicks(0, 2, exact: false, minimumStep: 1) == [0, 1, 2])
+    #expect(SVGChart.niceTicks(0, 11, exact: false, minimumStep: 1) == [0, 2, 4, 6, 8, 10, 12])  // whole epochs
     #expect(SVGChart.niceTicks(0, 100, exact: true) == [0, 20, 40, 60, 80, 100])
     #expect(SVGChart.niceTicks(5, 5, exact: false) == [4.4, 4.6, 4.8, 5, 5.2, 5.4, 5.6])
     #expect(SVGChart.decimals(forStep: 0.01) == 2 && SVGChart.decimals(forStep: 2.5) == 1
