@@ -12,10 +12,3 @@ extension PlannedCommand {
     throw NotImplementedYet(command: Self.configuration.commandName ?? "\(Self.self)".lowercased())
   }
 }
-
-struct Compare: PlannedCommand {
-  static let configuration = CommandConfiguration(
-    abstract: "Compare stored results with the published MMSelfSup and paper numbers. (not implemented yet)")
-  @OptionGroup var common: CommonOptions
-  @Argument(parsing: .allUnrecognized, help: .hidden) var remaining: [String] = []
-}

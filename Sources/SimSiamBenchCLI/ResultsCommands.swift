@@ -85,8 +85,8 @@ struct Results: ParsableCommand {
 
 struct Report: ParsableCommand {
   static let configuration = CommandConfiguration(
-    abstract: "Render the reference README's tables from the stored scores.",
-    subcommands: [Markdown.self])
+    abstract: "Render the reference README's tables (and, as HTML, charts) from the stored scores.",
+    subcommands: [Markdown.self, HTMLPage.self])
 
   struct Markdown: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -101,6 +101,31 @@ struct Report: ParsableCommand {
     func rendered() throws -> String {
       let store = try ResultsStore(path: common.db, createIfMissing: false)
       return try StandardReports(store: store).markdown(source: common.db)
+    }
+
+    func run() throws { try emit(try rendered(), to: output) }
+  }
+
+  struct HTMLPage: ParsableCommand {
+    static let configuration = CommandConfiguration(
+      commandName: "html",
+      abstract: "One self-contained HTML page: charts (inline SVG) and the Markdown report's tables.",
+      discussion: """
+        Charts: low-shot mAP against k (log scale) per checkpoint with the reference curves, VOC07 SVM mAP and \
+        linear-probe top-1 per layer, and pretraining loss, learning rate and collapse std (with 1/√d) per epoch. \
+        No scripts, no network; the same database gives the same bytes.
+        """)
+    @OptionGroup var common: CommonOptions
+    @Option(help: "Write to this file instead of standard output.") var output: String?
+    @Option(help: ArgumentHelp("A reference drawn beside the measured curves (repeatable; see `compare --list`).",
+                               valueName: "name"))
+    var reference: [String] = HTMLReport.defaultReferences
+    @Flag(help: "Draw no reference curves.") var noReferences = false
+
+    func rendered() throws -> String {
+      let store = try ResultsStore(path: common.db, createIfMissing: false)
+      let references = noReferences ? [] : try reference.map { try ReferenceCatalog.builtIn.reference(named: $0) }
+      return try HTMLReport(store: store, references: references, source: common.db).render()
     }
 
     func run() throws { try emit(try rendered(), to: output) }

@@ -26,19 +26,27 @@ import Results
     #expect(throws: (any Error).self) { try SimSiamBench.parseAsRoot(["pretrain", "--threads=-3"]) }
   }
 
-  @Test(arguments: ["compare"])
-  func plannedCommandsSayTheyAreNotImplemented(_ name: String) throws {
-    // Extra arguments are accepted so the honest message, not a parse error, is what the user sees.
-    var command = try SimSiamBench.parseAsRoot([name, "--threads", "1", "--some-future-flag", "x"])
-    #expect {
-      try command.run()
-    } throws: { error in
-      let text = String(describing: error)
-      return error is NotImplementedYet && text.contains("simsiam-bench \(name)")
-        && text.contains("not implemented yet in this version")
+  /// The `run` subcommands still planned (their owners replace them one by one).
+  static let plannedRunCommands: [String] = RunCommand.configuration.subcommands.compactMap { command in
+    command is any PlannedCommand.Type ? command._commandName : nil
+  }
+
+  @Test func plannedCommandsSayTheyAreNotImplemented() throws {
+    for name in Self.plannedRunCommands {
+      // Extra arguments are accepted so the honest message, not a parse error, is what the user sees.
+      var command = try SimSiamBench.parseAsRoot(["run", name, "--threads", "1", "--some-future-flag", "x"])
+      #expect {
+        try command.run()
+      } throws: { error in
+        let text = String(describing: error)
+        return error is NotImplementedYet && text.contains("simsiam-bench \(name)")
+          && text.contains("not implemented yet in this version")
+      }
     }
     // A generic Error exits with EXIT_FAILURE, not success.
-    #expect(SimSiamBench.exitCode(for: NotImplementedYet(command: name)) != .success)
+    #expect(SimSiamBench.exitCode(for: NotImplementedYet(command: "run")) != .success)
+    // `compare` is built: it parses its own options and rejects unknown ones.
+    #expect(throws: (any Error).self) { try SimSiamBench.parseAsRoot(["compare", "--some-future-flag", "x"]) }
   }
 
   @Test func everyCommandGroupIsRegisteredWithAnAbstract() {
