@@ -48,7 +48,8 @@ import Training
     try process.run()
     var output = "", pending = Data()
     let handle = pipe.fileHandleForReading
-    while let chunk = try handle.read(upToCount: 4096), !chunk.isEmpty {
+    // availableData returns as soon as anything arrives (read(upToCount:) waits for the whole count).
+    while case let chunk = handle.availableData, !chunk.isEmpty {
       pending.append(chunk)
       while let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
         let line = String(decoding: pending[pending.startIndex..<newline], as: UTF8.self)
