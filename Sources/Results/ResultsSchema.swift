@@ -68,6 +68,11 @@ enum ResultsSchema {
         );
         """)
     }
+    // The pretraining kNN monitor's top-1 accuracy per epoch (percent), NULL for epochs it did not run after and in
+    // databases written before this migration.
+    migrator.registerMigration("v2-epoch-knn-top1") { db in
+      try db.execute(sql: "ALTER TABLE epoch_metric ADD COLUMN knn_top1 REAL")
+    }
     return migrator
   }
 }

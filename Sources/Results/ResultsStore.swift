@@ -133,9 +133,9 @@ public final class ResultsStore: Sendable {
     return run.runID
   }
 
-  /// Marks a running run finished now.
-  public func finishRun(_ id: RunID) throws {
-    try end(id, status: .finished, message: nil)
+  /// Marks a running run finished now, with an optional note (e.g. that a time cap cut its schedule short).
+  public func finishRun(_ id: RunID, message: String? = nil) throws {
+    try end(id, status: .finished, message: message)
   }
 
   /// Marks a running run failed now, with the reason.

@@ -63,10 +63,12 @@ public enum RunTables {
 
   /// Pretraining metrics per epoch.
   public static func epochs(_ metrics: [EpochMetric]) -> Table {
-    Table(title: "Epochs", columns: ["Epoch", "Loss", "LR", "Output std", "Images/s"], rows: metrics.map {
-      [String($0.epoch), number($0.loss), number($0.learningRate), $0.outputStd.map(number) ?? "",
-       $0.imagesPerSecond.map { String(format: "%.1f", $0) } ?? ""]
-    })
+    Table(title: "Epochs", columns: ["Epoch", "Loss", "LR", "Output std", "Images/s", "kNN top-1 %"],
+          rows: metrics.map {
+            [String($0.epoch), number($0.loss), number($0.learningRate), $0.outputStd.map(number) ?? "",
+             $0.imagesPerSecond.map { String(format: "%.1f", $0) } ?? "",
+             $0.knnTop1.map { String(format: "%.2f", $0) } ?? ""]
+          })
   }
 
   /// Every score with its run's provenance, one row per score, for `results export --csv`.

@@ -87,20 +87,24 @@ public struct EpochMetric: Codable, Sendable, Equatable, FetchableRecord, Mutabl
   /// a healthy run stays near 1/√d (SimSiam paper, Fig. 2).
   public var outputStd: Double?
   public var imagesPerSecond: Double?
+  /// The kNN monitor's top-1 accuracy on the held-out split after this epoch, in percent; nil when it did not run
+  /// (and in rows stored before migration `v2-epoch-knn-top1`).
+  public var knnTop1: Double?
 
   enum CodingKeys: String, CodingKey {
     case id, epoch, loss
     case runID = "run_id", learningRate = "learning_rate", outputStd = "output_std"
-    case imagesPerSecond = "images_per_second"
+    case imagesPerSecond = "images_per_second", knnTop1 = "knn_top1"
   }
 
   public init(epoch: Int, loss: Double, learningRate: Double, outputStd: Double? = nil,
-              imagesPerSecond: Double? = nil) {
+              imagesPerSecond: Double? = nil, knnTop1: Double? = nil) {
     self.epoch = epoch
     self.loss = loss
     self.learningRate = learningRate
     self.outputStd = outputStd
     self.imagesPerSecond = imagesPerSecond
+    self.knnTop1 = knnTop1
   }
 
   public mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }

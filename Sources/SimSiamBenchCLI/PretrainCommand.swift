@@ -104,25 +104,22 @@ struct Pretrain: ParsableCommand {
           try store.addEpochMetric(EpochMetric(epoch: metrics.epoch, loss: metrics.meanLoss,
                                                learningRate: Double(metrics.learningRate),
                                                outputStd: metrics.normalizedOutputStd,
-                                               imagesPerSecond: metrics.imagesPerSecond), to: runID)
+                                               imagesPerSecond: metrics.imagesPerSecond,
+                                               knnTop1: metrics.knnAccuracy.map { 100 * $0 }), to: runID)
         },
-        knn: monitor.map { monitor in
-          { backbone in
-            let accuracy = monitor.accuracy(of: backbone)
-            log.write(String(format: "kNN (k=%d, T=%.2f, %d bank / %d queries): %.2f %%", monitor.k,
-                             Double(monitor.temperature), monitor.bankLabels.count, monitor.queryLabels.count,
-                             100 * accuracy))
-            return accuracy
-          }
-        })
-      var scores: [Score] = []
-      if let initial = summary.initialKNNAccuracy {
-        scores.append(Score(benchmark: "\(config.data.kind)-knn", metric: "top1", layer: "avgpool-random-init",
-                            k: config.monitor.knnK, value: 100 * initial))
+        knn: monitor.map { monitor in { backbone in monitor.accuracy(of: backbone) } })
+      let scores = Self.knnScores(summary, config: config)
+      if let monitor, let baseline = summary.randomInit {
+        let perSeed = zip(baseline.seeds, baseline.accuracies).map { "seed \($0) " + String(format: "%.2f", 100 * $1) }
+        log.write(String(format: "kNN (k=%d, T=%.2f, %d bank / %d queries) at random initialisation: %.2f ± %.2f %% "
+                           + "over %d init seeds (", monitor.k, Double(monitor.temperature), monitor.bankLabels.count,
+                         monitor.queryLabels.count, 100 * baseline.mean, 100 * baseline.std, baseline.seeds.count)
+                    + perSeed.joined(separator: ", ") + ")")
       }
       if let final = summary.finalKNNAccuracy {
-        scores.append(Score(benchmark: "\(config.data.kind)-knn", metric: "top1", layer: "avgpool",
-                            k: config.monitor.knnK, value: 100 * final))
+        log.write(String(format: "kNN after pretraining: %.2f %%", 100 * final)
+                    + (summary.randomInit.map { String(format: " (%+.2f points over the random-init mean)",
+                                                        100 * (final - $0.mean)) } ?? ""))
       }
       if !scores.isEmpty { _ = try store.addScores(scores, to: runID) }
       if !summary.skippedImages.isEmpty {
@@ -131,15 +128,37 @@ struct Pretrain: ParsableCommand {
           log.write("  #\(index): \(reason)")
         }
       }
-      try store.finishRun(runID)
+      if let cut = summary.scheduleCut { log.write("NOTE: \(cut).") }
+      try store.finishRun(runID, message: summary.scheduleCut.map { "\($0)." })
       log.write("finished: \(summary.completedEpochs) epochs, \(summary.iteration) iterations"
-                  + (summary.stoppedByTimeBudget ? " (stopped by schedule.max_minutes)" : "")
+                  + (summary.stoppedByTimeBudget ? " (stopped by schedule.max_minutes; schedule cut)" : "")
                   + "; checkpoint \(summary.lastCheckpoint?.path ?? "none"); results run \(runID) in \(common.db)")
     } catch {
       try? store.failRun(runID, message: "\(error)")
       log.write("failed: \(error)")
       throw error
     }
+  }
+}
+
+extension Pretrain {
+  /// The kNN scores of a run: the random-init baseline (the mean over init seeds with `count` and `std`, then one
+  /// detail row per seed with `sample` = its index) and the final weights; percentages.
+  static func knnScores(_ summary: PretrainSummary, config: PretrainConfig) -> [Score] {
+    let benchmark = "\(config.data.kind)-knn", k = config.monitor.knnK
+    var scores: [Score] = []
+    if let baseline = summary.randomInit {
+      scores.append(Score(benchmark: benchmark, metric: "top1", layer: "avgpool-random-init", k: k,
+                          value: 100 * baseline.mean, count: baseline.accuracies.count, std: 100 * baseline.std))
+      for (index, accuracy) in baseline.accuracies.enumerated() {
+        scores.append(Score(benchmark: benchmark, metric: "top1", layer: "avgpool-random-init", k: k, sample: index,
+                            value: 100 * accuracy))
+      }
+    }
+    if let final = summary.finalKNNAccuracy {
+      scores.append(Score(benchmark: benchmark, metric: "top1", layer: "avgpool", k: k, value: 100 * final))
+    }
+    return scores
   }
 }
 

@@ -101,8 +101,10 @@ public struct PretrainConfig: Codable, Sendable, Equatable {
     public var batchSize = 256
     /// mmcv `CosineAnnealing(min_lr)` per epoch.
     public var minLR: Float = 0
-    /// Stop after this many minutes of training (0: no limit), at the end of an iteration, with a checkpoint.
-    /// The LR schedule still follows `epochs`, so a stopped run is the prefix of the full one.
+    /// Stop after this many minutes of training (0: no limit), at the end of an iteration, with a checkpoint;
+    /// counted from the first iteration (the random-init kNN baseline before it is not included). The cap only
+    /// stops: the LR schedule still follows `epochs`, so a stopped run is the prefix of the full one, and the log
+    /// and the stored run's message say that the cosine was cut (`ScheduleCut`).
     public var maxMinutes = 0.0
 
     public init() {}

@@ -52,12 +52,63 @@ public struct PretrainSummary: Sendable {
   public var completedEpochs: Int
   public var iteration: Int
   public var stoppedByTimeBudget: Bool
+  /// What `schedule.max_minutes` cut, when it stopped the run.
+  public var scheduleCut: ScheduleCut?
   public var lastCheckpoint: URL?
-  /// kNN accuracy (0…1) of the weights before training and after it, when `monitor.knn_at_end` is set.
-  public var initialKNNAccuracy: Double?
+  /// kNN accuracy of randomly initialised backbones (this run's initial weights and further init seeds), when
+  /// `monitor.knn_at_end` is set: the baseline pretraining has to beat.
+  public var randomInit: RandomInitBaseline?
+  /// kNN accuracy (0…1) of the final weights, when `monitor.knn_at_end` is set.
   public var finalKNNAccuracy: Double?
   /// Indices of the images skipped as unreadable (with `data.skip_corrupt`), each with the error, in this run.
   public var skippedImages: [Int: String] = [:]
+}
+
+/// A run stopped by `schedule.max_minutes` before the end of its schedule.
+///
+/// The cap only stops: the cosine schedule stays laid out for `schedule.epochs`, so the stopped run is exactly the
+/// prefix of the full run (its last checkpoint resumes to the same final weights), but its LR never decayed to
+/// `min_lr`. Re-laying the cosine out over the epochs that fit would need the speed in advance and would make the
+/// checkpoints of a capped run differ from those of the full one.
+public struct ScheduleCut: Sendable, Equatable, CustomStringConvertible {
+  public var maxMinutes: Double
+  /// Epochs the cosine is laid out for (`schedule.epochs`) and epochs fully trained.
+  public var scheduledEpochs: Int
+  public var completedEpochs: Int
+  /// Iterations done in the epoch that was cut (0 when the cap struck between epochs).
+  public var iterationInEpoch: Int
+  /// The encoder LR of the last trained iteration, and the `min_lr` the schedule would have reached.
+  public var learningRate: Float
+  public var minLR: Float
+
+  public var description: String {
+    let partial = iterationInEpoch > 0 ? " and \(iterationInEpoch) iterations of epoch \(completedEpochs + 1)" : ""
+    return "schedule.max_minutes = \(maxMinutes) stopped training after \(completedEpochs) of \(scheduledEpochs) epochs"
+      + partial + "; the cosine schedule was cut, not re-laid out: it is laid out for \(scheduledEpochs) epochs, so "
+      + "the LR stopped at \(learningRate) instead of decaying to min_lr = \(minLR). "
+      + "`--resume auto --set schedule.max_minutes=0` trains the rest of the same schedule"
+  }
+}
+
+/// kNN top-1 accuracy of backbones at random initialisation over several init seeds.
+public struct RandomInitBaseline: Sendable, Equatable {
+  public var seeds: [UInt64]
+  /// One per seed, 0…1.
+  public var accuracies: [Double]
+  public var mean: Double
+  /// Sample standard deviation (n − 1 in the denominator); 0 for one seed.
+  public var std: Double
+
+  public init(seeds: [UInt64], accuracies: [Double]) {
+    precondition(seeds.count == accuracies.count && !seeds.isEmpty,
+                 "A random-init baseline needs one accuracy per seed, got \(accuracies.count) for \(seeds.count).")
+    self.seeds = seeds
+    self.accuracies = accuracies
+    let n = Double(accuracies.count)
+    mean = accuracies.reduce(0, +) / n
+    let m = mean
+    std = accuracies.count > 1 ? (accuracies.map { ($0 - m) * ($0 - m) }.reduce(0, +) / (n - 1)).squareRoot() : 0
+  }
 }
 
 /// The images `makeViews` skipped as unreadable, shared by the loader threads.
@@ -113,6 +164,11 @@ public final class Pretrainer {
   public internal(set) var lastCheckpoint: URL?
   // Running sums of the epoch in progress (saved in checkpoints, so a resumed epoch reports whole-epoch means).
   var epochLossSum = 0.0, epochStdSum = 0.0
+  /// False trains without stop-gradient: the paper's collapse ablation (§4.1, Fig. 2), for experiments and the
+  /// collapse test only; deliberately not a config key.
+  public var stopsGradient = true
+  /// How many init seeds the random-init kNN baseline averages (config.seed, config.seed + 1, …).
+  public static let randomBaselineSeedCount = 3
 
   /// Builds the model from `SplitMix64(seed: config.seed)` and the optimiser, and checks the work directory.
   public init(config: PretrainConfig, dataset: PretrainDataset, workDirectory: URL?,
@@ -135,6 +191,19 @@ public final class Pretrainer {
                                     isLearningRateFixed: config.optimizer.fixPredictorLR)],
                     momentum: config.optimizer.momentum, weightDecay: config.optimizer.weightDecay)
     if let workDirectory { try Self.prepare(workDirectory) }
+  }
+
+  /// kNN accuracy of freshly initialised backbones for `count` seeds starting at `config.seed`; the first is this
+  /// run's own initial backbone (the model is built from `SplitMix64(seed:)` the same way). Independent of the
+  /// training state, so a resumed run reports the same baseline.
+  public func randomInitBaseline(seedCount count: Int = randomBaselineSeedCount,
+                                 knn: (ResNet) throws -> Double) rethrows -> RandomInitBaseline {
+    let seeds = (0..<UInt64(count)).map { config.seed &+ $0 }
+    let accuracies = try seeds.map { seed in
+      var rng = SplitMix64(seed: seed)
+      return try knn(SimSiam(config.simSiam, using: &rng).backbone)
+    }
+    return RandomInitBaseline(seeds: seeds, accuracies: accuracies)
   }
 
   /// Iterations per epoch (drop_last).
@@ -204,11 +273,16 @@ public final class Pretrainer {
                                                    config.model.inChannels)
     let skipped = config.data.skipCorrupt ? SkippedImages() : nil
     let clock = ContinuousClock()
-    let start = clock.now
     var imagesThisRun = 0
     var summary = PretrainSummary(completedEpochs: completedEpochs, iteration: iteration, stoppedByTimeBudget: false)
-    if config.monitor.knnAtEnd, let knn, iteration == 0 { summary.initialKNNAccuracy = try knn(model.backbone) }
-    let trainingStart = clock.now
+    if config.monitor.knnAtEnd, let knn { summary.randomInit = try randomInitBaseline(knn: knn) }
+    // schedule.max_minutes counts from here: training, checkpoints and the kNN monitor between epochs, not the
+    // random-init baseline before it.
+    let trainingStart = clock.now, start = trainingStart
+    func cut(_ learningRate: Float) -> ScheduleCut {
+      ScheduleCut(maxMinutes: config.schedule.maxMinutes, scheduledEpochs: epochs, completedEpochs: completedEpochs,
+                  iterationInEpoch: iterationInEpoch, learningRate: learningRate, minLR: config.schedule.minLR)
+    }
 
     epochLoop: while completedEpochs < lastEpoch {
       let epoch = completedEpochs  // 0-based, mmcv's runner.epoch
@@ -233,7 +307,7 @@ public final class Pretrainer {
       while let batch = try loader.next() {
         guard let (view1, view2) = batch else { continue }
         optimizer.zeroGrad()
-        let result = model.trainingStep(view1, view2)
+        let result = model.trainingStep(view1, view2, stopsGradient: stopsGradient)
         guard result.loss.isFinite else {
           throw PretrainError.nonFiniteLoss(epoch: epoch + 1, iteration: iterationInEpoch + 1,
                                             lastCheckpoint: lastCheckpoint?.path)
@@ -256,6 +330,7 @@ public final class Pretrainer {
         let overBudget = config.schedule.maxMinutes > 0 && seconds(clock.now - start) > config.schedule.maxMinutes * 60
         if overBudget && iterationInEpoch < perEpoch {
           summary.stoppedByTimeBudget = true
+          summary.scheduleCut = cut(learningRate)
           try onEpoch(epochMetrics(epoch: epoch + 1, isComplete: false, learningRate: learningRate,
                                    images: epochImages, seconds: seconds(clock.now - epochStart)))
           try saveCheckpoint()
@@ -277,6 +352,7 @@ public final class Pretrainer {
       if config.schedule.maxMinutes > 0 && seconds(clock.now - start) > config.schedule.maxMinutes * 60
         && completedEpochs < lastEpoch {
         summary.stoppedByTimeBudget = true
+        summary.scheduleCut = cut(learningRate)
         if completedEpochs % config.checkpoint.interval != 0 { try saveCheckpoint() }
         break
       }

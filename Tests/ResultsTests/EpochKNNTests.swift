@@ -1,0 +1,51 @@
+import Foundation
+import GRDB
+import Testing
+@testable import Results
+
+/// The per-epoch kNN column (migration `v2-epoch-knn-top1`): stored, printed, and absent from older databases
+/// without making them unreadable.
+@Suite struct EpochKNNTests {
+  @Test func knnTop1RoundTripsAndIsPrinted() throws {
+    let database = TemporaryDatabase()
+    defer { database.remove() }
+    let store = try ResultsStore(path: database.path)
+    let id = try store.beginRun(sampleRun(kind: .pretrain))
+    try store.addEpochMetric(EpochMetric(epoch: 1, loss: -0.5, learningRate: 0.05, outputStd: 0.04,
+                                         imagesPerSecond: 110, knnTop1: 71.25), to: id)
+    try store.addEpochMetric(EpochMetric(epoch: 2, loss: -0.6, learningRate: 0.03), to: id)
+    let epochs = try store.epochMetrics(run: id)
+    #expect(epochs.map(\.knnTop1) == [71.25, nil])
+    let text = RunTables.epochs(epochs).text()
+    #expect(text.contains("kNN top-1 %"))
+    #expect(text.contains("71.25"))
+  }
+
+  /// A database written before the column existed (only `v1-runs-scores-epochs` applied, an epoch row in it) opens,
+  /// gains the column, and reads its old rows with `knnTop1 == nil`.
+  @Test func databasesFromBeforeTheColumnStayReadable() throws {
+    let database = TemporaryDatabase()
+    defer { database.remove() }
+    try FileManager.default.createDirectory(atPath: (database.path as NSString).deletingLastPathComponent,
+                                            withIntermediateDirectories: true)
+    do {
+      let queue = try DatabaseQueue(path: database.path)
+      try ResultsSchema.migrator.migrate(queue, upTo: "v1-runs-scores-epochs")
+      try queue.write { db in
+        try db.execute(sql: """
+          INSERT INTO run (kind, protocol, label, code_version, host, pid, threads, started_at, status)
+          VALUES ('pretrain', 'simsiam', 'old', '0.1.0', 'elsewhere', 1, 2, '2024-01-01T00:00:00Z', 'finished');
+          INSERT INTO epoch_metric (run_id, epoch, loss, learning_rate, output_std) VALUES (1, 1, -0.4, 0.05, 0.03);
+          """)
+      }
+      let columns = try queue.read { try $0.columns(in: "epoch_metric").map(\.name) }
+      #expect(!columns.contains("knn_top1"))
+    }
+    let store = try ResultsStore(path: database.path)
+    #expect(try store.appliedMigrations() == ["v1-runs-scores-epochs", "v2-epoch-knn-top1"])
+    let epochs = try store.epochMetrics(run: RunID(1))
+    #expect(epochs.count == 1)
+    #expect(epochs.first?.loss == -0.4 && epochs.first?.outputStd == 0.03 && epochs.first?.knnTop1 == nil)
+    #expect(!RunTables.epochs(epochs).text().contains("nan"))
+  }
+}
