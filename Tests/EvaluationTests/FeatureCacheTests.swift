@@ -287,3 +287,31 @@ final class WarningLog: @unchecked Sendable {
     }
   }
 }
+
+@Suite struct FeatureNPYExportTests {
+  @Test func headerIsNumPys() {
+    // numpy.lib.format.write_array_header_1_0 for dtype '<f4', shape (3, 2): 118 header bytes → data at 128.
+    let header = FeatureMatrix.npyHeader(rows: 3, columns: 2)
+    #expect(header.count % 64 == 0)
+    #expect(Array(header[0..<8]) == [0x93, 0x4E, 0x55, 0x4D, 0x50, 0x59, 1, 0])
+    #expect(Int(header[8]) + Int(header[9]) << 8 == header.count - 10)
+    let text = String(decoding: header[10...], as: UTF8.self)
+    #expect(text.hasPrefix("{'descr': '<f4', 'fortran_order': False, 'shape': (3, 2), }") && text.hasSuffix(" \n"))
+  }
+
+  @Test func exportWritesTheHeaderThenTheRows() throws {
+    let directory = try makeTemporaryDirectory()
+    defer { try? FileManager.default.removeItem(at: directory) }
+    let matrix = FeatureMatrix(rows: 3, columns: 2, scalars: [1, -2, 3.5, 0, 1e-3, 7])
+    let url = directory.appendingPathComponent("feature5.npy")
+    try matrix.writeNPY(to: url)
+    let bytes = [UInt8](try Data(contentsOf: url))
+    let header = FeatureMatrix.npyHeader(rows: 3, columns: 2)
+    #expect(Array(bytes.prefix(header.count)) == header)
+    let values = bytes[header.count...].withUnsafeBytes { raw in
+      (0..<6).map { raw.loadUnaligned(fromByteOffset: 4 * $0, as: Float.self) }
+    }
+    #expect(values == [1, -2, 3.5, 0, 1e-3, 7])
+    #expect(try FileManager.default.contentsOfDirectory(atPath: directory.path) == ["feature5.npy"])
+  }
+}
