@@ -1,5 +1,7 @@
 // Frozen-backbone feature extraction for the evaluators (PROTOCOLS §2.2, §4.5): eval-mode backbone (BN folded,
-// running statistics), each requested stage pooled by `FeaturePooling` and flattened in NCHW order.
+// running statistics), each requested stage pooled by `FeaturePooling` and flattened in NCHW order. Images are
+// decoded and transformed by loader threads while the backbone runs the previous batch; with a cache, each
+// layer's rows stream into its cache file, so memory stays bounded by a few batches whatever the list's size.
 import Foundation
 import Datasets
 import Models
@@ -15,16 +17,20 @@ public struct FeatureExtractionRequest: Sendable {
   public var transform: EvaluationTransform
   public var layers: [FeatureLayer]
   public var batchSize: Int
+  /// Threads decoding and transforming images ahead of the backbone (`BatchLoader` workers).
+  public var loaderThreads: Int
 
   public init(checkpointSHA256: String, source: any EvaluationImageSource, transform: EvaluationTransform,
-              layers: [FeatureLayer], batchSize: Int = 32) {
-    precondition(!layers.isEmpty && batchSize >= 1,
-                 "A feature extraction needs ≥ 1 layer and batch size ≥ 1, got \(layers.count) and \(batchSize).")
+              layers: [FeatureLayer], batchSize: Int = 32, loaderThreads: Int = 2) {
+    precondition(!layers.isEmpty && batchSize >= 1 && loaderThreads >= 1,
+                 "A feature extraction needs ≥ 1 layer, batch size ≥ 1 and ≥ 1 loader thread, got \(layers.count), "
+                   + "\(batchSize) and \(loaderThreads).")
     self.checkpointSHA256 = checkpointSHA256
     self.source = source
     self.transform = transform
     self.layers = layers
     self.batchSize = batchSize
+    self.loaderThreads = loaderThreads
   }
 }
 
@@ -32,9 +38,17 @@ public struct FeatureExtractionRequest: Sendable {
 public struct ExtractedFeatures: Sendable {
   public var matrices: [FeatureLayer: FeatureMatrix]
   public var pooling: FeaturePooling
-  public init(matrices: [FeatureLayer: FeatureMatrix], pooling: FeaturePooling) {
+  /// Layers the backbone computed in this call; the others came from the cache.
+  public var computedLayers: [FeatureLayer]
+  /// The cache file of each layer (empty without a cache).
+  public var cacheFiles: [FeatureLayer: URL]
+
+  public init(matrices: [FeatureLayer: FeatureMatrix], pooling: FeaturePooling, computedLayers: [FeatureLayer] = [],
+              cacheFiles: [FeatureLayer: URL] = [:]) {
     self.matrices = matrices
     self.pooling = pooling
+    self.computedLayers = computedLayers
+    self.cacheFiles = cacheFiles
   }
 }
 
@@ -59,39 +73,139 @@ public struct FeatureExtractor {
     return sizes
   }
 
-  /// Extracts all requested layers in one pass over the source. `progress(done, total)` is called after each batch.
+  /// Feature dimension of `layer` for this backbone.
+  public func dimension(of layer: FeatureLayer) -> Int {
+    FeaturePooling.dimension(of: layer, channels: backbone.config.featureChannels[layer.stageIndex])
+  }
+
+  /// The cache key of `layer` for `request`.
+  public func cacheKey(_ request: FeatureExtractionRequest, layer: FeatureLayer) -> FeatureCacheKey {
+    FeatureCacheKey(checkpointSHA256: request.checkpointSHA256, datasetFingerprint: request.source.fingerprint,
+                    layer: layer, transform: request.transform, pooling: pooling(forInputSize: request.transform.size),
+                    architecture: backbone.config)
+  }
+
+  /// Extracts all requested layers. `progress(done, total)` is called after each batch the backbone runs.
   ///
-  /// Plain in-memory version: one batch at a time on the calling thread, every matrix held in memory.
-  public func extract(_ request: FeatureExtractionRequest,
+  /// With a `cache`, layers with a valid cache file are mapped from it; the missing ones are extracted in one pass
+  /// over the source (the backbone is not run at all when every layer hits), streamed into new cache files, and
+  /// returned mapped. Without a cache the matrices are held in memory. An unreadable image throws the source's
+  /// `DatasetError` naming the file; no cache file of this pass is then left behind.
+  public func extract(_ request: FeatureExtractionRequest, cache: FeatureCache? = nil,
                       progress: ((_ done: Int, _ total: Int) -> Void)? = nil) throws -> ExtractedFeatures {
     let total = request.source.count
     let pooling = pooling(forInputSize: request.transform.size)
-    let lastStage = request.layers.map(\.stageIndex).max()! + 1
-    let channels = backbone.config.inChannels
-    let dims = request.layers.map {
-      FeaturePooling.dimension(of: $0, channels: backbone.config.featureChannels[$0.stageIndex])
-    }
-    var columns = dims.map { [Float](repeating: 0, count: total * $0) }
-    var start = 0
-    while start < total {
-      let end = min(start + request.batchSize, total)
-      let images = try (start..<end).map { index in
-        request.transform(try request.source.image(at: index, channels: channels))
-      }
-      let stages = backbone.inferFeatures(collate(images), upTo: lastStage)
-      for (slot, layer) in request.layers.enumerated() {
-        let flat = pooling.pooledFlat(stages[layer.stageIndex], layer: layer)
-        precondition(flat.shape == [end - start, dims[slot]],
-                     "\(layer.rawValue) features have shape \(flat.shape), expected [\(end - start), \(dims[slot])].")
-        columns[slot].replaceSubrange((start * dims[slot])..<(end * dims[slot]), with: flat.scalars)
-      }
-      start = end
-      progress?(start, total)
-    }
+    var layers: [FeatureLayer] = []
+    for layer in request.layers where !layers.contains(layer) { layers.append(layer) }
+
     var matrices: [FeatureLayer: FeatureMatrix] = [:]
-    for (slot, layer) in request.layers.enumerated() {
-      matrices[layer] = FeatureMatrix(rows: total, columns: dims[slot], scalars: columns[slot])
+    var cacheFiles: [FeatureLayer: URL] = [:]
+    var missing: [FeatureLayer] = []
+    for layer in layers {
+      guard let cache else { missing.append(layer); continue }
+      let key = cacheKey(request, layer: layer)
+      cacheFiles[layer] = cache.url(for: key)
+      if let matrix = cache.matrix(for: key, rows: total, columns: dimension(of: layer)) {
+        matrices[layer] = matrix
+      } else {
+        missing.append(layer)
+      }
     }
-    return ExtractedFeatures(matrices: matrices, pooling: pooling)
+    guard !missing.isEmpty else {
+      return ExtractedFeatures(matrices: matrices, pooling: pooling, cacheFiles: cacheFiles)
+    }
+
+    let sinks = try missing.map { layer -> any FeatureSink in
+      guard let cache else { return MemorySink(rows: total, columns: dimension(of: layer)) }
+      return try cache.makeWriter(for: cacheKey(request, layer: layer), rows: total, columns: dimension(of: layer))
+    }
+    try stream(request, layers: missing, pooling: pooling, into: sinks, progress: progress)
+    for (layer, sink) in zip(missing, sinks) { matrices[layer] = try sink.finish() }
+    return ExtractedFeatures(matrices: matrices, pooling: pooling, computedLayers: missing, cacheFiles: cacheFiles)
+  }
+
+  /// One pass over the source: loader threads prepare batch b + 1, b + 2 while the backbone runs batch b; each of
+  /// `layers` is pooled and appended to its sink.
+  private func stream(_ request: FeatureExtractionRequest, layers: [FeatureLayer], pooling: FeaturePooling,
+                      into sinks: [any FeatureSink], progress: ((Int, Int) -> Void)?) throws {
+    let total = request.source.count
+    let channels = backbone.config.inChannels
+    let transform = request.transform
+    let source = request.source
+    precondition(transform.normalization.mean.count == channels,
+                 "The evaluation transform normalises \(transform.normalization.mean.count) channels; the backbone "
+                   + "takes \(channels).")
+    let lastStage = layers.map(\.stageIndex).max()! + 1
+    let plan = EpochPlan(sampleCount: total, batchSize: request.batchSize, shuffle: false, dropLast: false, seed: 0,
+                         epoch: 0)
+    let loader = BatchLoader<Tensor>(plan: plan, workers: request.loaderThreads, prefetch: 2) { indices, _ in
+      try Self.makeBatch(indices, source: source, transform: transform, channels: channels)
+    }
+    defer { loader.cancel() }  // the workers stop even when a batch or a sink throws
+    var done = 0
+    while let batch = try loader.next() {
+      let stages = backbone.inferFeatures(batch, upTo: lastStage)
+      for (layer, sink) in zip(layers, sinks) {
+        let flat = pooling.pooledFlat(stages[layer.stageIndex], layer: layer)  // [n, dim]
+        precondition(flat.shape == [batch.shape[0], sink.columns],
+                     "\(layer.rawValue) features have shape \(flat.shape), expected [\(batch.shape[0]), \(sink.columns)].")
+        try sink.append(flat)
+      }
+      done += batch.shape[0]
+      progress?(done, total)
+    }
+  }
+
+  /// Decodes, transforms and normalises the images `indices` into one [n, size, size, channels] batch.
+  public static func makeBatch(_ indices: [Int], source: any EvaluationImageSource, transform: EvaluationTransform,
+                        channels: Int) throws -> Tensor {
+    let images = try indices.map { index in
+      let image = transform.image(try source.image(at: index, channels: channels))
+      precondition(image.width == transform.size && image.height == transform.size && image.channels == channels,
+                   "The evaluation transform made a \(image.width)×\(image.height)×\(image.channels) image of "
+                     + "\(source.location(of: index)); expected \(transform.size)×\(transform.size)×\(channels).")
+      return image
+    }
+    let perImage = transform.size * transform.size * channels
+    return Tensor(uninitializedShape: [indices.count, transform.size, transform.size, channels]) { buffer in
+      for (slot, image) in images.enumerated() {
+        image.writeNormalized(into: buffer.baseAddress! + slot * perImage, normalization: transform.normalization)
+      }
+    }
+  }
+}
+
+// MARK: - Sinks
+
+/// Where one layer's rows go during a pass.
+private protocol FeatureSink: AnyObject {
+  var columns: Int { get }
+  func append(_ rows: Tensor) throws
+  func finish() throws -> FeatureMatrix
+}
+
+/// Rows kept in memory (extraction without a cache).
+private final class MemorySink: FeatureSink {
+  let rows: Int
+  let columns: Int
+  private var scalars: [Float] = []
+
+  init(rows: Int, columns: Int) {
+    self.rows = rows
+    self.columns = columns
+    scalars.reserveCapacity(rows * columns)
+  }
+
+  func append(_ rowsTensor: Tensor) throws { scalars.append(contentsOf: rowsTensor.scalars) }
+
+  func finish() throws -> FeatureMatrix { FeatureMatrix(rows: rows, columns: columns, scalars: scalars) }
+}
+
+/// Rows streamed into a cache file, mapped back when the pass completes.
+extension FeatureCacheWriter: FeatureSink {
+  func finish() throws -> FeatureMatrix {
+    try commit()
+    // The checksum was computed while writing; reading it back now would only re-hash what was just written.
+    return try FeatureCache.read(url, verifyingChecksum: false).matrix
   }
 }
