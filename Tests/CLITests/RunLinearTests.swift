@@ -38,7 +38,7 @@ import Tensors
       var arguments = ["run", "linear", "--head", head.rawValue, "--checkpoint", checkpoint, "--db", db,
                        "--threads", "2", "--work-dir", folder.appendingPathComponent("work").path,
                        "--set", "schedule.epochs=2", "--set", "schedule.batch_size=16",
-                       "--set", "schedule.milestones=[1]"] + Self.tinyData
+                       "--set", "schedule.milestones=[1]", "--set", "evaluation.interval=1"] + Self.tinyData
       if cached { arguments.append("--cache-features") }
       let command = try #require(try SimSiamBench.parseAsRoot(arguments) as? RunLinear)
       try command.run()
@@ -57,7 +57,7 @@ import Tensors
       #expect(Set(final.compactMap(\.layer)) == Set(layers))
       #expect(final.count == 2 * layers.count)
       #expect(final.allSatisfy { (0...100).contains($0.value) && $0.count == 24 })
-      // Per-epoch rows (evaluation every epoch in the quick config): sample = epoch.
+      // Per-epoch rows (evaluation.interval=1): sample = epoch.
       #expect(Set(scores.compactMap(\.sample)) == [1, 2])
       #expect(try store.epochMetrics(run: run.runID).map(\.epoch) == [1, 2])
       let work = folder.appendingPathComponent("work")

@@ -119,7 +119,7 @@ import Training
     #expect(avgpool.scaledLearningRate == 1.6)
     #expect(avgpool.optimization.method == .lars && avgpool.layers == [.avgpool])
     let quick = try LinearProbeConfig.load(yaml: ClassificationPresets.avgpoolQuick.yaml, source: "quick")
-    #expect(abs(quick.scaledLearningRate - 0.1) < 1e-7)  // 1.6 × 256 / 4096
+    #expect(abs(quick.scaledLearningRate - 1.6) < 1e-7)  // kept at 1.6 for batch 256 (see the config)
   }
 
   @Test func unknownKeysNameTheClosestKeyAndOverridesApply() throws {
