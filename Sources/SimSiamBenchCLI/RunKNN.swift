@@ -50,6 +50,8 @@ struct RunKNN: ParsableCommand {
 
   @OptionGroup var layoutOptions: LayoutOptions
 
+  @OptionGroup var featureCacheOptions: FeatureCacheOptions
+
   func loadConfig() throws -> (KNNConfig, String) {
     var all: [String] = []
     if let data { all.append("data.path=\(data)") }
@@ -88,7 +90,7 @@ struct RunKNN: ParsableCommand {
     let log = try LogFile(directory.appendingPathComponent("log.txt"))
     let result = try KNNRun(config: config, name: name, evaluation: evaluation, checkpointPath: checkpoint,
                             configFile: self.config, label: label, database: common.db, log: log,
-                            logInterval: logInterval).run()
+                            logInterval: logInterval, featureCache: try featureCacheOptions.open(log: log)).run()
     print("")
     print(result.table.markdown(), terminator: "")
   }
@@ -112,6 +114,8 @@ struct KNNRun {
   var database: String
   var log: LogFile
   var logInterval: Double
+  /// Where extracted features are cached (nil: in memory only).
+  var featureCache: FeatureCache?
 
   func run() throws -> KNNRunResult {
     let channels = evaluation.backbone.config.inChannels
@@ -146,9 +150,9 @@ struct KNNRun {
     do {
       let progress = EvaluationProgress(log: log, interval: logInterval)
       let bankFeatures = try extractFeatures(evaluation, source: bank, data: config.data, layers: [.avgpool],
-                                             progress: progress, what: "bank features")
+                                             cache: featureCache, progress: progress, what: "bank features")
       let queryFeatures = try extractFeatures(evaluation, source: queries, data: config.data, layers: [.avgpool],
-                                              progress: progress, what: "query features")
+                                              cache: featureCache, progress: progress, what: "query features")
       let classifier = WeightedKNN(ks: config.knn.k, temperature: config.knn.temperature,
                                    queryBlock: config.knn.queryBlock, bankBlock: config.knn.bankBlock)
       progress.begin()

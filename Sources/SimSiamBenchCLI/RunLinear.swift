@@ -65,6 +65,8 @@ struct RunLinear: ParsableCommand {
 
   @OptionGroup var layoutOptions: LayoutOptions
 
+  @OptionGroup var featureCacheOptions: FeatureCacheOptions
+
   /// The config and its name (the file name without extension, or the embedded preset's name).
   func loadConfig() throws -> (LinearProbeConfig, String) {
     var early: [String] = []
@@ -113,7 +115,7 @@ struct RunLinear: ParsableCommand {
     let runner = LinearProbeRun(config: config, name: name, evaluation: evaluation, checkpointPath: checkpoint,
                                 configFile: self.config, label: label ?? evaluation.defaultLabel(checkpoint),
                                 directory: directory, resume: resume, database: common.db, log: log,
-                                logInterval: logInterval)
+                                logInterval: logInterval, featureCache: try featureCacheOptions.open(log: log))
     let result = try runner.run()
     print("")
     print(result.table.markdown(), terminator: "")
@@ -237,14 +239,15 @@ final class EvaluationProgress {
 
 /// Extracts `layers` of `source` with the test transform through the shared `FeatureExtractor`.
 func extractFeatures(_ evaluation: EvaluationBackbone, source: ClassificationSource, data: ClassificationDataConfig,
-                     layers: [FeatureLayer], progress: EvaluationProgress, what: String) throws -> ExtractedFeatures {
+                     layers: [FeatureLayer], cache: FeatureCache?, progress: EvaluationProgress,
+                     what: String) throws -> ExtractedFeatures {
   let channels = evaluation.backbone.config.inChannels
   let transform = EvaluationTransform(resize: data.resize, size: data.crop, mode: .centerCrop,
                                       normalization: data.normalization(channels: channels))
   let request = FeatureExtractionRequest(checkpointSHA256: evaluation.featureKey, source: source,
                                          transform: transform, layers: layers, batchSize: data.extractBatchSize)
   progress.begin()
-  return try FeatureExtractor(backbone: evaluation.backbone).extract(request) { done, total in
+  return try FeatureExtractor(backbone: evaluation.backbone).extract(request, cache: cache) { done, total in
     progress.count(what, done: done, total: total)
   }
 }
@@ -271,6 +274,8 @@ struct LinearProbeRun {
   var database: String
   var log: LogFile
   var logInterval: Double
+  /// Where extracted features are cached (nil: in memory only).
+  var featureCache: FeatureCache?
 
   /// `heads_epoch_<N>.safetensors` files of the work directory, by epoch.
   static func headCheckpoints(in directory: URL) -> [(epoch: Int, url: URL)] {
@@ -344,12 +349,12 @@ struct LinearProbeRun {
     let progress = EvaluationProgress(log: log, interval: logInterval)
     let featureLayers = layers
     let testFeatures = try extractFeatures(evaluation, source: test, data: config.data, layers: featureLayers,
-                                           progress: progress, what: "test features")
+                                           cache: featureCache, progress: progress, what: "test features")
     let testMatrices = featureLayers.map { testFeatures.matrices[$0]! }
     let trainingData: ProbeTrainingData
     if config.cacheFeatures {
       let cached = try extractFeatures(evaluation, source: train, data: config.data, layers: featureLayers,
-                                       progress: progress, what: "train features")
+                                       cache: featureCache, progress: progress, what: "train features")
       trainingData = CachedProbeFeatures(matrices: featureLayers.map { cached.matrices[$0]! }, labels: train.labels)
     } else {
       let transform = ProbeTrainTransform(rawValue: config.data.trainTransform)!

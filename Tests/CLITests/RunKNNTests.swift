@@ -12,7 +12,9 @@ import Results
       let db = folder.appendingPathComponent("r.sqlite").path
       let command = try #require(try SimSiamBench.parseAsRoot(
         ["run", "knn", "--checkpoint", checkpoint, "--db", db, "--threads", "2",
-         "--work-dir", folder.appendingPathComponent("work").path, "--set", "knn.k=[1, 5, 10]"] + RunLinearTests.tinyData)
+         "--work-dir", folder.appendingPathComponent("work").path,
+         "--feature-cache", folder.appendingPathComponent("features").path, "--set", "knn.k=[1, 5, 10]"]
+          + RunLinearTests.tinyData)
         as? RunKNN)
       try command.run()
       let store = try ResultsStore(path: db)

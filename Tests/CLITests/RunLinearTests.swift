@@ -37,6 +37,7 @@ import Tensors
       let db = folder.appendingPathComponent("r.sqlite").path
       var arguments = ["run", "linear", "--head", head.rawValue, "--checkpoint", checkpoint, "--db", db,
                        "--threads", "2", "--work-dir", folder.appendingPathComponent("work").path,
+                       "--feature-cache", folder.appendingPathComponent("features").path,
                        "--set", "schedule.epochs=2", "--set", "schedule.batch_size=16",
                        "--set", "schedule.milestones=[1]", "--set", "evaluation.interval=1"] + Self.tinyData
       if cached { arguments.append("--cache-features") }
@@ -71,7 +72,8 @@ import Tensors
       let checkpoint = try Self.tinyCheckpoint(in: folder)
       let db = folder.appendingPathComponent("r.sqlite").path
       let base = ["run", "linear", "--checkpoint", checkpoint, "--db", db, "--threads", "1",
-                  "--work-dir", folder.appendingPathComponent("work").path, "--cache-features",
+                  "--work-dir", folder.appendingPathComponent("work").path,
+         "--feature-cache", folder.appendingPathComponent("features").path, "--cache-features",
                   "--set", "schedule.batch_size=16"] + Self.tinyData
       let first = try #require(try SimSiamBench.parseAsRoot(base + ["--set", "schedule.epochs=2"]) as? RunLinear)
       try first.run()
@@ -97,7 +99,8 @@ import Tensors
       let db = folder.appendingPathComponent("r.sqlite").path
       let command = try #require(try SimSiamBench.parseAsRoot(
         ["run", "knn", "--checkpoint", checkpoint, "--db", db, "--threads", "1", "--random-init",
-         "--work-dir", folder.appendingPathComponent("work").path, "--set", "knn.k=[3]"] + Self.tinyData) as? RunKNN)
+         "--work-dir", folder.appendingPathComponent("work").path,
+         "--feature-cache", folder.appendingPathComponent("features").path, "--set", "knn.k=[3]"] + Self.tinyData) as? RunKNN)
       try command.run()
       let run = try #require(try ResultsStore(path: db).runs().last)
       #expect(run.label == "tiny-random-init")
