@@ -47,7 +47,7 @@ public struct MeasuredScores: Sendable {
         otherDataset[dataset] = otherDataset[dataset] ?? "other (\(names.count) classes: "
           + names.prefix(3).joined(separator: ", ") + (names.count > 3 ? ", …)" : ")")
       }
-      for score in scores[run.runID] ?? [] where score.sample == nil && score.cost == nil {
+      for score in scores[run.runID] ?? [] where score.isProtocolResult {
         var facets = base
         let standard = catalog.standardProtocols[score.benchmark]
         if facets["dataset"] == nil, let dataset = standard?["dataset"], let other = otherDataset[dataset] {
@@ -93,7 +93,7 @@ public struct MeasuredScores: Sendable {
       return MeasuredScores(name: "label '\(label)' (" + Self.runList(chosen) + ")", runs: chosen, scores: scores,
                             catalog: catalog)
     }
-    let scored = finished.filter { run in (scores[run.runID] ?? []).contains { $0.sample == nil && $0.cost == nil } }
+    let scored = finished.filter { run in (scores[run.runID] ?? []).contains(where: \.isProtocolResult) }
     let groups = Dictionary(grouping: scored) { $0.label + "\u{0}" + ($0.checkpointSHA256 ?? "") }
     guard groups.count == 1, let chosen = groups.first?.value else {
       throw CompareError.noRunChosen(labels: Self.labels(scored), path: databasePath)

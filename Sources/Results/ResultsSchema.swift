@@ -73,6 +73,11 @@ enum ResultsSchema {
     migrator.registerMigration("v2-epoch-knn-top1") { db in
       try db.execute(sql: "ALTER TABLE epoch_metric ADD COLUMN knn_top1 REAL")
     }
+    // The epoch after which an intermediate score was measured (linear probes evaluated during training); NULL for
+    // final results and in databases written before this migration.
+    migrator.registerMigration("v3-score-epoch") { db in
+      try db.execute(sql: "ALTER TABLE score ADD COLUMN epoch INTEGER")
+    }
     return migrator
   }
 }

@@ -34,11 +34,12 @@ public enum RunTables {
 
   /// A run's scores; per-class values are summarised as a count (see `perClass`).
   public static func scores(_ scores: [Score]) -> Table {
-    Table(title: "Scores", columns: ["Benchmark", "Metric", "Layer", "k", "Sample", "Cost", "Value", "Count", "Std",
-                                     "Classes"],
+    Table(title: "Scores", columns: ["Benchmark", "Metric", "Layer", "k", "Sample", "Cost", "Epoch", "Value", "Count",
+                                     "Std", "Classes"],
           rows: scores.map { score in
             [score.benchmark, score.metric, score.layer ?? "", score.k.map(String.init) ?? "",
-             score.sample.map(String.init) ?? "", score.cost.map(number) ?? "", number(score.value),
+             score.sample.map(String.init) ?? "", score.cost.map(number) ?? "", score.epoch.map(String.init) ?? "",
+             number(score.value),
              String(score.count), score.std.map(number) ?? "",
              score.perClass.isEmpty ? "" : String(score.perClass.count)]
           })
@@ -76,7 +77,7 @@ public enum RunTables {
     let columns = ["run_id", "status", "kind", "protocol", "protocol_variant", "label", "config_file",
                    "checkpoint_path", "checkpoint_sha256", "checkpoint_layout", "dataset_path", "dataset_fingerprint",
                    "code_version", "host", "threads", "started_at", "finished_at", "benchmark", "metric", "layer", "k",
-                   "sample", "cost", "value", "count", "std"]
+                   "sample", "cost", "epoch", "value", "count", "std"]
     var rows: [[String]] = []
     for run in runs {
       let provenance = [run.runID.description, run.status.rawValue, run.kind.rawValue, run.protocolName,
@@ -86,7 +87,8 @@ public enum RunTables {
                         timestamp(run.startedAt), run.finishedAt.map(timestamp) ?? ""]
       for score in scores[run.runID] ?? [] {
         rows.append(provenance + [score.benchmark, score.metric, score.layer ?? "", score.k.map(String.init) ?? "",
-                                  score.sample.map(String.init) ?? "", score.cost.map(exact) ?? "", exact(score.value),
+                                  score.sample.map(String.init) ?? "", score.cost.map(exact) ?? "",
+                                  score.epoch.map(String.init) ?? "", exact(score.value),
                                   String(score.count), score.std.map(exact) ?? ""])
       }
     }

@@ -4,9 +4,9 @@ import GRDB
 
 /// One number an evaluation produced, e.g. VOC07 SVM mAP of feature5, or low-shot mAP at k = 8, sample 2.
 ///
-/// Values are percentages as the reference tables print them (84.21, not 0.8421). A row with `sample` and
-/// `cost` both nil is the protocol's result (the mean over samples, at the selected cost); rows with a sample
-/// or a cost are the detail behind it. `count` is how many values `value` averages and `std` their standard
+/// Values are percentages as the reference tables print them (84.21, not 0.8421). A row with `sample`, `cost`
+/// and `epoch` all nil is the protocol's result (the mean over samples, at the selected cost, after the last
+/// epoch); rows with a sample, a cost or an epoch are the detail behind it. `count` is how many values `value` averages and `std` their standard
 /// deviation. `perClass` is stored in `class_score`.
 public struct Score: Codable, Sendable, Equatable, FetchableRecord, MutablePersistableRecord {
   public static let databaseTableName = "score"
@@ -22,6 +22,8 @@ public struct Score: Codable, Sendable, Equatable, FetchableRecord, MutablePersi
   public var k: Int?
   public var sample: Int?
   public var cost: Double?
+  /// The training epoch after which an intermediate value was measured (probe evaluations during training).
+  public var epoch: Int?
   public var value: Double
   public var count: Int
   public var std: Double?
@@ -29,13 +31,15 @@ public struct Score: Codable, Sendable, Equatable, FetchableRecord, MutablePersi
   public var perClass: [ClassValue] = []
 
   enum CodingKeys: String, CodingKey {
-    case id, benchmark, metric, layer, k, sample, cost, value, count, std
+    case id, benchmark, metric, layer, k, sample, cost, epoch, value, count, std
     case runID = "run_id"
   }
 
   public init(benchmark: String, metric: String, layer: String? = nil, k: Int? = nil, sample: Int? = nil,
-              cost: Double? = nil, value: Double, count: Int = 1, std: Double? = nil, perClass: [ClassValue] = []) {
+              cost: Double? = nil, epoch: Int? = nil, value: Double, count: Int = 1, std: Double? = nil,
+              perClass: [ClassValue] = []) {
     self.benchmark = benchmark
+    self.epoch = epoch
     self.metric = metric
     self.layer = layer
     self.k = k
@@ -48,6 +52,9 @@ public struct Score: Codable, Sendable, Equatable, FetchableRecord, MutablePersi
   }
 
   public mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
+
+  /// Whether this is the protocol's result rather than detail behind it (no sample, cost or epoch).
+  public var isProtocolResult: Bool { sample == nil && cost == nil && epoch == nil }
 }
 
 /// One class's value behind a score.

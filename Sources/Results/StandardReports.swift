@@ -52,7 +52,7 @@ public struct StandardReports: Sendable {
     var index: [String: Int] = [:]
     for run in runs.sorted(by: { $0.runID < $1.runID }) where run.status == .finished {
       let key = run.label + "\u{0}" + (run.checkpointSHA256 ?? "")
-      let results = (scores[run.runID] ?? []).filter { $0.sample == nil && $0.cost == nil }
+      let results = (scores[run.runID] ?? []).filter(\.isProtocolResult)
       if let position = index[key] {
         groups[position].runs.append(run)
         groups[position].scores += results

@@ -424,8 +424,8 @@ struct LinearProbeRun {
     }
   }
 
-  /// Per-epoch rows: loss and LR as an epoch metric; when evaluated, top-1/top-5 per head with `sample` = the
-  /// epoch number (detail rows; the protocol result has `sample` nil).
+  /// Per-epoch rows: loss and LR as an epoch metric; when evaluated, top-1/top-5 per head with `epoch` set
+  /// (detail rows; the protocol result has `epoch` nil).
   func record(_ report: ProbeEpochReport, layers: [FeatureLayer], benchmark: String, store: ResultsStore,
               runID: RunID) throws {
     try store.addEpochMetric(EpochMetric(epoch: report.epoch, loss: report.losses.reduce(0, +),
@@ -434,9 +434,9 @@ struct LinearProbeRun {
     guard let hits = report.hits else { return }
     var scores: [Score] = []
     for (layer, value) in zip(layers, hits) {
-      scores.append(Score(benchmark: benchmark, metric: "top1", layer: layer.rawValue, sample: report.epoch,
+      scores.append(Score(benchmark: benchmark, metric: "top1", layer: layer.rawValue, epoch: report.epoch,
                           value: value.top1Percent, count: value.count))
-      scores.append(Score(benchmark: benchmark, metric: "top5", layer: layer.rawValue, sample: report.epoch,
+      scores.append(Score(benchmark: benchmark, metric: "top5", layer: layer.rawValue, epoch: report.epoch,
                           value: value.top5Percent, count: value.count))
     }
     _ = try store.addScores(scores, to: runID)

@@ -53,13 +53,13 @@ import Tensors
       #expect((run.protocolVariant ?? "").contains("adaptive-pooling") == (head == .mhead))
       #expect((run.protocolVariant ?? "").contains("cached-features") == cached)
       let scores = try store.scores(run: run.runID)
-      let final = scores.filter { $0.sample == nil }
+      let final = scores.filter(\.isProtocolResult)
       let layers = head == .mhead ? (1...5).map { "feature\($0)" } : ["avgpool"]
       #expect(Set(final.compactMap(\.layer)) == Set(layers))
       #expect(final.count == 2 * layers.count)
       #expect(final.allSatisfy { (0...100).contains($0.value) && $0.count == 24 })
       // Per-epoch rows (evaluation.interval=1): sample = epoch.
-      #expect(Set(scores.compactMap(\.sample)) == [1, 2])
+      #expect(Set(scores.compactMap(\.epoch)) == [1, 2])
       #expect(try store.epochMetrics(run: run.runID).map(\.epoch) == [1, 2])
       let work = folder.appendingPathComponent("work")
       #expect(FileManager.default.fileExists(atPath: work.appendingPathComponent("heads_epoch_2.safetensors").path))
@@ -78,14 +78,14 @@ import Tensors
       let first = try #require(try SimSiamBench.parseAsRoot(base + ["--set", "schedule.epochs=2"]) as? RunLinear)
       try first.run()
       let store = try ResultsStore(path: db)
-      let firstScores = try store.scores(run: try store.runs().last!.runID).filter { $0.sample == nil }
+      let firstScores = try store.scores(run: try store.runs().last!.runID).filter(\.isProtocolResult)
       // The finished run resumed: nothing left to train, the history and final scores are stored again.
       let again = try #require(try SimSiamBench.parseAsRoot(base + ["--set", "schedule.epochs=2", "--resume"])
                                  as? RunLinear)
       try again.run()
       let resumed = try store.runs().last!
       #expect(resumed.status == .finished)
-      let resumedScores = try store.scores(run: resumed.runID).filter { $0.sample == nil }
+      let resumedScores = try store.scores(run: resumed.runID).filter(\.isProtocolResult)
       #expect(resumedScores.map(\.value) == firstScores.map(\.value))
       let changed = try #require(try SimSiamBench.parseAsRoot(base + ["--set", "schedule.epochs=3", "--resume"])
                                    as? RunLinear)

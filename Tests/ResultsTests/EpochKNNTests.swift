@@ -42,10 +42,33 @@ import Testing
       #expect(!columns.contains("knn_top1"))
     }
     let store = try ResultsStore(path: database.path)
-    #expect(try store.appliedMigrations() == ["v1-runs-scores-epochs", "v2-epoch-knn-top1"])
+    #expect(try store.appliedMigrations() == ["v1-runs-scores-epochs", "v2-epoch-knn-top1", "v3-score-epoch"])
     let epochs = try store.epochMetrics(run: RunID(1))
     #expect(epochs.count == 1)
     #expect(epochs.first?.loss == -0.4 && epochs.first?.outputStd == 0.03 && epochs.first?.knnTop1 == nil)
     #expect(!RunTables.epochs(epochs).text().contains("nan"))
+  }
+}
+
+/// Intermediate probe scores carry their epoch (migration `v3-score-epoch`) and never count as a protocol result.
+@Suite struct ScoreEpochTests {
+  @Test func epochScoresAreStoredAndLeftOutOfTables() throws {
+    let folder = FileManager.default.temporaryDirectory.appendingPathComponent("score-epoch-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: folder) }
+    let store = try ResultsStore(path: folder.appendingPathComponent("r.sqlite").path)
+    let run = try store.beginRun(NewRun(kind: .evaluate, protocolName: "imagenet-linear", label: "ckpt",
+                                        codeVersion: "test", threads: 1))
+    _ = try store.addScores([Score(benchmark: "imagenet-linear", metric: "top1", layer: "feature5", epoch: 10,
+                                   value: 40),
+                             Score(benchmark: "imagenet-linear", metric: "top1", layer: "feature5", value: 55)],
+                            to: run)
+    try store.finishRun(run)
+    let stored = try store.scores(run: run)
+    #expect(stored.map(\.epoch) == [10, nil])
+    #expect(stored.map(\.isProtocolResult) == [false, true])
+    // The linear table shows the final 55.00, not the epoch-10 value stored before it.
+    let markdown = try StandardReports(store: store).markdown()  // the imagenet-linear table
+    #expect(markdown.contains("55.00") && !markdown.contains("40.00"))
   }
 }
