@@ -116,6 +116,40 @@ public struct StandardReports: Sendable {
     }
   }
 
+  /// Linear-probe and kNN tables for datasets other than the seed's (e.g. `fashion-mnist-linear`,
+  /// `cifar10-knn`), in the seed's layouts, one table per benchmark present, by name.
+  public var otherDatasetTables: [Table] {
+    let standard: Set = [Benchmark.imageNetLinear, Benchmark.places205Linear, Benchmark.imageNetKNN]
+    let present = Set(checkpoints.flatMap { $0.scores.map(\.benchmark) }).subtracting(standard)
+    var tables: [Table] = []
+    // Linear tables first, then kNN (the seed's order), each by dataset name.
+    for benchmark in present.sorted(by: { ($0.hasSuffix("-knn") ? 1 : 0, $0) < ($1.hasSuffix("-knn") ? 1 : 0, $1) }) {
+      if benchmark.hasSuffix("-linear") {
+        let dataset = Self.datasetTitle(String(benchmark.dropLast("-linear".count)))
+        tables.append(table("\(dataset) Linear Evaluation",
+                            columns: ["Self-Supervised Config"] + (1...5).map { "Feature\($0)" } + ["AvgPool"]) {
+          checkpoint in
+          (Benchmark.features + ["avgpool"]).map {
+            format(value(checkpoint, benchmark, metric: "top1", layer: $0), decimals: 2)
+          }
+        })
+      } else if benchmark.hasSuffix("-knn") {
+        let dataset = Self.datasetTitle(String(benchmark.dropLast("-knn".count)))
+        tables.append(table("\(dataset) Nearest-Neighbor Classification",
+                            columns: ["Self-Supervised Config"] + Benchmark.knnK.map { "k=\($0)" }) { checkpoint in
+          Benchmark.knnK.map { format(value(checkpoint, benchmark, metric: "top1", k: $0), decimals: 1) }
+        })
+      }
+    }
+    return tables
+  }
+
+  /// How a dataset's benchmark prefix is titled in tables.
+  static func datasetTitle(_ name: String) -> String {
+    ["fashion-mnist": "Fashion-MNIST", "cifar10": "CIFAR-10", "inat18": "iNaturalist 2018",
+     "synthetic": "Synthetic"][name] ?? name
+  }
+
   /// Faster R-CNN C4 on VOC07+12.
   public var voc0712Detection: Table {
     table("Pascal VOC 2007 + 2012", columns: ["Self-Supervised Config", "AP50"]) { checkpoint in
@@ -146,7 +180,7 @@ public struct StandardReports: Sendable {
 
   /// The tables in the seed README's order, under its section headings.
   public var sections: [(title: String, tables: [Table])] {
-    [("Classification", [vocSVM, imageNetLinear, places205Linear, imageNetKNN]),
+    [("Classification", [vocSVM, imageNetLinear, places205Linear, imageNetKNN] + otherDatasetTables),
      ("Detection", [voc0712Detection, cocoDetection]),
      ("Segmentation", [voc12AugSegmentation])]
   }

@@ -23,7 +23,7 @@ import Results
       let scores = try store.scores(run: run.runID)
       #expect(scores.count == 6)
       #expect(Set(scores.compactMap(\.k)) == [1, 5, 10])
-      #expect(scores.allSatisfy { $0.layer == "avgpool" && $0.count == 24 })
+      #expect(scores.allSatisfy { $0.layer == nil && $0.count == 24 })
       let top5 = scores.filter { $0.metric == "top5" }.sorted { $0.k! < $1.k! }
       #expect(top5.last!.value == 100)  // 4 synthetic classes: top-min(5, k) covers them all at k ≥ 5
     }

@@ -72,3 +72,26 @@ import Testing
     #expect(markdown.contains("55.00") && !markdown.contains("40.00"))
   }
 }
+
+@Suite struct OtherDatasetTableTests {
+  @Test func fashionMNISTProbesGetTheSeedLayouts() throws {
+    let folder = FileManager.default.temporaryDirectory.appendingPathComponent("other-tables-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: folder) }
+    let store = try ResultsStore(path: folder.appendingPathComponent("r.sqlite").path)
+    let run = try store.beginRun(NewRun(kind: .evaluate, protocolName: "fashion-mnist-linear", label: "quick",
+                                        codeVersion: "test", threads: 1))
+    _ = try store.addScores([Score(benchmark: "fashion-mnist-linear", metric: "top1", layer: "feature2", value: 81.2),
+                             Score(benchmark: "fashion-mnist-linear", metric: "top1", layer: "avgpool", value: 69.3),
+                             Score(benchmark: "fashion-mnist-knn", metric: "top1", k: 20, value: 68.75)], to: run)
+    try store.finishRun(run)
+    let markdown = try StandardReports(store: store).markdown()
+      .replacingOccurrences(of: " +", with: " ", options: .regularExpression)  // ignore column padding
+    // Linear before kNN, as in the seed README.
+    let linear = try #require(markdown.range(of: "#### Fashion-MNIST Linear Evaluation"))
+    let knn = try #require(markdown.range(of: "#### Fashion-MNIST Nearest-Neighbor Classification"))
+    #expect(linear.lowerBound < knn.lowerBound)
+    #expect(markdown.contains("| quick | – | 81.20 | – | – | – | 69.30 |"))
+    #expect(markdown.contains("| quick | – | 68.8 | – | – |"))
+  }
+}
