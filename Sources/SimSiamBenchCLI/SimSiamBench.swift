@@ -14,7 +14,7 @@ struct SimSiamBench: ParsableCommand {
       """,
     version: version,
     subcommands: [
-      Pretrain.self, RunCommand.self, Results.self, Report.self, Compare.self, Checkpoint.self, DataCommand.self,
-      SelfTest.self,
+      Quickstart.self, Pretrain.self, RunCommand.self, Results.self, Report.self, Compare.self, Checkpoint.self,
+      DataCommand.self, SelfTest.self,
     ])
 }
