@@ -1,5 +1,6 @@
 // The single wrapper around OpenBLAS sgemm: C = alpha · op(A) · op(B) + beta · C, row-major.
 import COpenBLAS
+import Foundation  // NSLock
 
 /// Row-major single-precision GEMM through OpenBLAS (which uses `Threads.count` threads).
 ///
@@ -44,4 +45,44 @@ public var blasDescription: String {
   let config = openblas_get_config().map { String(cString: $0) } ?? "unknown"
   let core = openblas_get_corename().map { String(cString: $0) } ?? "unknown"
   return "\(config) (core \(core), \(openblas_get_num_threads()) threads)"
+}
+
+// MARK: - Single-threaded GEMMs on our own threads
+
+/// Runs `body` with OpenBLAS limited to one thread, so that `body` may call `gemm` from inside `parallelFor`
+/// chunks: each call then runs on the calling thread only, and the cores are not oversubscribed.
+///
+/// This is the one sanctioned exception to "never call gemm inside parallelFor". It relies on OpenBLAS 0.3.x
+/// (pthreads build): `openblas_set_num_threads(1)` makes every subsequent call single-threaded and run inline
+/// in its caller, and such calls are safe concurrently (each takes its own packing buffer from OpenBLAS's
+/// locked buffer pool). Regions may overlap (nested or from several threads): a counter under a lock restores
+/// `Threads.count` only when the last active region ends.
+///
+/// Use it for many small GEMMs that each fit in a core's cache (im2col of a few images followed by its GEMM),
+/// where one multi-threaded GEMM per layer would stream the column matrix through memory and hand the cores
+/// back and forth between OpenBLAS's pool and ours for every chunk.
+public func withSingleThreadedBLAS<R>(_ body: () throws -> R) rethrows -> R {
+  SingleThreadedBLASRegions.enter()
+  defer { SingleThreadedBLASRegions.leave() }
+  return try body()
+}
+
+/// The count of active `withSingleThreadedBLAS` regions (see there).
+private enum SingleThreadedBLASRegions {
+  nonisolated(unsafe) static var active = 0
+  static let lock = NSLock()
+
+  static func enter() {
+    lock.lock()
+    defer { lock.unlock() }
+    if active == 0 { openblas_set_num_threads(1) }
+    active += 1
+  }
+
+  static func leave() {
+    lock.lock()
+    defer { lock.unlock() }
+    active -= 1
+    if active == 0 { openblas_set_num_threads(Int32(Threads.count)) }
+  }
 }
