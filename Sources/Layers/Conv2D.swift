@@ -189,16 +189,17 @@ public final class Conv2D: Layer {
         x.scalars.withUnsafeBufferPointer { xb in
           let xp = xb.baseAddress!
           withSingleThreadedBLAS {
-            parallelForEach(plan.chunks) { chunk in
+            let scratch = allocateScratch(parallelForEachWorkers(plan.chunks) * plan.rowsPerChunk * k)
+            defer { scratch.deallocate() }
+            parallelForEach(plan.chunks) { chunk, worker in
               let rows = plan.rows(chunk)
-              let columns = UnsafeMutablePointer<Float>.allocate(capacity: rows.count * k)  // [rows, kh·kw·in]
-              defer { columns.deallocate() }
+              let columns = scratch + worker * plan.rowsPerChunk * k  // [rows, kh·kw·in]
               let yChunk = yp + rows.lowerBound * out  // [rows, out]
               if let bias {
                 for row in 0..<rows.count { (yChunk + row * out).update(from: bias, count: out) }
               }
               im2colOnThisThread(xp, g, rows: rows, into: columns)
-              gemm(m: rows.count, n: out, k: k, columns, wp, transposeB: true, into: yChunk,
+              gemmOnThisThread(m: rows.count, n: out, k: k, columns, wp, transposeB: true, into: yChunk,
                    beta: bias == nil ? 0 : 1)
             }
           }
@@ -377,16 +378,17 @@ public final class Conv2D: Layer {
     let partials = UnsafeMutablePointer<Float>.allocate(capacity: groups * size)  // [groups, out, kh·kw·in]
     defer { partials.deallocate() }
     withSingleThreadedBLAS {
-      parallelForEach(groups) { group in
-        let columns = UnsafeMutablePointer<Float>.allocate(capacity: plan.rowsPerChunk * k)  // [rows, kh·kw·in]
-        defer { columns.deallocate() }
+      let scratch = allocateScratch(parallelForEachWorkers(groups) * plan.rowsPerChunk * k)
+      defer { scratch.deallocate() }
+      parallelForEach(groups) { group, worker in
+        let columns = scratch + worker * plan.rowsPerChunk * k  // [rows, kh·kw·in]
         let partial = partials + group * size
         let chunks = (plan.chunks * group / groups)..<(plan.chunks * (group + 1) / groups)
         for chunk in chunks {
           let rows = plan.rows(chunk)
           im2colOnThisThread(xp, g, rows: rows, into: columns)
           // The group's first chunk overwrites the partial (beta 0), the others accumulate.
-          gemm(m: out, n: k, k: rows.count, dyp + rows.lowerBound * out, transposeA: true, columns,
+          gemmOnThisThread(m: out, n: k, k: rows.count, dyp + rows.lowerBound * out, transposeA: true, columns,
                into: partial, beta: chunk == chunks.lowerBound ? 0 : 1)
         }
       }
@@ -423,13 +425,14 @@ public final class Conv2D: Layer {
     }
     let flippedWeight = UnsafePointer(flipped)
     withSingleThreadedBLAS {
-      parallelForEach(plan.chunks) { chunk in
+      let scratch = allocateScratch(parallelForEachWorkers(plan.chunks) * plan.rowsPerChunk * width)
+      defer { scratch.deallocate() }
+      parallelForEach(plan.chunks) { chunk, worker in
         let rows = plan.rows(chunk)
-        let columns = UnsafeMutablePointer<Float>.allocate(capacity: rows.count * width)  // [rows, kh·kw·out]
-        defer { columns.deallocate() }
+        let columns = scratch + worker * plan.rowsPerChunk * width  // [rows, kh·kw·out]
         im2colOnThisThread(dyp, gT, rows: rows, into: columns)
         // dx[rows, in] = cols(dy)[rows, kh·kw·out] · W̃ᵀ
-        gemm(m: rows.count, n: cin, k: width, columns, flippedWeight, transposeB: true,
+        gemmOnThisThread(m: rows.count, n: cin, k: width, columns, flippedWeight, transposeB: true,
              into: dxp + rows.lowerBound * cin)
       }
     }
@@ -457,12 +460,14 @@ public final class Conv2D: Layer {
                                             weight wp: UnsafePointer<Float>, into dxp: UnsafeMutablePointer<Float>) {
     let (k, out, perImage) = (g.columnWidth, outChannels, g.outputPixelsPerImage)
     withSingleThreadedBLAS {
-      parallelForEach(plan.chunks) { chunk in
+      let chunkElements = plan.rowsPerChunk * perImage * k
+      let scratch = allocateScratch(parallelForEachWorkers(plan.chunks) * chunkElements)
+      defer { scratch.deallocate() }
+      parallelForEach(plan.chunks) { chunk, worker in
         let images = plan.rows(chunk)
         let rowCount = images.count * perImage
-        let columns = UnsafeMutablePointer<Float>.allocate(capacity: rowCount * k)  // dcols [rows, kh·kw·in]
-        defer { columns.deallocate() }
-        gemm(m: rowCount, n: k, k: out, dyp + images.lowerBound * perImage * out, wp, into: columns)
+        let columns = scratch + worker * chunkElements  // dcols [rows, kh·kw·in]
+        gemmOnThisThread(m: rowCount, n: k, k: out, dyp + images.lowerBound * perImage * out, wp, into: columns)
         col2imOnThisThread(columns, g, images: images, into: dxp)
       }
     }

@@ -44,8 +44,8 @@ import TestSupport
       let (ap, bp, cp) = (ap.baseAddress!, bp.baseAddress!, cp.baseAddress!)
       withSingleThreadedBLAS {
         withSingleThreadedBLAS {  // regions nest
-          parallelForEach(count) { item in
-            gemm(m: m, n: n, k: k, ap + item * m * k, bp, into: cp + item * m * n)
+          parallelForEach(count) { item, _ in
+            gemmOnThisThread(m: m, n: n, k: k, ap + item * m * k, bp, into: cp + item * m * n)
           }
         }
       }
@@ -81,10 +81,17 @@ import TestSupport
   @Test(arguments: [0, 1, 3, 1_000])
   func parallelForEachVisitsEveryIndexOnce(count: Int) {
     var hits = [Int](repeating: 0, count: count)
+    var workers = [Int](repeating: -1, count: count)
     hits.withUnsafeMutableBufferPointer { buffer in
-      let pointer = buffer.baseAddress
-      parallelForEach(count) { index in pointer![index] += 1 }
+      workers.withUnsafeMutableBufferPointer { workerBuffer in
+        let (pointer, workerPointer) = (buffer.baseAddress, workerBuffer.baseAddress)
+        parallelForEach(count) { index, worker in
+          pointer![index] += 1
+          workerPointer![index] = worker
+        }
+      }
     }
     #expect(hits.allSatisfy { $0 == 1 })
+    #expect(workers.allSatisfy { (0..<parallelForEachWorkers(count)).contains($0) })
   }
 }
