@@ -9,12 +9,15 @@ Cases (images/s = batch / mean step time; warm-up and timed iterations as in sha
      512->2048->2048->2048 (3 Linear+BN, last BN affine=False), predictor 2048->512->2048, symmetric negative
      cosine loss, SGD(lr 0.05, momentum 0.9, wd 5e-4) step                     warm-up 2, timed 4
      (images/s counts each image once; views/s = 2 x images/s)
+  d  the embedded default (configs/pretrain/simsiam_resnet18_fashion-mnist_quick.yaml): the same SimSiam step on
+     ResNet-18 CIFAR stem at width 0.25 (channels 16/16/32/64/128), 1 input channel, 32x32, batch 256, two views,
+     projector 128->512->512->512, predictor 512->128->512, SGD(lr 0.06, momentum 0.9, wd 5e-4)  warm-up 2, timed 6
 
 Peak RSS is resource.getrusage(RUSAGE_SELF).ru_maxrss, which only grows; so when more than one case is asked for,
 each case runs in its own child process (this script with --only) and its peak is its own. `rss_before_mb` is the
 peak after `import torch`, before the case built anything.
 
-usage: python3 benchmarks/torch_bench.py [--threads N] [--channels-last 0|1] [--only a|b|c] [--iters N] [--json]
+usage: python3 benchmarks/torch_bench.py [--threads N] [--channels-last 0|1] [--only a|b|c|d] [--iters N] [--json]
 """
 import argparse
 import json
@@ -32,6 +35,7 @@ CASES = {
     "a": ("ResNet-50 224 b=32 forward (eval, no_grad)", 32, 1, 3),
     "b": ("ResNet-50 224 b=32 forward+backward+SGD (train)", 32, 1, 3),
     "c": ("SimSiam R18-CIFAR 32x32 b=128 step (2 views)", 128, 2, 4),
+    "d": ("SimSiam R18-CIFAR w0.25 1ch 32x32 b=256 (quick)", 256, 2, 6),
 }
 
 
@@ -82,14 +86,15 @@ class Bottleneck(nn.Module):
 class ResNet(nn.Module):
     """torchvision layout; `cifar_stem` = 3x3 stride-1 conv1 and no max-pool. Returns pooled features (or logits)."""
 
-    def __init__(self, block, layers, cifar_stem, num_classes=None):
+    def __init__(self, block, layers, cifar_stem, num_classes=None, width=1.0, in_channels=3):
         super().__init__()
-        self.conv1 = (nn.Conv2d(3, 64, 3, 1, 1, bias=False) if cifar_stem
-                      else nn.Conv2d(3, 64, 7, 2, 3, bias=False))
-        self.bn1 = nn.BatchNorm2d(64)
+        w = [max(1, round(c * width)) for c in (64, 128, 256, 512)]
+        self.conv1 = (nn.Conv2d(in_channels, w[0], 3, 1, 1, bias=False) if cifar_stem
+                      else nn.Conv2d(in_channels, w[0], 7, 2, 3, bias=False))
+        self.bn1 = nn.BatchNorm2d(w[0])
         self.maxpool = nn.Identity() if cifar_stem else nn.MaxPool2d(3, 2, 1)
-        cin = 64
-        for i, (planes, n) in enumerate(zip([64, 128, 256, 512], layers)):
+        cin = w[0]
+        for i, (planes, n) in enumerate(zip(w, layers)):
             blocks = []
             for j in range(n):
                 blocks.append(block(cin, planes, 2 if (j == 0 and i > 0) else 1))
@@ -105,9 +110,9 @@ class ResNet(nn.Module):
 
 
 class SimSiam(nn.Module):
-    def __init__(self, dim=2048, pred_dim=512):
+    def __init__(self, dim=2048, pred_dim=512, width=1.0, in_channels=3):
         super().__init__()
-        self.backbone = ResNet(BasicBlock, [2, 2, 2, 2], cifar_stem=True)
+        self.backbone = ResNet(BasicBlock, [2, 2, 2, 2], cifar_stem=True, width=width, in_channels=in_channels)
         c = self.backbone.out_channels
         self.neck = nn.Sequential(
             nn.Linear(c, dim, bias=False), nn.BatchNorm1d(dim), nn.ReLU(inplace=True),
@@ -174,8 +179,14 @@ def run_case(case, channels_last, iters):
                 loss.backward()
                 opt.step()
     else:
-        model, x1, x2 = prep(SimSiam().train(), torch.randn(batch, 3, 32, 32), torch.randn(batch, 3, 32, 32))
-        opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
+        if case == "c":
+            model, x1, x2 = prep(SimSiam().train(), torch.randn(batch, 3, 32, 32), torch.randn(batch, 3, 32, 32))
+            lr = 0.05
+        else:
+            model, x1, x2 = prep(SimSiam(dim=512, pred_dim=128, width=0.25, in_channels=1).train(),
+                                 torch.randn(batch, 1, 32, 32), torch.randn(batch, 1, 32, 32))
+            lr = 0.06
+        opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=5e-4)
 
         def step():
             loss = model.loss(x1, x2)
@@ -189,7 +200,7 @@ def run_case(case, channels_last, iters):
               "step_s": [round(t, 4) for t in ts], "mean_s": round(mean, 4),
               "images_per_s": round(batch / mean, 2),
               "rss_before_mb": round(rss_before, 1), "peak_rss_mb": round(peak_rss_mb(), 1)}
-    if case == "c":
+    if case in ("c", "d"):
         result["views_per_s"] = round(2 * batch / mean, 2)
     return result
 
@@ -207,7 +218,7 @@ def main():
     ap = argparse.ArgumentParser(description="PyTorch CPU timings for simsiam-bench.")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--channels-last", type=int, choices=[0, 1], default=1)
-    ap.add_argument("--only", choices=sorted(CASES), help="run one case (default: a, b and c)")
+    ap.add_argument("--only", choices=sorted(CASES), help="run one case (default: all)")
     ap.add_argument("--iters", type=int, default=0, help="timed iterations (default: the reference's)")
     ap.add_argument("--json", action="store_true", help="print one JSON object on the last line")
     args = ap.parse_args()

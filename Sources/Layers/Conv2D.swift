@@ -29,8 +29,18 @@ public final class Conv2D: Layer {
     get { maximumColumnElements }
     set { maximumColumnElements = newValue }
   }
-  /// Benchmarks only: when non-nil, seconds spent in im2col / col2im are added to it.
+  /// Benchmarks only: when non-nil, seconds spent in im2col / col2im are added to it (on the paths that lower
+  /// the whole layer on all cores before one GEMM; the per-thread pipeline below does not time its lowering).
   @_spi(Benchmarks) public var loweringSeconds: Double?
+  /// Whether the per-thread pipelined paths are used: `.automatic` when the layer is large enough (see
+  /// `pipelinePlan`), `.always` / `.never` for tests that compare the paths on tiny tensors.
+  enum PipelineMode { case automatic, always, never }
+  var pipelineMode = PipelineMode.automatic
+  /// Target size of one per-thread im2col chunk in floats (1 MB: about a core's L2), see `pipelinePlan`.
+  static let pipelineColumnElements = 1 << 18
+  /// Partial weight gradients in the pipelined backward: a fixed count, so the sum's rounding does not depend on
+  /// the number of threads.
+  static let weightGradientPartials = 8
 
   /// What backward needs: the input, not its columns (k² times larger; backward rebuilds them).
   public struct Cache {
@@ -92,6 +102,29 @@ public final class Conv2D: Layer {
     return max(1, min(g.rows, rows))
   }
 
+  /// How the per-thread pipeline splits `rows` column rows: `chunks` chunks of `rowsPerChunk` rows (the last one
+  /// shorter), each about `pipelineColumnElements` floats of columns and at least 8 chunks in all. The split
+  /// depends only on the shapes, never on the thread count. Nil when there are too few rows for every thread to
+  /// get at least two chunks: one multi-threaded GEMM is then faster.
+  struct PipelinePlan {
+    let totalRows: Int, rowsPerChunk: Int, chunks: Int
+    func rows(_ chunk: Int) -> Range<Int> {
+      (chunk * rowsPerChunk)..<min(totalRows, (chunk + 1) * rowsPerChunk)
+    }
+  }
+
+  func pipelinePlan(rows: Int, columnWidth: Int) -> PipelinePlan? {
+    let byCache = max(1, Self.pipelineColumnElements / max(columnWidth, 1))
+    let rowsPerChunk = max(1, min(byCache, (rows + 7) / 8))
+    let chunks = (rows + rowsPerChunk - 1) / rowsPerChunk
+    switch pipelineMode {
+    case .never: return nil
+    case .always: break
+    case .automatic: guard chunks >= 2 * Threads.count && rowsPerChunk >= 32 else { return nil }
+    }
+    return PipelinePlan(totalRows: rows, rowsPerChunk: rowsPerChunk, chunks: chunks)
+  }
+
   @inline(__always)
   private func timeLowering(_ body: () -> Void) {
     guard let elapsed = loweringSeconds else { return body() }
@@ -151,6 +184,28 @@ public final class Conv2D: Layer {
     return Tensor(uninitializedShape: [g.batchSize, g.outputHeight, g.outputWidth, out]) { yBuffer in
       let yp = yBuffer.baseAddress!
       adviseHugePages(yp, bytes: yBuffer.count * MemoryLayout<Float>.stride)
+      if !isPointwise, let plan = pipelinePlan(rows: rowCount, columnWidth: k) {
+        // Per-thread pipeline: each chunk's columns stay in the core's cache between im2col and its GEMM.
+        x.scalars.withUnsafeBufferPointer { xb in
+          let xp = xb.baseAddress!
+          withSingleThreadedBLAS {
+            let scratch = allocateScratch(parallelForEachWorkers(plan.chunks) * plan.rowsPerChunk * k)
+            defer { scratch.deallocate() }
+            parallelForEach(plan.chunks) { chunk, worker in
+              let rows = plan.rows(chunk)
+              let columns = scratch + worker * plan.rowsPerChunk * k  // [rows, kh·kw·in]
+              let yChunk = yp + rows.lowerBound * out  // [rows, out]
+              if let bias {
+                for row in 0..<rows.count { (yChunk + row * out).update(from: bias, count: out) }
+              }
+              im2colOnThisThread(xp, g, rows: rows, into: columns)
+              gemmOnThisThread(m: rows.count, n: out, k: k, columns, wp, transposeB: true, into: yChunk,
+                   beta: bias == nil ? 0 : 1)
+            }
+          }
+        }
+        return
+      }
       var beta: Float = 0
       if let bias {
         // Pre-fill every output row with the bias; the GEMMs then accumulate onto it.
@@ -201,43 +256,64 @@ public final class Conv2D: Layer {
     }
     guard computesWeightGradient || computesInputGradient else { return Tensor(shape: [0], scalars: []) }
 
+    if isPointwise {
+      return pointwiseBackward(dy, x, rows: rowCount, weightGradient: computesWeightGradient)
+    }
+
+    // Which path computes each gradient (all give the same values up to float rounding):
+    // - dW: per-thread im2col chunks, each thread adding into its own partial dW (pipelined), or the
+    //   whole-layer loop below;
+    // - dx, stride 1: dx is itself a convolution of dy with the flipped, transposed kernel (needs
+    //   p ≤ d·(k − 1)), so it is im2col(dy) times a small weight: no k²-times-larger dcols and no col2im;
+    // - dx, otherwise: dcols = dY·W folded back by col2im, per thread over whole images (pipelined) or in
+    //   the whole-layer loop.
+    let weightPlan = computesWeightGradient ? pipelinePlan(rows: rowCount, columnWidth: k) : nil
+    let transposedGeometry: ConvGeometry? =
+      computesInputGradient && stride == 1 && padding <= dilation * (kernelSize - 1)
+      ? ConvGeometry(inputShape: dy.shape, kernelSize: kernelSize, stride: 1,
+                     padding: dilation * (kernelSize - 1) - padding, dilation: dilation)
+      : nil
+    let transposedPlan = transposedGeometry.flatMap { pipelinePlan(rows: $0.rows, columnWidth: $0.columnWidth) }
+    let imagePlan = computesInputGradient && transposedGeometry == nil ? imagePipelinePlan(g) : nil
+    let legacyWeight = computesWeightGradient && weightPlan == nil
+    let legacyInput = computesInputGradient && transposedPlan == nil && imagePlan == nil
+
     let chunk = chunkRows(g)
     // Chunks of whole images let col2im gather: it then writes every element of dx once, so no zero-fill.
     let gathers = chunk % g.outputPixelsPerImage == 0
     var dx: Tensor
     if !computesInputGradient {
       dx = Tensor(shape: [0], scalars: [])
-    } else if isPointwise || gathers {
+    } else if !legacyInput || gathers {
       dx = Tensor(uninitializedShape: x.shape) { adviseHugePages($0.baseAddress!, bytes: $0.count * 4) }
     } else {
       dx = Tensor.zeros(x.shape)
     }
-    let computesInputGradient = computesInputGradient
     dy.scalars.withUnsafeBufferPointer { dyb in
       x.scalars.withUnsafeBufferPointer { xb in
         weight.value.scalars.withUnsafeBufferPointer { wb in
           dx.scalars.withUnsafeMutableBufferPointer { dxb in
             let (dyp, xp, wp) = (dyb.baseAddress!, xb.baseAddress!, wb.baseAddress!)
-            if isPointwise {
-              if computesWeightGradient {
-                // dW[out, in] += dYᵀ[out, n·h·w] · x[n·h·w, in]
-                weight.grad.scalars.withUnsafeMutableBufferPointer { gb in
-                  gemm(m: out, n: k, k: rowCount, dyp, transposeA: true, xp, into: gb.baseAddress!, beta: 1)
-                }
+            if let weightPlan {
+              weight.grad.scalars.withUnsafeMutableBufferPointer { gb in
+                pipelinedWeightGradient(dyp, xp, g, plan: weightPlan, into: gb.baseAddress!)
               }
-              if computesInputGradient {
-                // dx[n·h·w, in] = dY[n·h·w, out] · W[out, in]
-                gemm(m: rowCount, n: k, k: out, dyp, wp, into: dxb.baseAddress!)
-              }
-              return
             }
-            // One buffer per call: im2col columns for dW, then overwritten by dcols for col2im.
+            if let transposedGeometry, let transposedPlan {
+              pipelinedTransposedInputGradient(dyp, transposedGeometry, plan: transposedPlan, weight: wp,
+                                               into: dxb.baseAddress!)
+            } else if let imagePlan {
+              pipelinedCol2imInputGradient(dyp, g, plan: imagePlan, weight: wp, into: dxb.baseAddress!)
+            }
+            guard legacyWeight || legacyInput else { return }
+            // The whole-layer loop: im2col and col2im on all cores around multi-threaded GEMMs, one buffer per
+            // call (im2col columns for dW, then overwritten by dcols for col2im).
             let columns = allocateScratch(chunk * k)  // [chunk, kh·kw·in]
             defer { columns.deallocate() }
             for start in Swift.stride(from: 0, to: rowCount, by: chunk) {
               let rows = start..<min(rowCount, start + chunk)
               let dyChunk = dyp + start * out  // [rows, out]
-              if computesWeightGradient {
+              if legacyWeight {
                 timeLowering { im2col(xp, g, rows: rows, into: columns) }
                 // dW[out, kh·kw·in] += dYᵀ[out, rows] · cols[rows, kh·kw·in], accumulated over chunks
                 weight.grad.scalars.withUnsafeMutableBufferPointer { gb in
@@ -245,7 +321,7 @@ public final class Conv2D: Layer {
                        beta: 1)
                 }
               }
-              if computesInputGradient {
+              if legacyInput {
                 // dcols[rows, kh·kw·in] = dY[rows, out] · W[out, kh·kw·in], then folded into dx
                 gemm(m: rows.count, n: k, k: out, dyChunk, wp, into: columns)
                 if gathers {
@@ -261,6 +337,140 @@ public final class Conv2D: Layer {
       }
     }
     return dx
+  }
+
+  /// A 1×1 stride-1 unpadded convolution: the input is its own column matrix, so both gradients are one GEMM.
+  private func pointwiseBackward(_ dy: Tensor, _ x: Tensor, rows rowCount: Int, weightGradient: Bool) -> Tensor {
+    let (k, out) = (inChannels, outChannels)
+    var dx = computesInputGradient
+      ? Tensor(uninitializedShape: x.shape) { adviseHugePages($0.baseAddress!, bytes: $0.count * 4) }
+      : Tensor(shape: [0], scalars: [])
+    dy.scalars.withUnsafeBufferPointer { dyb in
+      x.scalars.withUnsafeBufferPointer { xb in
+        let (dyp, xp) = (dyb.baseAddress!, xb.baseAddress!)
+        if weightGradient {
+          // dW[out, in] += dYᵀ[out, n·h·w] · x[n·h·w, in]
+          weight.grad.scalars.withUnsafeMutableBufferPointer { gb in
+            gemm(m: out, n: k, k: rowCount, dyp, transposeA: true, xp, into: gb.baseAddress!, beta: 1)
+          }
+        }
+        if computesInputGradient {
+          // dx[n·h·w, in] = dY[n·h·w, out] · W[out, in]
+          weight.value.scalars.withUnsafeBufferPointer { wb in
+            dx.scalars.withUnsafeMutableBufferPointer { dxb in
+              gemm(m: rowCount, n: k, k: out, dyp, wb.baseAddress!, into: dxb.baseAddress!)
+            }
+          }
+        }
+      }
+    }
+    return dx
+  }
+
+  /// dW[out, kh·kw·in] += Σ over chunks of dYᵀ[out, rows] · cols[rows, kh·kw·in], each chunk's im2col and GEMM on
+  /// one thread. Chunks are grouped into `weightGradientPartials` contiguous groups, each summed into its own
+  /// partial dW; the partials are then added to `gradient` in group order.
+  private func pipelinedWeightGradient(_ dyp: UnsafePointer<Float>, _ xp: UnsafePointer<Float>, _ g: ConvGeometry,
+                                       plan: PipelinePlan, into gradient: UnsafeMutablePointer<Float>) {
+    let (k, out) = (g.columnWidth, outChannels)
+    let size = out * k
+    let groups = min(Self.weightGradientPartials, plan.chunks)
+    let partials = UnsafeMutablePointer<Float>.allocate(capacity: groups * size)  // [groups, out, kh·kw·in]
+    defer { partials.deallocate() }
+    withSingleThreadedBLAS {
+      let scratch = allocateScratch(parallelForEachWorkers(groups) * plan.rowsPerChunk * k)
+      defer { scratch.deallocate() }
+      parallelForEach(groups) { group, worker in
+        let columns = scratch + worker * plan.rowsPerChunk * k  // [rows, kh·kw·in]
+        let partial = partials + group * size
+        let chunks = (plan.chunks * group / groups)..<(plan.chunks * (group + 1) / groups)
+        for chunk in chunks {
+          let rows = plan.rows(chunk)
+          im2colOnThisThread(xp, g, rows: rows, into: columns)
+          // The group's first chunk overwrites the partial (beta 0), the others accumulate.
+          gemmOnThisThread(m: out, n: k, k: rows.count, dyp + rows.lowerBound * out, transposeA: true, columns,
+               into: partial, beta: chunk == chunks.lowerBound ? 0 : 1)
+        }
+      }
+    }
+    parallelFor(0..<size, minimumChunk: RowGroups.elementwiseChunk) { range in
+      for i in range {
+        var total: Float = 0
+        for group in 0..<groups { total += partials[group * size + i] }
+        gradient[i] += total
+      }
+    }
+  }
+
+  /// Stride 1: dx = conv(dy; W̃) with W̃[in, ky, kx, out] = W[out, k−1−ky, k−1−kx, in], padding d·(k−1) − p and
+  /// the same dilation (`gT` is that convolution's geometry over dy). Each chunk's im2col(dy) and GEMM run on one
+  /// thread and write their rows of dx once.
+  private func pipelinedTransposedInputGradient(_ dyp: UnsafePointer<Float>, _ gT: ConvGeometry,
+                                                plan: PipelinePlan, weight wp: UnsafePointer<Float>,
+                                                into dxp: UnsafeMutablePointer<Float>) {
+    let (kk, cin, cout) = (kernelSize, inChannels, outChannels)
+    precondition(gT.outputHeight * gT.outputWidth * gT.batchSize == plan.totalRows && gT.channels == cout,
+                 "Conv2D transposed backward geometry \(gT) does not match the input gradient's \(plan.totalRows) pixels.")
+    let width = gT.columnWidth  // kh·kw·out
+    let flipped = UnsafeMutablePointer<Float>.allocate(capacity: cin * width)  // W̃ [in, kh, kw, out]
+    defer { flipped.deallocate() }
+    for ci in 0..<cin {
+      for ky in 0..<kk {
+        for kx in 0..<kk {
+          let target = flipped + ((ci * kk + ky) * kk + kx) * cout
+          let source = wp + ((kk - 1 - ky) * kk + (kk - 1 - kx)) * cin + ci  // W[·, k−1−ky, k−1−kx, ci]
+          for co in 0..<cout { target[co] = source[co * kk * kk * cin] }
+        }
+      }
+    }
+    let flippedWeight = UnsafePointer(flipped)
+    withSingleThreadedBLAS {
+      let scratch = allocateScratch(parallelForEachWorkers(plan.chunks) * plan.rowsPerChunk * width)
+      defer { scratch.deallocate() }
+      parallelForEach(plan.chunks) { chunk, worker in
+        let rows = plan.rows(chunk)
+        let columns = scratch + worker * plan.rowsPerChunk * width  // [rows, kh·kw·out]
+        im2colOnThisThread(dyp, gT, rows: rows, into: columns)
+        // dx[rows, in] = cols(dy)[rows, kh·kw·out] · W̃ᵀ
+        gemmOnThisThread(m: rows.count, n: cin, k: width, columns, flippedWeight, transposeB: true,
+             into: dxp + rows.lowerBound * cin)
+      }
+    }
+  }
+
+  /// Images per chunk for the pipelined dcols + col2im (whole images, so col2im gathers and each thread writes
+  /// only its own images of dx); nil when an image's columns exceed the whole-layer buffer or there are too few
+  /// images to give every thread two chunks.
+  private func imagePipelinePlan(_ g: ConvGeometry) -> PipelinePlan? {
+    let perImage = g.outputPixelsPerImage * g.columnWidth
+    guard perImage <= maximumColumnElements else { return nil }
+    let imagesPerChunk = max(1, min(Self.pipelineColumnElements / perImage, (g.batchSize + 7) / 8))
+    let chunks = (g.batchSize + imagesPerChunk - 1) / imagesPerChunk
+    switch pipelineMode {
+    case .never: return nil
+    case .always: break
+    case .automatic: guard chunks >= 2 * Threads.count else { return nil }
+    }
+    return PipelinePlan(totalRows: g.batchSize, rowsPerChunk: imagesPerChunk, chunks: chunks)
+  }
+
+  /// dcols[image rows, kh·kw·in] = dY · W, then gathered into those images of dx, per chunk of whole images on one
+  /// thread. `plan` counts images, not rows.
+  private func pipelinedCol2imInputGradient(_ dyp: UnsafePointer<Float>, _ g: ConvGeometry, plan: PipelinePlan,
+                                            weight wp: UnsafePointer<Float>, into dxp: UnsafeMutablePointer<Float>) {
+    let (k, out, perImage) = (g.columnWidth, outChannels, g.outputPixelsPerImage)
+    withSingleThreadedBLAS {
+      let chunkElements = plan.rowsPerChunk * perImage * k
+      let scratch = allocateScratch(parallelForEachWorkers(plan.chunks) * chunkElements)
+      defer { scratch.deallocate() }
+      parallelForEach(plan.chunks) { chunk, worker in
+        let images = plan.rows(chunk)
+        let rowCount = images.count * perImage
+        let columns = scratch + worker * chunkElements  // dcols [rows, kh·kw·in]
+        gemmOnThisThread(m: rowCount, n: k, k: out, dyp + images.lowerBound * perImage * out, wp, into: columns)
+        col2imOnThisThread(columns, g, images: images, into: dxp)
+      }
+    }
   }
 }
 

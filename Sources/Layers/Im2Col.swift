@@ -72,17 +72,26 @@ func im2col(_ x: UnsafePointer<Float>, _ g: ConvGeometry, rows: Range<Int>,
             into columns: UnsafeMutablePointer<Float>) {
   let width = g.columnWidth
   parallelFor(rows, minimumChunk: max(1, 32_768 / width)) { range in
-    // Output coordinates of the first row, then stepped along: no divisions per row.
-    var image = range.lowerBound / g.outputPixelsPerImage
-    let pixel = range.lowerBound - image * g.outputPixelsPerImage
-    var oy = pixel / g.outputWidth, ox = pixel - (pixel / g.outputWidth) * g.outputWidth
-    for row in range {
-      im2colRow(x, g, image: image, oy: oy, ox: ox, into: columns + (row - rows.lowerBound) * width)
-      ox += 1
-      if ox == g.outputWidth {
-        ox = 0; oy += 1
-        if oy == g.outputHeight { oy = 0; image += 1 }
-      }
+    im2colOnThisThread(x, g, rows: range, into: columns + (range.lowerBound - rows.lowerBound) * width)
+  }
+}
+
+/// `im2col` on the calling thread only (for a `parallelFor` chunk that follows it with its own GEMM):
+/// writes rows `rows` into `columns` (`[rows.count, k·k·c]`).
+func im2colOnThisThread(_ x: UnsafePointer<Float>, _ g: ConvGeometry, rows: Range<Int>,
+                        into columns: UnsafeMutablePointer<Float>) {
+  guard !rows.isEmpty else { return }
+  let width = g.columnWidth
+  // Output coordinates of the first row, then stepped along: no divisions per row.
+  var image = rows.lowerBound / g.outputPixelsPerImage
+  let pixel = rows.lowerBound - image * g.outputPixelsPerImage
+  var oy = pixel / g.outputWidth, ox = pixel - (pixel / g.outputWidth) * g.outputWidth
+  for row in rows {
+    im2colRow(x, g, image: image, oy: oy, ox: ox, into: columns + (row - rows.lowerBound) * width)
+    ox += 1
+    if ox == g.outputWidth {
+      ox = 0; oy += 1
+      if oy == g.outputHeight { oy = 0; image += 1 }
     }
   }
 }
@@ -123,6 +132,17 @@ func col2imAdd(_ columns: UnsafePointer<Float>, _ g: ConvGeometry, rows: Range<I
 /// freely without write collisions.
 func col2im(_ columns: UnsafePointer<Float>, _ g: ConvGeometry, images: Range<Int>,
             into dx: UnsafeMutablePointer<Float>) {
+  col2imGather(columns, g, images: images, into: dx, onThisThread: false)
+}
+
+/// `col2im` on the calling thread only (for a `parallelFor` chunk that produced these images' columns).
+func col2imOnThisThread(_ columns: UnsafePointer<Float>, _ g: ConvGeometry, images: Range<Int>,
+                        into dx: UnsafeMutablePointer<Float>) {
+  col2imGather(columns, g, images: images, into: dx, onThisThread: true)
+}
+
+private func col2imGather(_ columns: UnsafePointer<Float>, _ g: ConvGeometry, images: Range<Int>,
+                          into dx: UnsafeMutablePointer<Float>, onThisThread: Bool) {
   let (h, w, c, k) = (g.height, g.width, g.channels, g.kernelSize)
   // windowTable[i·k + t]: the output coordinate whose tap t reads input coordinate i, or −1 (rows then
   // columns). Built once, so the per-pixel loop has no divisions.
@@ -139,12 +159,18 @@ func col2im(_ columns: UnsafePointer<Float>, _ g: ConvGeometry, images: Range<In
   }
   let (rowTable, columnTable) = (UnsafePointer(windowTable), UnsafePointer(windowTable + h * k))
   let first = images.lowerBound
-  parallelFor((images.lowerBound * h)..<(images.upperBound * h), minimumChunk: max(1, 32_768 / (w * c))) { range in
+  let body = { (range: Range<Int>) in
     for imageRow in range {
       let image = imageRow / h, iy = imageRow - (imageRow / h) * h
       col2imInputRow(columns + (image - first) * g.outputPixelsPerImage * g.columnWidth, g,
                      rowTaps: rowTable + iy * k, columnTable: columnTable, into: dx + imageRow * w * c)
     }
+  }
+  let imageRows = (images.lowerBound * h)..<(images.upperBound * h)
+  if onThisThread {
+    body(imageRows)
+  } else {
+    parallelFor(imageRows, minimumChunk: max(1, 32_768 / (w * c)), body)
   }
 }
 

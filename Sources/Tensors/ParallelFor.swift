@@ -46,6 +46,50 @@ public func parallelFor(_ range: Range<Int>, minimumChunk: Int = 1,
   }
 }
 
+/// Runs `body(index, worker)` once for every index in `0..<count`, on `parallelForEachWorkers(count)` threads that
+/// each claim the next unclaimed index when they finish one. `worker` (in `0..<parallelForEachWorkers(count)`)
+/// names the thread running the call, so a caller can hand each worker its own slice of a scratch buffer
+/// allocated once beforehand.
+///
+/// Unlike `parallelFor`'s fixed equal split, this balances itself: a thread slowed by another process (the data
+/// loader's workers, other jobs on the machine) simply claims fewer indices. Meant for a few dozen to a few
+/// thousand coarse work items (each claim takes a lock). Different indices must write different elements.
+public func parallelForEach(_ count: Int, _ body: (_ index: Int, _ worker: Int) -> Void) {
+  guard count > 0 else { return }
+  let threads = parallelForEachWorkers(count)
+  if threads <= 1 {
+    for index in 0..<count { body(index, 0) }
+    return
+  }
+  let counter = ClaimCounter(count)
+  withoutActuallyEscaping(body) { body in
+    let box = UncheckedSendableBox(body)
+    DispatchQueue.concurrentPerform(iterations: threads) { worker in
+      while let index = counter.claim() { box.value(index, worker) }
+    }
+  }
+}
+
+/// The number of threads `parallelForEach(count, _:)` uses: min(Threads.count, count), at least 1.
+public func parallelForEachWorkers(_ count: Int) -> Int { max(1, min(Threads.count, count)) }
+
+/// Hands out 0, 1, …, count − 1, each once, to whichever thread asks first.
+private final class ClaimCounter: @unchecked Sendable {
+  private let lock = NSLock()
+  private var next = 0
+  private let count: Int
+
+  init(_ count: Int) { self.count = count }
+
+  func claim() -> Int? {
+    lock.lock()
+    defer { lock.unlock() }
+    guard next < count else { return nil }
+    next += 1
+    return next - 1
+  }
+}
+
 /// Carries a non-Sendable closure into `concurrentPerform`. Safe here because `parallelFor` waits for
 /// every chunk before returning, and each chunk writes a disjoint part of the output.
 private struct UncheckedSendableBox<T>: @unchecked Sendable {

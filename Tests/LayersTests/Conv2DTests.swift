@@ -95,6 +95,59 @@ private let configurations: [(Int, Int, Int, Int, Bool)] = [
     expectClose(conv.weight.grad, weightGrad, rtol: 1e-4, atol: 1e-5, "chunked dW")
   }
 
+  /// y, dx, dW and dbias of one forward and backward on `x` with random dy (seeded), under `mode`.
+  private func runBothPasses(_ conv: Conv2D, _ x: Tensor, mode: Conv2D.PipelineMode)
+    -> (y: Tensor, dx: Tensor, weight: Tensor, bias: Tensor?) {
+    conv.pipelineMode = mode
+    conv.zeroGrad()
+    var rng = SplitMix64(seed: 11)
+    let (y, cache) = conv.forward(x, mode: .training)
+    let dx = conv.backward(.randomNormal(y.shape, using: &rng), cache)
+    return (y, dx, conv.weight.grad, conv.bias?.grad)
+  }
+
+  @Test(arguments: configurations)
+  func pipelinedPathsMatchWholeLayerPaths(configuration: (Int, Int, Int, Int, Bool)) {
+    // The per-thread pipeline (im2col chunks + single-threaded GEMMs, dx as a convolution of dy for stride 1,
+    // per-image col2im otherwise, dW from partial sums) against the whole-layer loop, on 3 images so chunks
+    // straddle image boundaries, and for the stem case without an input gradient.
+    let (k, s, p, d, hasBias) = configuration
+    var rng = SplitMix64(seed: 12)
+    let conv = Conv2D(inChannels: 3, outChannels: 4, kernelSize: k, stride: s, padding: p, dilation: d,
+                      hasBias: hasBias, using: &rng)
+    let x = Tensor.randomNormal([3, 7, 7, 3], using: &rng)
+    for computesInputGradient in [true, false] {
+      conv.computesInputGradient = computesInputGradient
+      let whole = runBothPasses(conv, x, mode: .never)
+      let pipelined = runBothPasses(conv, x, mode: .always)
+      expectClose(pipelined.y, referenceConvolution(x, conv), rtol: 1e-4, atol: 1e-5, "pipelined y")
+      expectClose(pipelined.y, whole.y, rtol: 1e-4, atol: 1e-5, "y")
+      #expect(pipelined.dx.shape == (computesInputGradient ? x.shape : [0]))
+      expectClose(pipelined.dx, whole.dx, rtol: 1e-4, atol: 1e-5, "dx")
+      expectClose(pipelined.weight, whole.weight, rtol: 1e-4, atol: 1e-5, "dW")
+      if let bias = pipelined.bias, let wholeBias = whole.bias {
+        expectClose(bias, wholeBias, rtol: 1e-4, atol: 1e-5, "dbias")
+      }
+    }
+  }
+
+  @Test(arguments: configurations)
+  func pipelinedBackwardMatchesFiniteDifferences(configuration: (Int, Int, Int, Int, Bool)) {
+    let (k, s, p, d, hasBias) = configuration
+    var rng = SplitMix64(seed: 13)
+    let conv = Conv2D(inChannels: 3, outChannels: 4, kernelSize: k, stride: s, padding: p, dilation: d,
+                      hasBias: hasBias, using: &rng)
+    conv.pipelineMode = .always
+    let x = Parameter(.randomNormal([2, 7, 7, 3], using: &rng))
+    let (y, cache) = conv.forward(x.value, mode: .training)
+    let dy = Tensor.randomNormal(y.shape, using: &rng)
+    x.grad = conv.backward(dy, cache)
+    let loss = { conv.forward(x.value, mode: .training).0.dot(dy) }
+    expectGradientsMatch(loss, wrt: x, named: "x")
+    expectGradientsMatch(loss, wrt: conv.weight, named: "weight")
+    if let bias = conv.bias { expectGradientsMatch(loss, wrt: bias, named: "bias") }
+  }
+
   @Test(arguments: [(7, 2, 3), (3, 1, 1), (1, 1, 0)])
   func stemWithoutInputGradient(kernelSize: Int, stride: Int, padding: Int) {
     var rng = SplitMix64(seed: 6)

@@ -31,6 +31,32 @@ import TestSupport
     } } }
     #expect(c == [19, 22, 43, 50])
   }
+
+  @Test func singleThreadedRegionsRunGEMMsFromParallelChunksAndRestoreThreads() {
+    // 16 independent 33×9 · 9×5 products, each computed inside a parallelForEach item, must equal the naive ones;
+    // afterwards OpenBLAS is back at Threads.count threads (checked through blasDescription).
+    var rng = SplitMix64(seed: 8)
+    let (m, n, k, count) = (33, 5, 9, 16)
+    let a = Tensor.randomNormal([count, m, k], using: &rng).scalars
+    let b = Tensor.randomNormal([k, n], using: &rng).scalars
+    var c = [Float](repeating: .nan, count: count * m * n)
+    a.withUnsafeBufferPointer { ap in b.withUnsafeBufferPointer { bp in c.withUnsafeMutableBufferPointer { cp in
+      let (ap, bp, cp) = (ap.baseAddress!, bp.baseAddress!, cp.baseAddress!)
+      withSingleThreadedBLAS {
+        withSingleThreadedBLAS {  // regions nest
+          parallelForEach(count) { item, _ in
+            gemmOnThisThread(m: m, n: n, k: k, ap + item * m * k, bp, into: cp + item * m * n)
+          }
+        }
+      }
+    } } }
+    for item in 0..<count {
+      let expected = naiveGEMM(m: m, n: n, k: k, Array(a[(item * m * k)..<((item + 1) * m * k)]), b)
+      expectClose(Tensor(shape: [m, n], scalars: Array(c[(item * m * n)..<((item + 1) * m * n)])),
+                  Tensor(shape: [m, n], scalars: expected), rtol: 1e-5, atol: 1e-5, "item \(item)")
+    }
+    #expect(blasDescription.hasSuffix("\(Threads.count) threads)"))
+  }
 }
 
 @Suite struct LayoutTests {
@@ -50,5 +76,22 @@ import TestSupport
       parallelFor(0..<10_000, minimumChunk: 100) { range in for i in range { pointer[i] += 1 } }
     }
     #expect(hits.allSatisfy { $0 == 1 })
+  }
+
+  @Test(arguments: [0, 1, 3, 1_000])
+  func parallelForEachVisitsEveryIndexOnce(count: Int) {
+    var hits = [Int](repeating: 0, count: count)
+    var workers = [Int](repeating: -1, count: count)
+    hits.withUnsafeMutableBufferPointer { buffer in
+      workers.withUnsafeMutableBufferPointer { workerBuffer in
+        let (pointer, workerPointer) = (buffer.baseAddress, workerBuffer.baseAddress)
+        parallelForEach(count) { index, worker in
+          pointer![index] += 1
+          workerPointer![index] = worker
+        }
+      }
+    }
+    #expect(hits.allSatisfy { $0 == 1 })
+    #expect(workers.allSatisfy { (0..<parallelForEachWorkers(count)).contains($0) })
   }
 }
