@@ -37,10 +37,10 @@ public struct LowShotDraw: Sendable, Equatable {
 /// list in image order; difficult images (−1) are never drawn. **Rule when a class has fewer than k positives
 /// (or too few negatives): all of them are used**, and the shortfall is listed in `shortfalls` (the reference's
 /// `random.sample` would raise instead).
-public func drawLowShotSamples(labels: VOCLabelMatrix, ks: [Int] = referenceLowShotKs,
+public func drawLowShotSamples(labels: SVMLabels, ks: [Int] = referenceLowShotKs,
                                samples: Int = referenceLowShotSamples, seed: UInt64) -> LowShotDraw {
   let classes = labels.classes.count
-  let n = labels.imageIDs.count
+  let n = labels.images
   var drawn: [LowShotSample] = []
   var shortfalls: [String] = []
   let positives = (0..<classes).map { c in (0..<n).filter { labels[$0, c] == 1 } }

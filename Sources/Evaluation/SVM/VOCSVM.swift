@@ -41,19 +41,44 @@ public struct SVMProgress: Sendable {
 
 public typealias SVMProgressHandler = @Sendable (SVMProgress) -> Void
 
+/// Per-image class labels of one split: `labels[image · classes.count + class]` ∈ {1, 0, −1 (difficult)}, as in
+/// MMSelfSup's `SVMLabels/*_labels.npy`.
+public struct SVMLabels: Sendable, Equatable {
+  public var classes: [String]
+  public var images: Int
+  public var labels: [Int32]
+
+  public init(classes: [String], labels: [Int32]) {
+    precondition(!classes.isEmpty && labels.count % classes.count == 0,
+                 "SVM labels: \(labels.count) values do not fill rows of \(classes.count) classes.")
+    self.classes = classes
+    self.images = labels.count / classes.count
+    self.labels = labels
+  }
+
+  public init(_ matrix: VOCLabelMatrix) { self.init(classes: matrix.classes, labels: matrix.labels) }
+
+  public subscript(image: Int, classIndex: Int) -> Int32 { labels[image * classes.count + classIndex] }
+
+  /// Images labelled 1 per class.
+  public var positiveCounts: [Int] {
+    (0..<classes.count).map { c in (0..<images).reduce(0) { $0 + (self[$1, c] == 1 ? 1 : 0) } }
+  }
+}
+
 /// One layer's inputs: trainval and test features with their VOC label matrices (1 / 0 / −1 = difficult).
 public struct SVMLayerData: Sendable {
   public var layer: String
   public var train: FeatureMatrix
   public var test: FeatureMatrix
-  public var trainLabels: VOCLabelMatrix
-  public var testLabels: VOCLabelMatrix
+  public var trainLabels: SVMLabels
+  public var testLabels: SVMLabels
   /// Names image `row` of trainval / test in errors.
   public var trainLocation: @Sendable (Int) -> String
   public var testLocation: @Sendable (Int) -> String
 
-  public init(layer: String, train: FeatureMatrix, test: FeatureMatrix, trainLabels: VOCLabelMatrix,
-              testLabels: VOCLabelMatrix, trainLocation: @escaping @Sendable (Int) -> String = { "trainval[\($0)]" },
+  public init(layer: String, train: FeatureMatrix, test: FeatureMatrix, trainLabels: SVMLabels,
+              testLabels: SVMLabels, trainLocation: @escaping @Sendable (Int) -> String = { "trainval[\($0)]" },
               testLocation: @escaping @Sendable (Int) -> String = { "test[\($0)]" }) {
     self.layer = layer
     self.train = train
@@ -79,10 +104,10 @@ public final class SVMLayer: @unchecked Sendable {
       throw SVMError.shapeMismatch(what: "test classes", expected: classes.joined(separator: ","),
                                    actual: data.testLabels.classes.joined(separator: ","))
     }
-    guard data.train.rows == data.trainLabels.imageIDs.count, data.test.rows == data.testLabels.imageIDs.count else {
+    guard data.train.rows == data.trainLabels.images, data.test.rows == data.testLabels.images else {
       throw SVMError.shapeMismatch(
         what: "\(data.layer) feature rows vs labelled images (trainval, test)",
-        expected: "\(data.trainLabels.imageIDs.count), \(data.testLabels.imageIDs.count)",
+        expected: "\(data.trainLabels.images), \(data.testLabels.images)",
         actual: "\(data.train.rows), \(data.test.rows)")
     }
     guard data.train.columns == data.test.columns else {
