@@ -19,7 +19,7 @@ public struct SVMSettings: Sendable, Equatable {
 
   public init() {}
 
-  var effectiveWorkers: Int { deterministic ? 1 : (workers > 0 ? workers : Threads.count) }
+  public var effectiveWorkers: Int { deterministic ? 1 : (workers > 0 ? workers : Threads.count) }
 
   /// The provenance text of these settings (stored as the run's protocol variant and in journal keys).
   public var variantDescription: String {
