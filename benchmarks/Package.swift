@@ -24,7 +24,7 @@ let package = Package(
     // VOC07-sized SVM protocol (liblinear) against the scikit-learn reference on the same features.
     .executableTarget(
       name: "SVMBench",
-      dependencies: [.product(name: "SimSiamEngine", package: "simsiam-bench")],
+      dependencies: [.product(name: "SimSiamEngine", package: "simsiam-bench")],  // + CLiblinear via Evaluation
       swiftSettings: [.unsafeFlags(["-Ounchecked"])]),
   ]
 )

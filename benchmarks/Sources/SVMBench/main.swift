@@ -4,6 +4,7 @@
 //
 //   swift build -c release && .build/release/SVMBench --out /tmp/svm-bench [--bench-classes 0,1] [--jobs 2]
 import Dispatch
+import CLiblinear
 import Evaluation
 import Foundation
 import Tensors
@@ -22,6 +23,10 @@ struct Options {
   var lowShotKs = referenceLowShotKs
   var sklearnLowShotKs: [Int] = []
   var threads = 0
+  /// Largest prototype value (class signal per feature); 0.8 makes every class separable, 0.1 gives VOC-like APs.
+  var signal: Float = 0.1
+  /// Time one fit per cost (class 0, fold-0 training rows) with liblinear's iteration counts, then stop.
+  var profile = false
 
   init(_ arguments: [String]) {
     var iterator = arguments.dropFirst().makeIterator()
@@ -43,6 +48,8 @@ struct Options {
       case "--low-shot-k": lowShotKs = value().split(separator: ",").map { Int($0)! }
       case "--sklearn-low-shot-k": sklearnLowShotKs = value().split(separator: ",").map { Int($0)! }
       case "--threads": threads = Int(value())!
+      case "--signal": signal = Float(value())!
+      case "--profile": profile = true
       default: fatalError("unknown option \(argument)")
       }
     }
@@ -59,7 +66,11 @@ func seconds(since start: DispatchTime) -> Double {
 func makeSplit(rows: Int, dimension: Int, classes: Int, prototypes: [Float], background: [Float],
                generator: inout SplitMix64) -> ([Float], [Int32]) {
   var labels = [Int32](repeating: 0, count: rows * classes)
-  let prevalence = (0..<classes).map { $0 == 14 ? 0.40 : 0.02 + 0.06 * Double(($0 * 7) % classes) / Double(classes) }
+  let prevalence: [Double] = (0..<classes).map { c -> Double in
+    if c == 14 { return 0.40 }
+    let spread = Double((c * 7) % classes) / Double(classes)
+    return 0.02 + 0.06 * spread
+  }
   for i in 0..<rows {
     var any = false
     for c in 0..<classes where Double(generator.nextUniform()) < prevalence[c] {
@@ -82,13 +93,16 @@ func makeSplit(rows: Int, dimension: Int, classes: Int, prototypes: [Float], bac
   return (features, labels)
 }
 
+/// liblinear's progress text during `--profile` (single-threaded there).
+nonisolated(unsafe) var liblinearOutput = ""
+
 let options = Options(CommandLine.arguments)
 Threads.configure(options.threads)
 let out = URL(fileURLWithPath: options.out)
 let names = (0..<options.classes).map { "class\($0)" }
 var generator = SplitMix64(seed: 2007)
 let prototypes = (0..<(options.classes * options.dimension)).map { _ in
-  generator.nextUniform() < 0.15 ? generator.nextUniform() * 0.8 : 0
+  generator.nextUniform() < 0.15 ? generator.nextUniform() * options.signal : 0
 }
 let background = (0..<options.dimension).map { _ in generator.nextUniform() * 0.3 - 0.15 }
 var start = DispatchTime.now()
@@ -125,6 +139,33 @@ var settings = SVMSettings()
 start = DispatchTime.now()
 let layer = try SVMLayer(data, settings: settings)
 let prepare = seconds(since: start)
+
+if options.profile {
+  // Where a CV fit's time goes: liblinear's own iteration count (captured from its progress output) per cost.
+  set_print_string_function { text in if let text { liblinearOutput += String(cString: text) } }
+  let labels = (0..<data.train.rows).map { data.trainLabels[$0, 0] == 1 ? 1.0 : -1.0 }
+  let folds = stratifiedKFoldAssignment(labels: labels.map { Int($0) }, splits: 3)!
+  let rows = (0..<labels.count).filter { folds[$0] != 0 }
+  let heldOut = (0..<labels.count).filter { folds[$0] == 0 }
+  var total = 0.0
+  for cost in settings.costs {
+    liblinearOutput = ""
+    start = DispatchTime.now()
+    let model = try layer.problem.fit(rows: rows, labels: rows.map { labels[$0] }, cost: cost,
+                                      settings: settings.liblinear)
+    let fit = seconds(since: start)
+    start = DispatchTime.now()
+    let scores = heldOut.map { layer.problem.decision(row: $0, model: model) }
+    let ap = sklearnAveragePrecision(scores: scores, positive: heldOut.map { labels[$0] == 1 })
+    let score = seconds(since: start)
+    total += fit + score
+    let iterations = liblinearOutput.components(separatedBy: "#iter = ").last?.prefix(while: \.isNumber) ?? "?"
+    print(String(format: "cost %-12g fit %6.2f s  iterations %@  decision+AP %.3f s  AP %.4f", cost, fit,
+                 String(iterations), score, ap))
+  }
+  print(String(format: "one class-fold, 19 costs: %.1f s", total))
+  exit(0)
+}
 let fullStart = DispatchTime.now()
 let ours = try layer.runFull(settings: settings, journal: nil)
 let oursFull = seconds(since: fullStart)
