@@ -21,5 +21,10 @@ let package = Package(
       name: "KernelBench",
       dependencies: [.product(name: "SimSiamEngine", package: "simsiam-bench")],
       swiftSettings: [.unsafeFlags(["-Ounchecked"])]),
+    // VOC07-sized SVM protocol (liblinear) against the scikit-learn reference on the same features.
+    .executableTarget(
+      name: "SVMBench",
+      dependencies: [.product(name: "SimSiamEngine", package: "simsiam-bench")],  // + CLiblinear via Evaluation
+      swiftSettings: [.unsafeFlags(["-Ounchecked"])]),
   ]
 )

@@ -1,0 +1,50 @@
+// The VOC07 SVM benchmark's images (PROTOCOLS §2.1): the extraction list trainval.txt + test.txt of a devkit year
+// directory, read from JPEGImages, in list order (features row i ↔ extractionList[i]).
+import Datasets
+import Foundation
+
+/// An `EvaluationImageSource` over `VOCSVMSplits.extractionList`.
+public struct VOCImageSource: EvaluationImageSource {
+  public let dataset: VOCDataset
+  public let splits: VOCSVMSplits
+  public let fingerprint: String
+
+  /// Reads the splits of `root` (e.g. VOCdevkit/VOC2007) and fingerprints the list: SHA-256 of every image's name
+  /// and byte size, in order, with the class names and both label matrices (so relabelled splits get new
+  /// features-cache and journal keys). Throws `DatasetError` for a missing directory, split or class list, and
+  /// `DatasetError.missingFile` for a listed image that is not in JPEGImages.
+  public init(root: URL, trainSplit: String = "trainval", testSplit: String = "test") throws {
+    dataset = try VOCDataset(root: root)
+    splits = try dataset.svmSplits(trainSplit: trainSplit, testSplit: testSplit)
+    var hash = SHA256()
+    hash.update(Array("voc-svm-extraction v1\n\(splits.train.classes.joined(separator: ","))\n".utf8))
+    for name in splits.extractionList {
+      let url = dataset.root.appendingPathComponent("JPEGImages/\(name)")
+      guard let attributes = try? FileManager.default.attributesOfItem(atPath: url.path),
+            let size = attributes[.size] as? NSNumber
+      else {
+        throw DatasetError.missingFile(path: url.path, hint: "The split lists name it; JPEGImages must hold it.")
+      }
+      hash.update(Array("\(name) \(size.int64Value)\n".utf8))
+    }
+    for matrix in [splits.train, splits.test] {
+      hash.update(matrix.labels.flatMap { withUnsafeBytes(of: $0.littleEndian, Array.init) })
+    }
+    fingerprint = "voc:" + hash.finalize().map { String(format: "%02x", $0) }.joined()
+  }
+
+  public var count: Int { splits.extractionList.count }
+
+  public func image(at index: Int, channels: Int) throws -> Image {
+    let url = dataset.root.appendingPathComponent("JPEGImages/\(splits.extractionList[index])")
+    return convertChannels(try Image(contentsOf: url, mode: channels == 3 ? .rgb : .grayOrRGB), to: channels)
+  }
+
+  public func location(of index: Int) -> String {
+    dataset.root.appendingPathComponent("JPEGImages/\(splits.extractionList[index])").path
+  }
+
+  /// The label matrices in the form the SVM protocols take.
+  public var trainLabels: SVMLabels { SVMLabels(splits.train) }
+  public var testLabels: SVMLabels { SVMLabels(splits.test) }
+}

@@ -1,0 +1,84 @@
+// Independent check: our liblinear protocols and the scikit-learn reference (scripts/reference/voc_svm_sklearn.py)
+// on the same exported features of a scene devkit through a random tiny backbone agree within 0.1 mAP points per
+// layer and per k. Runs only when `python3 -c 'import sklearn'` works.
+import Datasets
+import Foundation
+import Models
+import Tensors
+import TestSupport
+import Testing
+@testable import Evaluation
+
+let sklearnAvailable: Bool = {
+  let process = Process()
+  process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+  process.arguments = ["python3", "-c", "import sklearn"]
+  process.standardError = FileHandle.nullDevice
+  guard (try? process.run()) != nil else { return false }
+  process.waitUntilExit()
+  return process.terminationStatus == 0
+}()
+
+@Suite struct SVMAgreementTests {
+  @Test(.tags(.slow), .enabled(if: runsSlowTests && sklearnAvailable))
+  func agreesWithScikitLearnOnSceneFeatures() throws {
+    let root = try writeScenes(trainval: 160, test: 200, seed: 3, fashionMNIST: true)
+    let scratch = root.deletingLastPathComponent().deletingLastPathComponent()
+    defer { try? FileManager.default.removeItem(at: scratch) }
+    let source = try VOCImageSource(root: root)
+    var generator = SplitMix64(seed: 11)
+    let backbone = ResNet(ResNetConfig(depth: 18, widthMultiplier: 0.125, cifarStem: true, inChannels: 3),
+                          using: &generator)
+    let layers: [FeatureLayer] = [.feature4, .feature5]
+    let features = try FeatureExtractor(backbone: backbone).extract(FeatureExtractionRequest(
+      checkpointSHA256: "random", source: source, transform: EvaluationTransform(resize: 32, size: 32, mode: .squash),
+      layers: layers, batchSize: 40))
+    let split = source.splits.splitAt
+    let data = layers.map { layer in
+      let matrix = features.matrices[layer]!
+      return SVMLayerData(layer: layer.rawValue, train: matrix.rows(0..<split), test: matrix.rows(split..<matrix.rows),
+                          trainLabels: source.trainLabels, testLabels: source.testLabels)
+    }
+    let ks = [1, 2, 4]
+    let draw = drawLowShotSamples(labels: source.trainLabels, ks: ks, seed: 5)
+    let export = scratch.appendingPathComponent("export")
+    try exportSVMInputs(to: export, layers: data, lowShot: draw)
+
+    let settings = SVMSettings()
+    var ours: [String: (Double, [Int: Double])] = [:]
+    for layerData in data {
+      let layer = try SVMLayer(layerData, settings: settings)
+      let full = try layer.runFull(settings: settings, journal: nil)
+      let low = try layer.runLowShot(draw, settings: settings, journal: nil)
+      ours[layerData.layer] = (full.mAP, Dictionary(uniqueKeysWithValues: low.summaries.map { ($0.k, $0.mean) }))
+    }
+
+    let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+      .appendingPathComponent("../../scripts/reference/voc_svm_sklearn.py").standardized.path
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = ["python3", script, export.path, "--low-shot", "--ks", "1,2,4", "--jobs", "2"]
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    process.standardError = FileHandle.nullDevice
+    try process.run()
+    let output = pipe.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    #expect(process.terminationStatus == 0)
+    let json = try #require(try JSONSerialization.jsonObject(with: output) as? [String: Any])
+    let fullRef = try #require(json["layers"] as? [String: [String: Any]])
+    let lowRef = try #require(json["low_shot"] as? [String: [String: [String: Double]]])
+    for layer in layers.map(\.rawValue) {
+      let (map, lowShot) = try #require(ours[layer])
+      let reference = try #require(fullRef[layer]?["mAP"] as? Double)
+      print(String(format: "agreement %@: full ΔmAP %.4f points", layer, 100 * (map - reference)))
+      #expect(abs(100 * (map - reference)) <= 0.1, "\(layer): ours \(100 * map), scikit-learn \(100 * reference)")
+      for k in ks {
+        let referenceK = try #require(lowRef[layer]?["\(k)"]?["mean"])
+        print(String(format: "agreement %@ k=%d: ΔmAP %.4f points", layer, k, 100 * (lowShot[k]! - referenceK)))
+        #expect(abs(100 * (lowShot[k]! - referenceK)) <= 0.1,
+                "\(layer) k=\(k): ours \(100 * lowShot[k]!), scikit-learn \(100 * referenceK)")
+      }
+    }
+  }
+}

@@ -1,0 +1,75 @@
+// VOCImageSource over a scene devkit written by `SceneSet.write` (the `data make-scenes` generator).
+import Datasets
+import Foundation
+import Testing
+@testable import Evaluation
+
+/// 20 synthetic 28×28 items (rectangles of class-dependent shape), or Fashion-MNIST's test items when asked for
+/// and installed.
+func sceneItems(fashionMNIST: Bool) -> SceneItems {
+  let fashion = URL(fileURLWithPath: "/usr/share/datasets/fashion-mnist")
+  if fashionMNIST, let items = try? SceneItems(fashionMNIST: fashion, split: .test) { return items }
+  var pixels: [UInt8] = []
+  var labels: [Int] = []
+  for index in 0..<20 {
+    let label = index % 10
+    let (w, h) = (6 + 2 * label, 24 - label)
+    for y in 0..<28 {
+      for x in 0..<28 {
+        pixels.append(abs(x - 14) * 2 < w && abs(y - 14) * 2 < h ? UInt8(60 + (x * 7 + y * 3 + index) % 196) : 0)
+      }
+    }
+    labels.append(label)
+  }
+  return SceneItems(classNames: SceneItems.fashionMNISTClassNames, width: 28, height: 28, pixels: pixels,
+                    labels: labels)
+}
+
+/// Writes a scene devkit and returns its VOC2007 directory.
+func writeScenes(trainval: Int, test: Int, seed: UInt64 = 0, fashionMNIST: Bool = false) throws -> URL {
+  let directory = try temporaryDirectory("svm-scenes")
+  let items = sceneItems(fashionMNIST: fashionMNIST)
+  _ = try SceneSet.write(to: directory, seed: seed, size: SceneSetSize(trainval: trainval, test: test),
+                         trainItems: items, testItems: items)
+  return directory.appendingPathComponent("VOCdevkit/VOC2007")
+}
+
+@Suite struct VOCImageSourceTests {
+  @Test func listsTrainvalThenTestWithAStableFingerprint() throws {
+    let root = try writeScenes(trainval: 12, test: 10)
+    defer { try? FileManager.default.removeItem(at: root.deletingLastPathComponent().deletingLastPathComponent()) }
+    let source = try VOCImageSource(root: root)
+    #expect(source.count == 22 && source.splits.splitAt == 12)
+    #expect(source.trainLabels.images == 12 && source.testLabels.images == 10)
+    #expect(source.trainLabels.classes.count == 10)  // scene devkits have 10 classes, not VOC's 20
+    #expect(try VOCImageSource(root: root).fingerprint == source.fingerprint)
+    let image = try source.image(at: 13, channels: 3)
+    #expect(image.channels == 3 && image.width >= 96)
+    #expect(try source.image(at: 0, channels: 1).channels == 1)
+    #expect(source.location(of: 12).hasSuffix("JPEGImages/\(source.splits.extractionList[12])"))
+
+    // A changed image file changes the fingerprint; a missing one is named.
+    let file = URL(fileURLWithPath: source.location(of: 3))
+    let bytes = try Data(contentsOf: file)
+    try (bytes + Data([0])).write(to: file)
+    #expect(try VOCImageSource(root: root).fingerprint != source.fingerprint)
+    try FileManager.default.removeItem(at: file)
+    #expect(throws: DatasetError.self) { _ = try VOCImageSource(root: root) }
+  }
+
+  @Test func missingSplitsOrClassListsAreNamed() throws {
+    let root = try writeScenes(trainval: 6, test: 6)
+    defer { try? FileManager.default.removeItem(at: root.deletingLastPathComponent().deletingLastPathComponent()) }
+    let main = root.appendingPathComponent("ImageSets/Main")
+    for name in try FileManager.default.contentsOfDirectory(atPath: main.path) where name.hasSuffix("_test.txt") {
+      try FileManager.default.removeItem(at: main.appendingPathComponent(name))
+    }
+    #expect {
+      _ = try VOCImageSource(root: root)
+    } throws: { error in
+      guard case DatasetError.missingFile(let path, _) = error else { return false }
+      return path.contains("<class>_test.txt")
+    }
+    #expect(throws: DatasetError.self) { _ = try VOCImageSource(root: root.appendingPathComponent("nowhere")) }
+  }
+}
