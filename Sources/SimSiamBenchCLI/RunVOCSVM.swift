@@ -38,6 +38,8 @@ struct RunVOCSVM: ParsableCommand {
 
   @OptionGroup var layoutOptions: LayoutOptions
 
+  @OptionGroup var featureCacheOptions: FeatureCacheOptions
+
   @Flag(help: "Load the backbone even if some tensors are missing (they keep their random initial values).")
   var allowMissing = false
 
@@ -193,7 +195,13 @@ struct RunVOCSVM: ParsableCommand {
       let request = FeatureExtractionRequest(checkpointSHA256: sha, source: source, transform: transform,
                                              layers: layerList, batchSize: batchSize)
       log.write("extracting features of \(source.count) images")
-      let features = try extractor.extract(request) { done, total in progress.update("extract", done, total) }
+      let features = try extractor.extract(request, cache: try featureCacheOptions.open(log: log)) { done, total in
+        progress.update("extract", done, total)
+      }
+      if features.computedLayers.count < layerList.count {
+        log.write("feature cache: reused \(layerList.count - features.computedLayers.count) of \(layerList.count) "
+                    + "layer(s) from \(featureCacheOptions.featureCache)")
+      }
       let split = source.splits.splitAt
       let layerData = layerList.map { layer -> SVMLayerData in
         let matrix = features.matrices[layer]!
