@@ -56,6 +56,12 @@ struct Options {
   }
 }
 
+/// `print` and flush, so lines appear while the sweep runs also when the output is redirected.
+func say(_ line: String) {
+  print(line)
+  fflush(nil)
+}
+
 func seconds(since start: DispatchTime) -> Double {
   Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
 }
@@ -113,7 +119,7 @@ let (testScalars, testTargets) = makeSplit(rows: options.test, dimension: option
                                            classes: options.classes, prototypes: prototypes,
                                            background: background, generator: &generator)
 let zeros = Double(trainScalars.lazy.filter { $0 == 0 }.count) / Double(trainScalars.count)
-print(String(format: "features: %d × %d trainval, %d test, %d classes, %.0f %% zeros (%.1f s to make)",
+say(String(format: "features: %d × %d trainval, %d test, %d classes, %.0f %% zeros (%.1f s to make)",
              options.train, options.dimension, options.test, options.classes, 100 * zeros, seconds(since: start)))
 
 let allData = SVMLayerData(
@@ -123,7 +129,7 @@ let allData = SVMLayerData(
 let draw = drawLowShotSamples(labels: allData.trainLabels, ks: options.lowShotKs, seed: 0)
 start = DispatchTime.now()
 try exportSVMInputs(to: out, layers: [allData], lowShot: draw)
-print(String(format: "exported to %@ (%.1f s)", out.path, seconds(since: start)))
+say(String(format: "exported to %@ (%.1f s)", out.path, seconds(since: start)))
 
 // The benchmarked classes: the same label columns for both implementations.
 func subset(_ labels: SVMLabels, _ columns: [Int]) -> SVMLabels {
@@ -160,29 +166,33 @@ if options.profile {
     let score = seconds(since: start)
     total += fit + score
     let iterations = liblinearOutput.components(separatedBy: "#iter = ").last?.prefix(while: \.isNumber) ?? "?"
-    print(String(format: "cost %-12g fit %6.2f s  iterations %@  decision+AP %.3f s  AP %.4f", cost, fit,
+    say(String(format: "cost %-12g fit %6.2f s  iterations %@  decision+AP %.3f s  AP %.4f", cost, fit,
                  String(iterations), score, ap))
   }
-  print(String(format: "one class-fold, 19 costs: %.1f s", total))
+  say(String(format: "one class-fold, 19 costs: %.1f s", total))
   exit(0)
 }
 let fullStart = DispatchTime.now()
 let ours = try layer.runFull(settings: settings, journal: nil)
 let oursFull = seconds(since: fullStart)
-print(String(format: "ours: full protocol, %d classes × 19 costs × (3 folds + final): %.1f s (+ %.1f s to build the "
+say(String(format: "ours: full protocol, %d classes × 19 costs × (3 folds + final): %.1f s (+ %.1f s to build the "
                + "shared liblinear problem), %d workers; mAP %.4f", columns.count, oursFull, prepare,
              settings.effectiveWorkers, 100 * ours.mAP))
-print("  chosen costs: " + ours.chosenCost.map { "\(ours.costs[$0])" }.joined(separator: ", "))
+say("  chosen costs: " + ours.chosenCost.map { "\(ours.costs[$0])" }.joined(separator: ", "))
 
 var lowShotSeconds: Double?
 if options.lowShot {
   let allLayer = try SVMLayer(allData, settings: settings)
   start = DispatchTime.now()
-  let low = try allLayer.runLowShot(draw, settings: settings, journal: nil)
+  let sweepStart = DispatchTime.now()
+  let low = try allLayer.runLowShot(draw, settings: settings, journal: nil) { progress in
+    say(String(format: "  low-shot %d/%d (k, sample) units, %.0f s", progress.done, progress.total,
+                 seconds(since: sweepStart)))
+  }
   lowShotSeconds = seconds(since: start)
-  print(String(format: "ours: low-shot sweep, %d classes × %d k × 5 samples × 19 costs: %.1f s", options.classes,
+  say(String(format: "ours: low-shot sweep, %d classes × %d k × 5 samples × 19 costs: %.1f s", options.classes,
                options.lowShotKs.count, lowShotSeconds!))
-  print("  " + low.summaries.map { String(format: "k=%d %.2f", $0.k, 100 * $0.mean) }.joined(separator: "  "))
+  say("  " + low.summaries.map { String(format: "k=%d %.2f", $0.k, 100 * $0.mean) }.joined(separator: "  "))
 }
 
 if !options.skipSklearn {
@@ -209,13 +219,13 @@ if !options.skipSklearn {
         let map = feature5["mAP"] as? Double, let timings = json["seconds"] as? [String: Double]
   else { fatalError("the scikit-learn reference failed (status \(process.terminationStatus))") }
   let sklearnFull = timings["feature5/full"] ?? wall
-  print(String(format: "scikit-learn (n_jobs=%d): full protocol %.1f s (process wall %.1f s incl. loading); "
+  say(String(format: "scikit-learn (n_jobs=%d): full protocol %.1f s (process wall %.1f s incl. loading); "
                  + "mAP %.4f", options.jobs, sklearnFull, wall, 100 * map))
-  print(String(format: "speed-up (full protocol, same classes): %.2f× (%.2f× counting our problem build)",
+  say(String(format: "speed-up (full protocol, same classes): %.2f× (%.2f× counting our problem build)",
                sklearnFull / oursFull, sklearnFull / (oursFull + prepare)))
-  print(String(format: "|ΔmAP| = %.4f points", abs(100 * (map - ours.mAP))))
+  say(String(format: "|ΔmAP| = %.4f points", abs(100 * (map - ours.mAP))))
   if let low = timings["feature5/low_shot"] {
-    print(String(format: "scikit-learn low-shot (k = %@): %.1f s", options.sklearnLowShotKs.map(String.init)
+    say(String(format: "scikit-learn low-shot (k = %@): %.1f s", options.sklearnLowShotKs.map(String.init)
       .joined(separator: ","), low))
   }
 }
