@@ -214,7 +214,9 @@ public struct Comparison: Sendable {
     isTwoSided = twoSided
     var cells: [ComparedCell] = []
     var missing: [CellKey] = []
-    for key in baseline.cells.keys.sorted() {
+    // Only the metrics the tables report are compared: a run's detail metrics (top-5, min/max over samples, chosen
+    // costs) are bookkeeping, and a difference in them is neither a regression nor a gain.
+    for key in baseline.cells.keys.sorted() where Self.headlineMetrics.contains(key.metric) {
       let theirs = baseline.cells[key]!
       guard let mine = measured.cells[key] else { missing.append(key); continue }
       var differences = mine.facets.differences(from: theirs.facets)
@@ -227,6 +229,9 @@ public struct Comparison: Sendable {
     self.cells = cells
     notMeasured = missing
   }
+
+  /// The metrics `--baseline` compares: those the seed README's tables print.
+  public static let headlineMetrics: Set<String> = ["mAP", "top1", "AP50", "AP75", "mIoU"]
 
   private static func judge(_ measured: MeasuredCell, expected: Double, expectedStd: Double?,
                             differences: [FacetDifference], tolerance: Double, twoSided: Bool) -> ComparedCell {

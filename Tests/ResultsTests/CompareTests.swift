@@ -206,12 +206,17 @@ func seed100eScores(_ change: (CellKey, Double) -> Double = { $1 }) -> [Score] {
 
   @Test func baselineModeComparesTwoRunsAndFlagsDifferentProtocolsOrData() throws {
     let pretrained = [Score(benchmark: Benchmark.voc07SVM, metric: "mAP", layer: "feature5", value: 60),
+                      Score(benchmark: Benchmark.voc07SVM, metric: "chosen-cost", layer: "feature5", value: 1),
+                      Score(benchmark: "fashion-mnist-knn", metric: "top5", k: 20, value: 95),
                       Score(benchmark: Benchmark.voc07SVM, metric: "mAP", layer: "feature4", value: 40),
                       Score(benchmark: "fashion-mnist-knn", metric: "top1", layer: "avgpool", k: 20, value: 70)]
     let random = [Score(benchmark: Benchmark.voc07SVM, metric: "mAP", layer: "feature5", value: 30),
                   Score(benchmark: Benchmark.voc07SVM, metric: "mAP", layer: "feature4", value: 45),
                   Score(benchmark: "fashion-mnist-knn", metric: "top1", layer: "avgpool", k: 20, value: 50,
-                        count: 5, std: 1.5)]
+                        count: 5, std: 1.5),
+                  // Detail metrics are not compared, whatever their values.
+                  Score(benchmark: Benchmark.voc07SVM, metric: "chosen-cost", layer: "feature5", value: 100),
+                  Score(benchmark: "fashion-mnist-knn", metric: "top5", k: 20, value: 99)]
     let runs = [makeRun(1, label: "pretrained", variant: "image-size=32", fingerprint: "f1"),
                 makeRun(2, label: "random", variant: "image-size=32", fingerprint: "f1", sha: "def")]
     let all = [RunID(1): pretrained, RunID(2): random]
