@@ -34,11 +34,12 @@ test: setup
 test-fast: setup
 	SKIP_SLOW_TESTS=1 swift test $(SWIFT_FLAGS)
 
-## The main job on the embedded default (see README): the engine's 5-second self-test, then SimSiam pretraining of
-## a narrow ResNet-18 on Fashion-MNIST (Debian's dataset-fashion-mnist) with kNN accuracy before and after.
+## The main job on the embedded default (see README): `simsiam-bench quickstart` — the engine self-test, SimSiam
+## pretraining of a narrow ResNet-18 on Fashion-MNIST (Debian's dataset-fashion-mnist), then VOC-style SVMs on
+## generated scenes, the multi-head linear probe and kNN for the pretrained and the random-init backbone, the
+## tables, a compare of the two and results/report.html. About 15 minutes on 2 cores; a re-run reuses what is done.
 demo: release
-	.build/release/simsiam-bench selftest
-	.build/release/simsiam-bench pretrain --config configs/pretrain/simsiam_resnet18_fashion-mnist_quick.yaml
+	.build/release/simsiam-bench quickstart
 
 ## Engine vs PyTorch, side by side (needs `pip install torch==2.13.0+cpu`); see benchmarks/README.md.
 bench: setup
