@@ -141,34 +141,13 @@ public final class LiblinearProblem: @unchecked Sendable {
       precondition(row >= 0 && row < rows, "Row \(row) is outside the problem's \(rows) rows.")
       pointers[slot] = nodes + rowStart[row]
     }
-    var y = labels
-    var weightLabels: [Int32] = [1, -1]
-    var weights = [settings.positiveWeight, settings.negativeWeight]
-    let model: UnsafeMutablePointer<model>? = y.withUnsafeMutableBufferPointer { yBuffer in
-      weightLabels.withUnsafeMutableBufferPointer { labelBuffer in
-        weights.withUnsafeMutableBufferPointer { weightBuffer in
-          var problem = CLiblinear.problem(l: Int32(subset.count), n: Int32(dimension + (bias >= 0 ? 1 : 0)),
-                                           y: yBuffer.baseAddress, x: pointers, bias: bias)
-          var parameter = CLiblinear.parameter(
-            solver_type: Int32(L2R_L2LOSS_SVC_DUAL), eps: settings.epsilon, C: cost, nr_weight: 2,
-            weight_label: labelBuffer.baseAddress, weight: weightBuffer.baseAddress, p: 0.1, init_sol: nil)
-          if let message = check_parameter(&problem, &parameter) {
-            preconditionFailure("liblinear rejected its parameters: \(String(cString: message)).")
-          }
-          return train(&problem, &parameter)
-        }
-      }
-    }
-    guard let model else { preconditionFailure("liblinear's train returned no model.") }
-    defer {
-      var owned: UnsafeMutablePointer<CLiblinear.model>? = model
-      free_and_destroy_model(&owned)
-    }
-    let sign: Double = model.pointee.label[0] == 1 ? 1 : -1
-    let w = model.pointee.w!
-    let weightsOut = (0..<dimension).map { sign * w[$0] }
-    let biasOut = bias >= 0 ? sign * w[dimension] * bias : 0
-    return LinearSVMModel(weights: weightsOut, bias: biasOut)
+    let w = trainLiblinear(rows: pointers, features: dimension, labels: labels, cost: cost, settings: settings)
+    return LinearSVMModel(weights: Array(w[0..<dimension]), bias: bias >= 0 ? w[dimension] * bias : 0)
+  }
+
+  /// Stored row `row` (normalised, float64) as (column, value) nodes; `body` sees them without the bias node.
+  func withRow<R>(_ row: Int, _ body: (UnsafePointer<feature_node>) -> R) -> R {
+    body(UnsafePointer(nodes + rowStart[row]))
   }
 
   /// w · x + b for stored row `row` (normalised features), in float64 — scikit-learn's `decision_function`.
@@ -184,6 +163,41 @@ public final class LiblinearProblem: @unchecked Sendable {
     }
     return total + model.bias
   }
+}
+
+/// One liblinear `train` (solver `-s 1`) on `labels.count` rows given as `feature_node` pointers whose columns are
+/// 1…`features` plus, when `settings.bias ≥ 0`, the bias node at column `features + 1`. Returns the weights
+/// [features (+ 1 for the bias column)], signed so that positive decision values mean class +1.
+func trainLiblinear(rows pointers: UnsafeMutablePointer<UnsafeMutablePointer<feature_node>?>, features: Int,
+                    labels: [Double], cost: Double, settings: LiblinearSettings) -> [Double] {
+  let bias = settings.bias
+  let columns = features + (bias >= 0 ? 1 : 0)
+  var y = labels
+  var weightLabels: [Int32] = [1, -1]
+  var weights = [settings.positiveWeight, settings.negativeWeight]
+  let model: UnsafeMutablePointer<model>? = y.withUnsafeMutableBufferPointer { yBuffer in
+    weightLabels.withUnsafeMutableBufferPointer { labelBuffer in
+      weights.withUnsafeMutableBufferPointer { weightBuffer in
+        var problem = CLiblinear.problem(l: Int32(labels.count), n: Int32(columns),
+                                         y: yBuffer.baseAddress, x: pointers, bias: bias)
+        var parameter = CLiblinear.parameter(
+          solver_type: Int32(L2R_L2LOSS_SVC_DUAL), eps: settings.epsilon, C: cost, nr_weight: 2,
+          weight_label: labelBuffer.baseAddress, weight: weightBuffer.baseAddress, p: 0.1, init_sol: nil)
+        if let message = check_parameter(&problem, &parameter) {
+          preconditionFailure("liblinear rejected its parameters: \(String(cString: message)).")
+        }
+        return train(&problem, &parameter)
+      }
+    }
+  }
+  guard let model else { preconditionFailure("liblinear's train returned no model.") }
+  defer {
+    var owned: UnsafeMutablePointer<CLiblinear.model>? = model
+    free_and_destroy_model(&owned)
+  }
+  let sign: Double = model.pointee.label[0] == 1 ? 1 : -1
+  let w = model.pointee.w!
+  return (0..<columns).map { sign * w[$0] }
 }
 
 /// Test features normalised like the training rows, as a dense float32 [rows, dimension] matrix for `gemm`.

@@ -207,14 +207,12 @@ extension SVMLayer {
     }
     let models = ModelSlots(count: classes * costs.count)
     let (frozenRows, frozenLabels) = (rowsOf, labelsOf)
-    // Largest cost first (slowest fits).
-    let order = (0..<(classes * costs.count)).sorted { costs[$0 / classes] > costs[$1 / classes] }
-    try runWorkQueue(count: order.count, workers: settings.effectiveWorkers) { [self] index in
-      let slot = order[index]
-      let (cost, c) = (slot / classes, slot % classes)
-      if settings.deterministic { srand(1) }
-      models.set(slot, try problem.fit(rows: frozenRows[c], labels: frozenLabels[c], cost: costs[cost],
-                                       settings: settings.liblinear))
+    // One work item per class (its rows, hence its Gram factor, are shared by all costs), largest cost first.
+    let costOrder = costs.indices.sorted { costs[$0] > costs[$1] }
+    try runWorkQueue(count: classes, workers: settings.effectiveWorkers) { [self] c in
+      try fitShared(rows: frozenRows[c], jobs: costOrder.map { (frozenLabels[c], costs[$0]) }, settings: settings) {
+        index, model in models.set(costOrder[index] * classes + c, model)
+      }
     }
     return testAPs(models: models.all, classIndices: (0..<(classes * costs.count)).map { $0 % classes })
   }

@@ -1,0 +1,234 @@
+// The same liblinear fits on fewer columns: the dual of the L2-regularised squared-hinge SVM (liblinear `-s 1`)
+// sees the data only through inner products xᵢ · xⱼ (the bias is liblinear's extra constant column, unchanged).
+// For the n rows S of one fit, factor their Gram block K_S = X_S X_Sᵀ = L Lᵀ (Cholesky, float64) and give
+// liblinear the rows zᵢ of L instead of xᵢ: zᵢ · zⱼ = xᵢ · xⱼ, so it solves the same dual problem, draws the same
+// coordinate order from `rand()` and returns the same α up to rounding, at n(n+1)/2 stored values per iteration
+// (L is lower triangular, zeros are not stored) instead of nnz(X_S) ≈ n · d.
+//
+// Back to feature space: liblinear returns w_z = Σ αᵢ yᵢ zᵢ = Lᵀ (α ∘ y), so β = L⁻ᵀ w_z are the dual coefficients
+// α ∘ y and w_x = X_Sᵀ β = Σ βᵢ xᵢ is the weight vector the plain fit returns (one triangular solve and one pass
+// over the subset's rows per fit); the bias weight is liblinear's last weight in both cases.
+//
+// Used only when it pays and is safe: n < `gramMaxRowFraction` · d, and the Cholesky succeeds with every pivot
+// Lᵢᵢ² > `gramMinPivotRatio` · max Lⱼⱼ² (duplicate or nearly dependent rows make L⁻ᵀ amplify rounding); other
+// fits run the plain path on the stored `feature_node` rows.
+import CLiblinear
+import COpenBLAS
+import Foundation
+import Tensors
+
+/// The Gram path runs only for fits with rows < this fraction of the feature dimension.
+public let gramMaxRowFraction = 0.8
+/// Smallest accepted Cholesky pivot Lᵢᵢ², relative to the largest.
+public let gramMinPivotRatio = 1e-10
+
+/// K = X Xᵀ of a problem's normalised rows (float64, as liblinear's own products), [rows, rows] row-major,
+/// both triangles filled. Every fit's K_S is a sub-block of it: CV folds, final fits and low-shot subsets.
+public final class SVMGramMatrix: @unchecked Sendable {
+  // @unchecked: written once in init, read-only afterwards.
+  public let rows: Int
+  let values: UnsafeMutablePointer<Double>  // [rows, rows]
+
+  /// One `cblas_dsyrk` over the dense float64 copy of the problem's rows (freed before returning).
+  public init(problem: LiblinearProblem) {
+    let (n, d) = (problem.rows, problem.dimension)
+    rows = n
+    values = .allocate(capacity: max(n * n, 1))
+    guard n > 0, d > 0 else { return }
+    let dense = UnsafeMutablePointer<Double>.allocate(capacity: n * d)  // [n, d]
+    defer { dense.deallocate() }
+    let values = self.values
+    parallelFor(0..<n, minimumChunk: 64) { range in
+      for row in range {
+        let target = dense + row * d
+        target.initialize(repeating: 0, count: d)  // sparse rows: the absent columns are zeros
+        problem.withRow(row) { first in
+          var node = first
+          while node.pointee.index != -1 {
+            let column = Int(node.pointee.index) - 1
+            if column < d { target[column] = node.pointee.value }
+            node += 1
+          }
+        }
+      }
+    }
+    cblas_dsyrk(CblasRowMajor, CblasUpper, CblasNoTrans, Int32(n), Int32(d), 1, dense, Int32(d), 0, values,
+                Int32(n))
+    // Mirror the upper triangle into the lower one.
+    parallelFor(0..<n, minimumChunk: 64) { range in
+      for i in range {
+        for j in 0..<i { values[i * n + j] = values[j * n + i] }
+      }
+    }
+  }
+
+  deinit { values.deallocate() }
+
+  public subscript(i: Int, j: Int) -> Double { values[i * rows + j] }
+}
+
+/// The rows `subset` of a problem, factored: K_S = L Lᵀ, with L's rows as liblinear `feature_node` rows (columns
+/// 1…n, the bias node at n + 1). Shared by every fit on the same rows (all costs, all classes of a final fit);
+/// read-only after init, so fits may run concurrently.
+public final class GramFactor: @unchecked Sendable {
+  // @unchecked: written once in init; liblinear reads the nodes through const pointers.
+  public let subset: [Int]
+  let problem: LiblinearProblem
+  let factor: UnsafeMutablePointer<Double>  // [n, n] row-major; lower triangle (with diagonal) = L
+  let nodes: UnsafeMutablePointer<feature_node>
+  let pointers: UnsafeMutablePointer<UnsafeMutablePointer<feature_node>?>  // [n] row starts in `nodes`
+
+  /// nil when the rows do not pay (n ≥ `gramMaxRowFraction` · d) or the factorisation fails the pivot test.
+  public init?(problem: LiblinearProblem, gram: SVMGramMatrix, rows subset: [Int]) {
+    precondition(gram.rows == problem.rows, "The Gram matrix has \(gram.rows) rows, the problem \(problem.rows).")
+    let n = subset.count
+    guard n > 0, Double(n) < gramMaxRowFraction * Double(problem.dimension) else { return nil }
+    let factor = UnsafeMutablePointer<Double>.allocate(capacity: n * n)
+    // Row-major lower triangle of K_S = column-major upper triangle, which dpotrf("U") factors as Uᵀ U; read
+    // back row-major, U is L = Uᵀ (lower) with K_S = L Lᵀ. The other triangle is never read.
+    for a in 0..<n {
+      precondition(subset[a] >= 0 && subset[a] < gram.rows, "Row \(subset[a]) is outside the \(gram.rows) rows.")
+      let source = gram.values + subset[a] * gram.rows
+      let target = factor + a * n
+      for b in 0...a { target[b] = source[subset[b]] }
+    }
+    var info: Int32 = 0
+    var order = Int32(n)
+    var leading = Int32(n)
+    dpotrf_("U", &order, factor, &leading, &info)
+    var smallest = Double.infinity
+    var largest = 0.0
+    for i in 0..<n {
+      let pivot = factor[i * n + i] * factor[i * n + i]
+      smallest = min(smallest, pivot)
+      largest = max(largest, pivot)
+    }
+    guard info == 0, smallest.isFinite, smallest > gramMinPivotRatio * largest else {
+      factor.deallocate()
+      return nil
+    }
+    self.subset = subset
+    self.problem = problem
+    self.factor = factor
+    let withBias = problem.bias >= 0
+    let perRowExtra = (withBias ? 1 : 0) + 1  // bias node + terminator
+    let nodes = UnsafeMutablePointer<feature_node>.allocate(capacity: n * (n + 1) / 2 + n * perRowExtra)
+    let pointers = UnsafeMutablePointer<UnsafeMutablePointer<feature_node>?>.allocate(capacity: n)
+    var node = nodes
+    for a in 0..<n {
+      pointers[a] = node
+      let row = factor + a * n
+      for b in 0...a where row[b] != 0 {
+        node.pointee = feature_node(index: Int32(b + 1), value: row[b])
+        node += 1
+      }
+      if withBias {
+        node.pointee = feature_node(index: Int32(n + 1), value: problem.bias)
+        node += 1
+      }
+      node.pointee = feature_node(index: -1, value: 0)
+      node += 1
+    }
+    self.nodes = nodes
+    self.pointers = pointers
+  }
+
+  deinit {
+    factor.deallocate()
+    nodes.deallocate()
+    pointers.deallocate()
+  }
+
+  public var rows: Int { subset.count }
+
+  /// The fit `problem.fit(rows: subset, labels:cost:settings:)` would return, through the factor.
+  public func fit(labels: [Double], cost: Double, settings: LiblinearSettings) throws -> LinearSVMModel {
+    let n = subset.count
+    precondition(labels.count == n, "fit needs one label per row: \(n) rows, \(labels.count) labels.")
+    precondition(settings.bias == problem.bias,
+                 "The problem was built with bias \(problem.bias), the fit asks for \(settings.bias).")
+    guard labels.contains(1), labels.contains(-1) else {
+      throw SVMError.singleClassFit(positives: labels.filter { $0 == 1 }.count, rows: labels.count)
+    }
+    let w = trainLiblinear(rows: pointers, features: n, labels: labels, cost: cost, settings: settings)
+    // β = L⁻ᵀ w_z: solve Lᵀ β = w_z (L row-major lower).
+    var beta = Array(w[0..<n])
+    beta.withUnsafeMutableBufferPointer { b in
+      cblas_dtrsv(CblasRowMajor, CblasLower, CblasTrans, CblasNonUnit, Int32(n), factor, Int32(n), b.baseAddress!, 1)
+    }
+    // w_x = Σ βₐ x_{subset[a]} over the stored normalised rows.
+    let d = problem.dimension
+    var weights = [Double](repeating: 0, count: d)
+    weights.withUnsafeMutableBufferPointer { out in
+      let target = out.baseAddress!
+      for a in 0..<n where beta[a] != 0 {
+        let coefficient = beta[a]
+        problem.withRow(subset[a]) { first in
+          var node = first
+          while node.pointee.index != -1 {
+            let column = Int(node.pointee.index) - 1
+            if column < d { target[column] += coefficient * node.pointee.value }
+            node += 1
+          }
+        }
+      }
+    }
+    return LinearSVMModel(weights: weights, bias: problem.bias >= 0 ? w[n] * problem.bias : 0)
+  }
+}
+
+/// Counts of fits per path (Gram factor or plain rows), for progress lines and provenance.
+public struct SVMFitPaths: Sendable, Equatable {
+  public var gram = 0
+  public var plain = 0
+  public init(gram: Int = 0, plain: Int = 0) {
+    self.gram = gram
+    self.plain = plain
+  }
+  public var description: String { "fits: \(gram) Gram-factored, \(plain) plain" }
+}
+
+final class FitPathCounter: @unchecked Sendable {
+  private let lock = NSLock()
+  private var paths = SVMFitPaths()
+  func add(gram: Bool) {
+    lock.lock()
+    if gram { paths.gram += 1 } else { paths.plain += 1 }
+    lock.unlock()
+  }
+  var value: SVMFitPaths {
+    lock.lock()
+    defer { lock.unlock() }
+    return paths
+  }
+}
+
+extension SVMLayer {
+  /// The factor of `rows` when the Gram path is on and pays for them; nil → plain fits.
+  public func gramFactor(rows: [Int]) -> GramFactor? {
+    guard let gram else { return nil }
+    return GramFactor(problem: problem, gram: gram, rows: rows)
+  }
+
+  /// Fits sharing `rows`, one per (labels, cost) job in order, through one factor when possible; `each(job, model)`
+  /// runs after every fit (journal, progress). `factor` reuses one built by the caller (e.g. shared by workers).
+  func fitShared(rows: [Int], jobs: [(labels: [Double], cost: Double)], settings: SVMSettings,
+                 factor given: GramFactor?? = nil, each: (Int, LinearSVMModel) throws -> Void) throws {
+    guard !jobs.isEmpty else { return }
+    let factor = given ?? gramFactor(rows: rows)
+    for (index, job) in jobs.enumerated() {
+      if settings.deterministic { srand(1) }
+      let model: LinearSVMModel
+      if let factor {
+        model = try factor.fit(labels: job.labels, cost: job.cost, settings: settings.liblinear)
+      } else {
+        model = try problem.fit(rows: rows, labels: job.labels, cost: job.cost, settings: settings.liblinear)
+      }
+      pathCounter.add(gram: factor != nil)
+      try each(index, model)
+    }
+  }
+
+  /// Fits run so far on this layer, per path.
+  public var fitPaths: SVMFitPaths { pathCounter.value }
+}
