@@ -51,7 +51,8 @@ let package = Package(
     ]),
 
     // MARK: - Tests
-    .target(name: "TestSupport", dependencies: ["Tensors", "Layers", "Checkpoints"], path: "Tests/TestSupport"),
+    .target(name: "TestSupport", dependencies: ["Tensors", "Layers", "Checkpoints", "Datasets"],
+            path: "Tests/TestSupport"),
     .testTarget(name: "TensorsTests", dependencies: ["Tensors", "TestSupport"]),
     .testTarget(name: "LayersTests", dependencies: ["Layers", "TestSupport"]),
     .testTarget(name: "ModelsTests", dependencies: ["Models", "Training", "Checkpoints", "TestSupport"],
@@ -63,7 +64,7 @@ let package = Package(
     .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Models", "Datasets", "TestSupport"],
                 resources: [.copy("Fixtures")]),
     .testTarget(name: "ResultsTests", dependencies: ["Results"]),
-    .testTarget(name: "CLITests", dependencies: ["SimSiamBenchCLI"]),
+    .testTarget(name: "CLITests", dependencies: ["SimSiamBenchCLI", "TestSupport"]),
     .testTarget(name: "NativeLibrariesTests", dependencies: ["COpenBLAS", "CLiblinear", "CTurboJPEG", "CPNG"]),
   ]
 )

@@ -3,35 +3,18 @@ import Datasets
 import Foundation
 import Testing
 import Results
+import TestSupport
 @testable import SimSiamBenchCLI
 
 /// `run voc-svm` end to end as a user runs it: a tiny backbone checkpoint, a scene VOC devkit from
 /// `data make-scenes`, full and low-shot SVMs, scores in the store, the README table printed; a re-run reuses the
 /// feature cache and the journal of finished SVM units and gives the same numbers.
 @Suite struct RunVOCSVMTests {
-  /// 20 synthetic 28×28 items, two per class, of class-dependent shape and texture.
-  static func items() -> SceneItems {
-    var pixels: [UInt8] = []
-    var labels: [Int] = []
-    for index in 0..<20 {
-      let label = index % 10
-      let (w, h) = (6 + 2 * label, 24 - label)
-      for y in 0..<28 {
-        for x in 0..<28 {
-          pixels.append(abs(x - 14) * 2 < w && abs(y - 14) * 2 < h ? UInt8(60 + (x * 7 + y * 3 + index) % 196) : 0)
-        }
-      }
-      labels.append(label)
-    }
-    return SceneItems(classNames: SceneItems.fashionMNISTClassNames, width: 28, height: 28, pixels: pixels,
-                      labels: labels)
-  }
-
   @Test func fullAndLowShotSVMsStoreScoresAndResume() throws {
     try RunLinearTests.withFolder { folder in
       let checkpoint = try RunLinearTests.tinyCheckpoint(in: folder)
-      _ = try SceneSet.write(to: folder, seed: 3, size: SceneSetSize(trainval: 40, test: 40), trainItems: Self.items(),
-                             testItems: Self.items())
+      _ = try SceneSet.write(to: folder, seed: 3, size: SceneSetSize(trainval: 40, test: 40), trainItems: .syntheticForTests(),
+                             testItems: .syntheticForTests())
       let voc = folder.appendingPathComponent("VOCdevkit/VOC2007").path
       let db = folder.appendingPathComponent("r.sqlite").path
       let arguments = ["run", "voc-svm", "--checkpoint", checkpoint, "--data", voc, "--low-shot",

@@ -1,6 +1,7 @@
 // VOCImageSource over a scene devkit written by `SceneSet.write` (the `data make-scenes` generator).
 import Datasets
 import Foundation
+import TestSupport
 import Testing
 @testable import Evaluation
 
@@ -9,20 +10,7 @@ import Testing
 func sceneItems(fashionMNIST: Bool) -> SceneItems {
   let fashion = URL(fileURLWithPath: "/usr/share/datasets/fashion-mnist")
   if fashionMNIST, let items = try? SceneItems(fashionMNIST: fashion, split: .test) { return items }
-  var pixels: [UInt8] = []
-  var labels: [Int] = []
-  for index in 0..<20 {
-    let label = index % 10
-    let (w, h) = (6 + 2 * label, 24 - label)
-    for y in 0..<28 {
-      for x in 0..<28 {
-        pixels.append(abs(x - 14) * 2 < w && abs(y - 14) * 2 < h ? UInt8(60 + (x * 7 + y * 3 + index) % 196) : 0)
-      }
-    }
-    labels.append(label)
-  }
-  return SceneItems(classNames: SceneItems.fashionMNISTClassNames, width: 28, height: 28, pixels: pixels,
-                    labels: labels)
+  return .syntheticForTests()
 }
 
 /// Writes a scene devkit and returns its VOC2007 directory.
