@@ -102,9 +102,7 @@ public final class LiblinearProblem: @unchecked Sendable {
       parallelFor(0..<rows, minimumChunk: 64) { range in
         for row in range {
           let x = base + row * columns
-          var squares = 0.0
-          for j in 0..<columns { squares += Double(x[j]) * Double(x[j]) }
-          let scale = 1 / (squares.squareRoot() + svmNormalizationEpsilon)
+          let scale = svmNormalizationScale(x, count: columns)
           var node = nodes + rowStart[row]
           for j in 0..<columns where x[j] != 0 {
             // x / (‖x‖ + 1e-5) in float64, as `normalize_features` after `astype(np.float64)`.
@@ -217,9 +215,7 @@ public func normalizedDense(_ features: FeatureMatrix, layer: String, location: 
       parallelFor(0..<rows, minimumChunk: 64) { range in
         for row in range {
           let x = base + row * columns
-          var squares = 0.0
-          for j in 0..<columns { squares += Double(x[j]) * Double(x[j]) }
-          let scale = 1 / (squares.squareRoot() + svmNormalizationEpsilon)
+          let scale = svmNormalizationScale(x, count: columns)
           for j in 0..<columns { target[row * columns + j] = Float(Double(x[j]) * scale) }
         }
       }
@@ -251,4 +247,13 @@ public func decisionValues(test: [Float], rows: Int, dimension: Int, models: [Li
     for slot in 0..<count { values[row * count + slot] = Double(products[row * count + slot]) + models[slot].bias }
   }
   return values
+}
+
+/// 1 / (‖x‖₂ + 1e-5) for the `count` values at `x`, summed in float64: the reference's per-sample SVM normalisation
+/// (PROTOCOLS §2.3), shared by the liblinear rows and the dense normalised copy.
+@inline(__always)
+func svmNormalizationScale(_ x: UnsafePointer<Float>, count: Int) -> Double {
+  var squares = 0.0
+  for j in 0..<count { squares += Double(x[j]) * Double(x[j]) }
+  return 1 / (squares.squareRoot() + svmNormalizationEpsilon)
 }
