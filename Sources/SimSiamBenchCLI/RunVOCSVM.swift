@@ -31,10 +31,17 @@ struct RunVOCSVM: ParsableCommand {
   @OptionGroup var common: CommonOptions
 
   @Option(help: "The checkpoint (.pth or .safetensors); its backbone architecture is detected.")
-  var checkpoint: String
+  var checkpoint: String?
 
   @Option(help: "A VOC year directory, e.g. VOCdevkit/VOC2007 (ImageSets/Main with <class>_trainval/test lists).")
-  var data: String
+  var data: String?
+
+  @Option(help: ArgumentHelp(
+    "Run the SVMs on features already extracted, instead of --checkpoint and --data.",
+    discussion: "A directory in the layout --export-features writes: classes.txt, trainval_labels.npy and "
+      + "test_labels.npy (int32 [images, classes]; 1, 0, -1 = difficult), trainval_<layer>.npy and "
+      + "test_<layer>.npy (float32 or float64 [images, dim], not normalised)."))
+  var features: String?
 
   @OptionGroup var layoutOptions: LayoutOptions
 
@@ -52,8 +59,8 @@ struct RunVOCSVM: ParsableCommand {
   @Option(help: "Comma-separated k values for --low-shot.")
   var lowShotK: String = "1,2,4,8,16,32,64,96"
 
-  @Option(help: "Comma-separated layers among feature1 … feature5.")
-  var layers: String = "feature1,feature2,feature3,feature4,feature5"
+  @Option(help: "Comma-separated layers among feature1 … feature5 (default: all; --features: every one there).")
+  var layers: String?
 
   @Option(help: "Comma-separated SVM costs (default: the reference's 1, 10, 100 and 0.5^4 … 0.5^19).")
   var costs: String?
@@ -85,15 +92,31 @@ struct RunVOCSVM: ParsableCommand {
   @Option(help: "Concurrent liblinear fits (0: --threads).")
   var workers: Int = 0
 
+  @Flag(help: ArgumentHelp(
+    "Bit-reproducible SVMs: one fit at a time, each with the same seed for liblinear's coordinate order.",
+    discussion: "Without it, fits run in parallel and liblinear's shuffles interleave, so repeated runs agree to "
+      + "the solver tolerance (typically within 0.01 mAP points), not bit for bit."))
+  var deterministic = false
+
   func validate() throws {
     guard batchSize >= 1 else { throw ValidationError("--batch-size must be ≥ 1, got \(batchSize).") }
-    _ = try parsedLayers()
+    if features != nil {
+      guard checkpoint == nil, data == nil else {
+        throw ValidationError("--features replaces --checkpoint and --data; give either --features DIR or both.")
+      }
+    } else {
+      guard checkpoint != nil, data != nil else {
+        throw ValidationError("Give --checkpoint and --data (a VOC year directory), or --features DIR.")
+      }
+      _ = try parsedLayers()
+    }
     _ = try parsedCosts()
     _ = try parsedKs()
   }
 
   func parsedLayers() throws -> [FeatureLayer] {
-    try layers.split(separator: ",").map { name in
+    guard let layers else { return [.feature1, .feature2, .feature3, .feature4, .feature5] }
+    return try layers.split(separator: ",").map { name in
       guard let layer = FeatureLayer(rawValue: String(name).trimmingCharacters(in: .whitespaces)),
             layer != .avgpool
       else { throw ValidationError("--layers: '\(name)' is not one of feature1 … feature5.") }
@@ -116,18 +139,121 @@ struct RunVOCSVM: ParsableCommand {
     return values.map { $0! }
   }
 
+  /// What the SVM stage needs, from a checkpoint and a devkit or from a feature directory.
+  struct Inputs {
+    var name: String
+    var log: LogFile
+    var workDirectory: URL
+    var run: NewRun
+    /// Names the features in journal keys (checkpoint hash, dataset, transform, pooling or the files' hash).
+    var identity: String
+    var draw: LowShotDraw?
+    var classes: Int
+    /// Extracts or reads the layers (inside the stored run, so a failure marks it failed).
+    var layers: () throws -> [SVMLayerData]
+  }
+
   func run() throws {
     common.configureThreads()
     let start = DispatchTime.now()
-    let layerList = try parsedLayers()
     var settings = SVMSettings()
     settings.costs = try parsedCosts()
     settings.workers = workers
-    let runsLowShot = lowShot || lowShotSamples != nil
-    let name = label ?? URL(fileURLWithPath: checkpoint).deletingPathExtension().lastPathComponent
+    settings.deterministic = deterministic
+    let inputs = try features.map { try featureDirectoryInputs(URL(fileURLWithPath: $0), settings: settings) }
+      ?? checkpointInputs(settings: settings)
+    let log = inputs.log
+    let lowShotKs = try parsedKs()
+    if let draw = inputs.draw, !draw.shortfalls.isEmpty {
+      log.write("low-shot: fewer images than asked for (rule: use all of them): "
+                  + draw.shortfalls.prefix(10).joined(separator: "; ") + (draw.shortfalls.count > 10 ? "; …" : ""))
+    }
+    let store = try ResultsStore(path: common.db)
+    let runID = try store.beginRun(inputs.run)
+    do {
+      let layerData = try inputs.layers()
+      if let exportFeatures {
+        try exportSVMInputs(to: URL(fileURLWithPath: exportFeatures), layers: layerData, lowShot: inputs.draw)
+        log.write("exported features and labels to \(exportFeatures)")
+      }
+      let progress = SVMProgressLine(log: log)
+      var full: [FullSVMResult] = []
+      var lowShotResults: [String: LowShotResult] = [:]
+      for (index, data) in layerData.enumerated() {
+        let layer = try SVMLayer(data, settings: settings)
+        if index == 0 {
+          let seconds = try layer.estimateFullSeconds(settings: settings) * Double(layerData.count)
+          log.write("SVM stage: \(layerData.count) layer(s) × \(inputs.classes) classes × "
+                      + "\(settings.costs.count) costs × (\(settings.folds) folds + final) on "
+                      + "\(settings.effectiveWorkers) workers; estimate \(ProgressPrinter.duration(seconds))"
+                      + (inputs.draw != nil ? " + low-shot" : ""))
+        }
+        let identity = inputs.identity + "|\(data.layer)"
+        let journal = try SVMJournal(directory: inputs.workDirectory,
+                                     key: identity + "|full|" + settings.variantDescription)
+        let result = try layer.runFull(settings: settings, journal: journal) { progress.update($0) }
+        full.append(result)
+        _ = try store.addScores(fullScores(result), to: runID)
+        log.write(String(format: "%@: mAP %.2f (chosen costs %@)", data.layer, 100 * result.mAP,
+                         result.chosenCost.map { "\(result.costs[$0])" }.joined(separator: ",")))
+        if let draw = inputs.draw {
+          let lowJournal = try SVMJournal(
+            directory: inputs.workDirectory,
+            key: identity + "|lowshot|\(draw.source)|\(lowShotKs)|" + settings.variantDescription)
+          let low = try layer.runLowShot(draw, settings: settings, journal: lowJournal) { progress.update($0) }
+          lowShotResults[data.layer] = low
+          _ = try store.addScores(lowShotScores(low), to: runID)
+          log.write("\(data.layer) low-shot: " + low.summaries.map {
+            String(format: "k=%d %.2f±%.2f", $0.k, 100 * $0.mean, 100 * $0.std)
+          }.joined(separator: "  "))
+        }
+        let paths = layer.fitPaths
+        if paths.finishedByPrimal + paths.stoppedAtCap > 0 { log.write("\(data.layer) " + paths.description) }
+      }
+      try store.finishRun(runID)
+      let seconds = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
+      log.write("finished in \(ProgressPrinter.duration(seconds)); results run \(runID) in \(common.db)")
+      print(summaryTable(name: inputs.name, full: full, lowShot: lowShotResults, ks: lowShotKs).text())
+      if let draw = inputs.draw, !draw.shortfalls.isEmpty {
+        print("note: \(draw.shortfalls.count) low-shot class/k pairs had fewer images than asked; all were used.")
+      }
+    } catch {
+      try? store.failRun(runID, message: "\(error)")
+      log.write("failed: \(error)")
+      throw error
+    }
+  }
+
+  /// The low-shot samples: read from --low-shot-samples, drawn with --seed under --low-shot, or none.
+  func lowShotDraw(trainLabels: SVMLabels) throws -> LowShotDraw? {
+    guard lowShot || lowShotSamples != nil else { return nil }
+    let ks = try parsedKs()
+    if let lowShotSamples {
+      return try readLowShotSamples(directory: URL(fileURLWithPath: lowShotSamples), ks: ks,
+                                    images: trainLabels.images, classes: trainLabels.classes.count)
+    }
+    return drawLowShotSamples(labels: trainLabels, ks: ks, seed: common.seed)
+  }
+
+  func lowShotVariant(_ draw: LowShotDraw?) throws -> String {
+    guard let draw else { return "" }
+    return "; lowshot=\(draw.source) k=\(try parsedKs().map(String.init).joined(separator: ",")) "
+      + "samples=\(draw.sampleCount)" + (draw.shortfalls.isEmpty ? "" : " shortfalls=all-used(\(draw.shortfalls.count))")
+  }
+
+  func openWorkDirectory(name: String) throws -> (URL, LogFile) {
     let workDirectory = URL(fileURLWithPath: workDir ?? "work_dirs/voc-svm/\(name)")
     try FileManager.default.createDirectory(at: workDirectory, withIntermediateDirectories: true)
-    let log = try LogFile(workDirectory.appendingPathComponent("log.txt"))
+    return (workDirectory, try LogFile(workDirectory.appendingPathComponent("log.txt")))
+  }
+
+  /// --checkpoint + --data: the backbone, the devkit, the transform; features extracted (or read from the cache)
+  /// when the run starts.
+  func checkpointInputs(settings: SVMSettings) throws -> Inputs {
+    guard let checkpoint, let data else { preconditionFailure("validate() requires --checkpoint and --data.") }
+    let layerList = try parsedLayers()
+    let name = label ?? URL(fileURLWithPath: checkpoint).deletingPathExtension().lastPathComponent
+    let (workDirectory, log) = try openWorkDirectory(name: name)
 
     // Backbone from the checkpoint.
     let mapped = try MappedCheckpoint(try readCheckpoint(checkpoint, io: .current), layout: layoutOptions.layout,
@@ -153,30 +279,16 @@ struct RunVOCSVM: ParsableCommand {
     let pooling = extractor.pooling(forInputSize: size)
     let trainLabels = source.trainLabels
     let testLabels = source.testLabels
-    let lowShotKs = try parsedKs()
-    let draw: LowShotDraw? = try runsLowShot ? (lowShotSamples.map {
-      try readLowShotSamples(directory: URL(fileURLWithPath: $0), ks: lowShotKs, images: trainLabels.images,
-                             classes: trainLabels.classes.count)
-    } ?? drawLowShotSamples(labels: trainLabels, ks: lowShotKs, seed: common.seed)) : nil
+    let draw = try lowShotDraw(trainLabels: trainLabels)
 
     let transformText = "Resize(\(resizeSide))→squash(\(size)) mean=\(normalization.mean) std=\(normalization.std)"
-    var variant = settings.variantDescription + "; pooling=\(pooling.rawValue) (\(pooling == .specified ? "MMSelfSup AvgPool2d kernels" : "adaptive to 12/6/4/3/2"))"
-      + "; transform=\(transformText); difficult=negative-in-train, excluded-at-test"
-    if let draw {
-      variant += "; lowshot=\(draw.source) k=\(lowShotKs.map(String.init).joined(separator: ",")) samples=\(draw.sampleCount)"
-        + (draw.shortfalls.isEmpty ? "" : " shortfalls=all-used(\(draw.shortfalls.count))")
-    }
+    let variant = settings.variantDescription + "; pooling=\(pooling.rawValue) (\(pooling == .specified ? "MMSelfSup AvgPool2d kernels" : "adaptive to 12/6/4/3/2"))"
+      + "; transform=\(transformText); difficult=negative-in-train, excluded-at-test" + (try lowShotVariant(draw))
     log.write("simsiam-bench \(SimSiamBench.version) run voc-svm \(name): \(guess), \(report.layout.displayName), "
                 + "sha256 \(sha.prefix(12)); \(source.count) images (\(trainLabels.images) trainval, "
                 + "\(testLabels.images) test), \(trainLabels.classes.count) classes; layers "
                 + "\(layerList.map(\.rawValue).joined(separator: ",")); \(Threads.count) threads")
     log.write("protocol: \(variant)")
-    if let draw, !draw.shortfalls.isEmpty {
-      log.write("low-shot: fewer images than asked for (rule: use all of them): "
-                  + draw.shortfalls.prefix(10).joined(separator: "; ") + (draw.shortfalls.count > 10 ? "; …" : ""))
-    }
-
-    let store = try ResultsStore(path: common.db)
     let configJSON = jsonObject([
       "checkpoint": checkpoint, "data": data, "layers": layerList.map(\.rawValue).joined(separator: ","),
       "costs": settings.costs.map { "\($0)" }.joined(separator: ","), "ap_cv": "sklearn average_precision_score",
@@ -184,78 +296,69 @@ struct RunVOCSVM: ParsableCommand {
       "resize": "\(resizeSide)", "seed": "\(common.seed)", "low_shot": draw?.source ?? "off",
       "low_shot_shortfalls": draw?.shortfalls.joined(separator: "; ") ?? "", "work_dir": workDirectory.path,
     ])
-    let runID = try store.beginRun(NewRun(
+    let run = NewRun(
       kind: .evaluate, protocolName: Benchmark.voc07SVM, label: name, config: configJSON, checkpointPath: checkpoint,
       checkpointSHA256: sha, checkpointLayout: report.layout.rawValue, datasetPath: data,
       datasetFingerprint: source.fingerprint, protocolVariant: variant, codeVersion: SimSiamBench.version,
-      threads: Threads.count))
-    do {
-      // Features.
-      let progress = SVMProgressLine(log: log)
-      let request = FeatureExtractionRequest(checkpointSHA256: sha, source: source, transform: transform,
-                                             layers: layerList, batchSize: batchSize)
-      log.write("extracting features of \(source.count) images")
-      let features = try extractor.extract(request, cache: try featureCacheOptions.open(log: log)) { done, total in
-        progress.update("extract", done, total)
-      }
-      if features.computedLayers.count < layerList.count {
-        log.write("feature cache: reused \(layerList.count - features.computedLayers.count) of \(layerList.count) "
-                    + "layer(s) from \(featureCacheOptions.featureCache)")
-      }
-      let split = source.splits.splitAt
-      let layerData = layerList.map { layer -> SVMLayerData in
-        let matrix = features.matrices[layer]!
-        return SVMLayerData(layer: layer.rawValue, train: matrix.rows(0..<split),
-                            test: matrix.rows(split..<matrix.rows), trainLabels: trainLabels, testLabels: testLabels,
-                            trainLocation: { source.location(of: $0) }, testLocation: { source.location(of: split + $0) })
-      }
-      if let exportFeatures {
-        try exportSVMInputs(to: URL(fileURLWithPath: exportFeatures), layers: layerData, lowShot: draw)
-        log.write("exported features and labels to \(exportFeatures)")
-      }
+      threads: Threads.count)
+    let cacheOptions = featureCacheOptions
+    let batchSize = batchSize
+    return Inputs(
+      name: name, log: log, workDirectory: workDirectory, run: run,
+      identity: "features=\(sha)|\(source.fingerprint)|\(transformText)|\(pooling.rawValue)", draw: draw,
+      classes: trainLabels.classes.count,
+      layers: {
+        let progress = SVMProgressLine(log: log)
+        let request = FeatureExtractionRequest(checkpointSHA256: sha, source: source, transform: transform,
+                                               layers: layerList, batchSize: batchSize)
+        log.write("extracting features of \(source.count) images")
+        let features = try extractor.extract(request, cache: try cacheOptions.open(log: log)) { done, total in
+          progress.update("extract", done, total)
+        }
+        if features.computedLayers.count < layerList.count {
+          log.write("feature cache: reused \(layerList.count - features.computedLayers.count) of \(layerList.count) "
+                      + "layer(s) from \(cacheOptions.featureCache)")
+        }
+        let split = source.splits.splitAt
+        return layerList.map { layer -> SVMLayerData in
+          let matrix = features.matrices[layer]!
+          return SVMLayerData(layer: layer.rawValue, train: matrix.rows(0..<split),
+                              test: matrix.rows(split..<matrix.rows), trainLabels: trainLabels, testLabels: testLabels,
+                              trainLocation: { source.location(of: $0) },
+                              testLocation: { source.location(of: split + $0) })
+        }
+      })
+  }
 
-      var full: [FullSVMResult] = []
-      var lowShotResults: [String: LowShotResult] = [:]
-      for (index, data) in layerData.enumerated() {
-        let layer = try SVMLayer(data, settings: settings)
-        if index == 0 {
-          let seconds = try layer.estimateFullSeconds(settings: settings) * Double(layerData.count)
-          log.write("SVM stage: \(layerData.count) layer(s) × \(trainLabels.classes.count) classes × "
-                      + "\(settings.costs.count) costs × (\(settings.folds) folds + final) on "
-                      + "\(settings.effectiveWorkers) workers; estimate \(ProgressPrinter.duration(seconds))"
-                      + (runsLowShot ? " + low-shot" : ""))
-        }
-        let identity = "features=\(sha)|\(source.fingerprint)|\(data.layer)|\(transformText)|\(pooling.rawValue)"
-        let journal = try SVMJournal(directory: workDirectory, key: identity + "|full|" + settings.variantDescription)
-        let result = try layer.runFull(settings: settings, journal: journal) { progress.update($0) }
-        full.append(result)
-        _ = try store.addScores(fullScores(result), to: runID)
-        log.write(String(format: "%@: mAP %.2f (chosen costs %@)", data.layer, 100 * result.mAP,
-                         result.chosenCost.map { "\(result.costs[$0])" }.joined(separator: ",")))
-        if let draw {
-          let lowJournal = try SVMJournal(
-            directory: workDirectory,
-            key: identity + "|lowshot|\(draw.source)|\(lowShotKs)|" + settings.variantDescription)
-          let low = try layer.runLowShot(draw, settings: settings, journal: lowJournal) { progress.update($0) }
-          lowShotResults[data.layer] = low
-          _ = try store.addScores(lowShotScores(low), to: runID)
-          log.write("\(data.layer) low-shot: " + low.summaries.map {
-            String(format: "k=%d %.2f±%.2f", $0.k, 100 * $0.mean, 100 * $0.std)
-          }.joined(separator: "  "))
-        }
-      }
-      try store.finishRun(runID)
-      let seconds = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
-      log.write("finished in \(ProgressPrinter.duration(seconds)); results run \(runID) in \(common.db)")
-      print(summaryTable(name: name, full: full, lowShot: lowShotResults, ks: lowShotKs).text())
-      if let draw, !draw.shortfalls.isEmpty {
-        print("note: \(draw.shortfalls.count) low-shot class/k pairs had fewer images than asked; all were used.")
-      }
-    } catch {
-      try? store.failRun(runID, message: "\(error)")
-      log.write("failed: \(error)")
-      throw error
-    }
+  /// --features DIR: the classes, labels and features of a directory in the export layout, read up front.
+  func featureDirectoryInputs(_ directory: URL, settings: SVMSettings) throws -> Inputs {
+    let requested = layers.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
+    let files = try readSVMInputs(from: directory, layers: requested)
+    let name = label ?? directory.lastPathComponent
+    let (workDirectory, log) = try openWorkDirectory(name: name)
+    let first = files.layers[0]
+    let draw = try lowShotDraw(trainLabels: first.trainLabels)
+    let variant = settings.variantDescription + "; features=npy files (pooling and transform as their producer "
+      + "made them); difficult=negative-in-train, excluded-at-test" + (try lowShotVariant(draw))
+    log.write("simsiam-bench \(SimSiamBench.version) run voc-svm \(name): features from \(directory.path) (sha256 "
+                + "\(files.sha256.prefix(12))); \(first.trainLabels.images) trainval, \(first.testLabels.images) "
+                + "test images, \(first.trainLabels.classes.count) classes; layers "
+                + files.layers.map { "\($0.layer) (\($0.train.columns) dims)" }.joined(separator: ", ")
+                + "; \(Threads.count) threads")
+    log.write("protocol: \(variant)")
+    let configJSON = jsonObject([
+      "features": directory.path, "layers": files.layers.map(\.layer).joined(separator: ","),
+      "costs": settings.costs.map { "\($0)" }.joined(separator: ","), "ap_cv": "sklearn average_precision_score",
+      "ap_test": "all-point (svm_helper.calculate_ap)", "seed": "\(common.seed)", "low_shot": draw?.source ?? "off",
+      "low_shot_shortfalls": draw?.shortfalls.joined(separator: "; ") ?? "", "work_dir": workDirectory.path,
+    ])
+    let run = NewRun(
+      kind: .evaluate, protocolName: Benchmark.voc07SVM, label: name, config: configJSON,
+      checkpointPath: directory.path, checkpointSHA256: files.sha256, checkpointLayout: "npy-features",
+      datasetPath: directory.path, datasetFingerprint: files.sha256, protocolVariant: variant,
+      codeVersion: SimSiamBench.version, threads: Threads.count)
+    return Inputs(name: name, log: log, workDirectory: workDirectory, run: run, identity: "npy=\(files.sha256)",
+                  draw: draw, classes: first.trainLabels.classes.count, layers: { files.layers })
   }
 
   func makeNormalization(channels: Int) throws -> Normalization {

@@ -1,9 +1,11 @@
 import ArgumentParser
 import Datasets
+import Evaluation
 import Foundation
 import Testing
 import Results
 import TestSupport
+import Tensors
 @testable import SimSiamBenchCLI
 
 /// `run voc-svm` end to end as a user runs it: a tiny backbone checkpoint, a scene VOC devkit from
@@ -65,5 +67,104 @@ import TestSupport
         String(describing: error).contains("nowhere")
       }
     }
+  }
+
+  @Test func featureDirectoryRunGivesTheCheckpointRunsScores() throws {
+    // --export-features from a checkpoint run, then --features on that directory: the same SVMs on the same
+    // numbers, so with --deterministic the stored scores are identical.
+    try RunLinearTests.withFolder { folder in
+      let checkpoint = try RunLinearTests.tinyCheckpoint(in: folder)
+      _ = try SceneSet.write(to: folder, seed: 4, size: SceneSetSize(trainval: 40, test: 40),
+                             trainItems: .syntheticForTests(), testItems: .syntheticForTests())
+      let db = folder.appendingPathComponent("r.sqlite").path
+      let export = folder.appendingPathComponent("export").path
+      let common = ["--low-shot-k", "1,2", "--costs", "0.1,1,100", "--db", db, "--threads", "2", "--deterministic"]
+      var fromCheckpoint = try #require(try SimSiamBench.parseAsRoot(
+        ["run", "voc-svm", "--checkpoint", checkpoint, "--data", folder.appendingPathComponent("VOCdevkit/VOC2007").path,
+         "--low-shot", "--layers", "feature4,feature5", "--image-size", "32", "--export-features", export,
+         "--work-dir", folder.appendingPathComponent("work1").path, "--no-feature-cache"] + common) as? RunVOCSVM)
+      try fromCheckpoint.run()
+      var fromFiles = try #require(try SimSiamBench.parseAsRoot(
+        ["run", "voc-svm", "--features", export, "--low-shot-samples", export + "/low_shot", "--label", "files",
+         "--work-dir", folder.appendingPathComponent("work2").path] + common) as? RunVOCSVM)
+      try fromFiles.run()
+
+      let store = try ResultsStore(path: db)
+      let runs = try store.runs()
+      #expect(runs.count == 2 && runs.allSatisfy { $0.status == .finished })
+      let filesRun = try #require(runs.last)
+      #expect(filesRun.label == "files" && filesRun.checkpointLayout == "npy-features")
+      #expect(filesRun.checkpointSHA256?.count == 64 && filesRun.datasetPath == export)
+      func values(_ run: RunID) throws -> [String] {
+        try store.scores(run: run).filter(\.isProtocolResult)
+          .map { "\($0.benchmark) \($0.metric) \($0.layer ?? "") \($0.k ?? 0) \($0.value)" }.sorted()
+      }
+      let expected = try values(runs[0].runID)
+      #expect(expected.count >= 2 * (1 + 2 * 4))  // per layer: mAP, chosen cost and 4 rows per k
+      #expect(try values(filesRun.runID) == expected)
+    }
+  }
+
+  @Test func badFeatureDirectoriesAreTypedErrorsNamingTheFile() throws {
+    try RunLinearTests.withFolder { folder in
+      let directory = folder.appendingPathComponent("features")
+      let data = syntheticSVMLayer()
+      try exportSVMInputs(to: directory, layers: [data])
+      func run(_ extra: [String] = []) throws {
+        var command = try #require(try SimSiamBench.parseAsRoot(
+          ["run", "voc-svm", "--features", directory.path, "--db", folder.appendingPathComponent("r.sqlite").path,
+           "--work-dir", folder.appendingPathComponent("work").path] + extra) as? RunVOCSVM)
+        try command.run()
+      }
+      // Wrong label width: 3 columns for the 2 classes of classes.txt.
+      try NPY.write(NPYArray(shape: [data.trainLabels.images, 1], data: .int32([Int32](
+        repeating: 1, count: data.trainLabels.images))), to: directory.appendingPathComponent("trainval_labels.npy"))
+      #expect { try run() } throws: { error in
+        "\(error)".contains("trainval_labels.npy") && "\(error)".contains("[images, 2]")
+      }
+      try exportSVMInputs(to: directory, layers: [data])
+      // A feature file with other rows than its labels.
+      try NPY.write(NPYArray(shape: [3, 4], data: .float32([Float](repeating: 1, count: 12))),
+                    to: directory.appendingPathComponent("test_feature5.npy"))
+      #expect { try run() } throws: { error in
+        "\(error)".contains("test_feature5.npy") && "\(error)".contains("shape [3, 4]")
+      }
+      // A layer asked for that is not there.
+      try exportSVMInputs(to: directory, layers: [data])
+      #expect { try run(["--layers", "feature3"]) } throws: { error in
+        "\(error)".contains("trainval_feature3.npy") && "\(error)".contains("does not exist")
+      }
+      // NaN in a feature names the file and the row.
+      var broken = data
+      var scalars = broken.train.withUnsafeBufferPointer { Array($0) }
+      scalars[2 * broken.train.columns + 1] = .nan
+      broken.train = FeatureMatrix(rows: broken.train.rows, columns: broken.train.columns, scalars: scalars)
+      try exportSVMInputs(to: directory, layers: [broken])
+      #expect { try run() } throws: { error in
+        "\(error)".contains("row 2 of") && "\(error)".contains("trainval_feature5.npy")
+      }
+      // --features with --checkpoint is refused before anything runs.
+      #expect(throws: (any Error).self) {
+        _ = try SimSiamBench.parseAsRoot(["run", "voc-svm", "--features", directory.path, "--checkpoint", "x.pth"])
+      }
+      // Nothing half-done was stored as finished.
+      let runs = try ResultsStore(path: folder.appendingPathComponent("r.sqlite").path).runs()
+      #expect(runs.allSatisfy { $0.status != .finished })
+    }
+  }
+
+  /// Two classes, 30 trainval / 20 test images, 4 dims, layer "feature5".
+  func syntheticSVMLayer() -> SVMLayerData {
+    var generator = SplitMix64(seed: 9)
+    func split(_ images: Int) -> (FeatureMatrix, SVMLabels) {
+      let labels = (0..<images).flatMap { i -> [Int32] in [i % 2 == 0 ? 1 : 0, i % 3 == 0 ? 1 : 0] }
+      let scalars = (0..<images).flatMap { i -> [Float] in
+        (0..<4).map { j in Float(labels[i * 2 + j % 2]) + 0.5 * generator.nextNormal() }
+      }
+      return (FeatureMatrix(rows: images, columns: 4, scalars: scalars), SVMLabels(classes: ["a", "b"], labels: labels))
+    }
+    let (train, trainLabels) = split(30)
+    let (test, testLabels) = split(20)
+    return SVMLayerData(layer: "feature5", train: train, test: test, trainLabels: trainLabels, testLabels: testLabels)
   }
 }

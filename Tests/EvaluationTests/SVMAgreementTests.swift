@@ -1,6 +1,16 @@
-// Independent check: our liblinear protocols and the scikit-learn reference (scripts/reference/voc_svm_sklearn.py)
-// on the same exported features of a scene devkit through a random tiny backbone agree within 0.1 mAP points per
-// layer and per k. Runs only when `python3 -c 'import sklearn'` works.
+// Independent check (issue 6): our liblinear protocols and the scikit-learn reference
+// (scripts/reference/voc_svm_sklearn.py) on the same exported features agree within 0.1 mAP points per layer and
+// per k — on a scene devkit through a random tiny backbone (near-chance features, where AP is most sensitive, on
+// the Gram path) and on class-structured synthetic features with real signal (plain path). Runs when
+// `python3 -c 'import sklearn'` works (`make test` installs Debian's python3-sklearn) and slow tests are on.
+//
+// Both sides run the protocol's tolerance 1e-4. What they must not differ in is where a fit stops when it does
+// not converge: LinearSVC stops at max_iter (the reference's 2000) at a point that depends on its unseeded
+// coordinate order, liblinear 2.3.0 at 1000, and we finish such fits with the primal solver
+// (LiblinearProblem.swift). So scikit-learn runs with a max_iter large enough that none of its fits stops early
+// (asserted: "capped_fits" is 0), and both report the optimum of every fit. Measured before this: with both sides
+// capped, two CI runs of this test differed by 0.113 and then 1.19 points on one layer (capped fits moved the CV
+// AP enough to flip the chosen cost).
 import Datasets
 import Foundation
 import Models
@@ -20,14 +30,12 @@ let sklearnAvailable: Bool = {
 }()
 
 @Suite struct SVMAgreementTests {
-  /// |ΔmAP| bound in points (see the comment in the test).
-  static let bound = 0.15
+  /// |ΔmAP| bound in points, per layer and per k (issue 6).
+  static let bound = 0.1
+  /// LinearSVC's max_iter for the comparison: large enough that no fit stops early on these features.
+  static let referenceMaxIterations = 100_000
 
-  // Opt-in (SIMSIAM_SVM_AGREEMENT=1) until issue 6's agreement is settled: two CI runs of this test on the same code
-  // measured a largest |ΔmAP| of 0.113 and then 1.19 points, so something besides solver tolerance (concurrent
-  // rand() draws by other suites reorder liblinear's coordinates; the Gram factor serialisation) still moves it.
-  @Test(.tags(.slow), .enabled(if: runsSlowTests && sklearnAvailable
-                               && ProcessInfo.processInfo.environment["SIMSIAM_SVM_AGREEMENT"] == "1"))
+  @Test(.tags(.slow), .enabled(if: runsSlowTests && sklearnAvailable))
   func agreesWithScikitLearnOnSceneFeatures() throws {
     let root = try writeScenes(trainval: 160, test: 200, seed: 3, fashionMNIST: true)
     let scratch = root.deletingLastPathComponent().deletingLastPathComponent()
@@ -46,36 +54,48 @@ let sklearnAvailable: Bool = {
       return SVMLayerData(layer: layer.rawValue, train: matrix.rows(0..<split), test: matrix.rows(split..<matrix.rows),
                           trainLabels: source.trainLabels, testLabels: source.testLabels)
     }
-    let ks = [1, 2, 4]
-    let draw = drawLowShotSamples(labels: source.trainLabels, ks: ks, seed: 5)
+    let fits = try compare(data, ks: [1, 2, 4], scratch: scratch)
+    // 160 images, 288 / 256 dims: every fit runs on the Gram factor, and the largest costs reach the dual's cap.
+    #expect(fits.allSatisfy { $0.plain == 0 && $0.gram > 0 })
+    #expect(fits.contains { $0.finishedByPrimal > 0 }, "no fit exercised the primal finish: \(fits)")
+  }
+
+  @Test(.tags(.slow), .enabled(if: runsSlowTests && sklearnAvailable))
+  func agreesWithScikitLearnOnSyntheticFeatures() throws {
+    let scratch = FileManager.default.temporaryDirectory
+      .appendingPathComponent("svm-agreement-\(UUID().uuidString)")
+    defer { try? FileManager.default.removeItem(at: scratch) }
+    let data = Self.classStructuredFeatures(train: 240, test: 200, dimension: 40, classes: 5, seed: 17)
+    let fits = try compare([data], ks: [1, 2, 4], scratch: scratch)
+    // CV and final fits (160 / 240 rows ≥ 0.8 · 40 dims) on the plain rows; low-shot fits (≤ 100 rows) on factors.
+    #expect(fits.allSatisfy { $0.plain > 0 && $0.gram > 0 })
+  }
+
+  /// Runs both protocols on `data` (exported, then read by the script) and checks the agreement; returns our fit
+  /// counts per layer.
+  func compare(_ data: [SVMLayerData], ks: [Int], scratch: URL) throws -> [SVMFitPaths] {
+    let draw = drawLowShotSamples(labels: data[0].trainLabels, ks: ks, seed: 5)
     let export = scratch.appendingPathComponent("export")
     try exportSVMInputs(to: export, layers: data, lowShot: draw)
 
-    // The issue asks for ≤ 0.1 points. Measured at tolerance 1e-7 (CI run, 200+200 scenes): feature5 full −0.001,
-    // k=1/2/4 0.000; feature4 full −0.113, k=1 0.011, k=2 0.000, k=4 0.090. feature4's residue comes from fits that
-    // reach liblinear 2.3.0's hard 1000-iteration cap before the tolerance (large costs on near-separable data),
-    // where the stopping point still depends on the coordinate order. The bound below is 0.15 until that is
-    // resolved; the 0.1 target is not met on every layer (see the issue's closing note).
-    // Both sides at a tight solver tolerance (1e-7 instead of the protocol's 1e-4): at 1e-4 liblinear stops at
-    // points that depend on its unseeded coordinate order, which moves mAP on these weak scene features by up to
-    // ~0.36 points between two runs of the SAME implementation (measured). The check is about the protocol —
-    // normalisation, labels, folds, AP definitions, cost selection — so both solve to near the exact optimum.
-    var settings = SVMSettings()
-    settings.liblinear.epsilon = 1e-7
+    let settings = SVMSettings()  // the protocol's: eps 1e-4, primal finish at the dual's cap
     var ours: [String: (Double, [Int: Double])] = [:]
+    var fits: [SVMFitPaths] = []
     for layerData in data {
       let layer = try SVMLayer(layerData, settings: settings)
       let full = try layer.runFull(settings: settings, journal: nil)
       let low = try layer.runLowShot(draw, settings: settings, journal: nil)
       ours[layerData.layer] = (full.mAP, Dictionary(uniqueKeysWithValues: low.summaries.map { ($0.k, $0.mean) }))
+      fits.append(layer.fitPaths)
+      print("agreement \(layerData.layer): \(layer.fitPaths.description)")
     }
 
     let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
       .appendingPathComponent("../../scripts/reference/voc_svm_sklearn.py").standardized.path
     let process = Process()
     process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = ["python3", script, export.path, "--low-shot", "--ks", "1,2,4", "--jobs", "2",
-                         "--tol", "1e-7", "--max-iter", "1000"]  // liblinear 2.3.0 caps at 1000
+    process.arguments = ["python3", script, export.path, "--low-shot", "--ks", ks.map(String.init).joined(separator: ","),
+                         "--jobs", "2", "--max-iter", "\(Self.referenceMaxIterations)"]
     let pipe = Pipe()
     process.standardOutput = pipe
     process.standardError = FileHandle.nullDevice
@@ -86,10 +106,13 @@ let sklearnAvailable: Bool = {
     let json = try #require(try JSONSerialization.jsonObject(with: output) as? [String: Any])
     let fullRef = try #require(json["layers"] as? [String: [String: Any]])
     let lowRef = try #require(json["low_shot"] as? [String: [String: [String: Double]]])
-    for layer in layers.map(\.rawValue) {
+    let capped = try #require(json["capped_fits"] as? [String: Int])
+    for layer in data.map(\.layer) {
+      #expect(capped[layer] == 0, "\(layer): scikit-learn stopped \(capped[layer] ?? -1) fits at max_iter")
       let (map, lowShot) = try #require(ours[layer])
       let reference = try #require(fullRef[layer]?["mAP"] as? Double)
-      print(String(format: "agreement %@: full ΔmAP %.4f points", layer, 100 * (map - reference)))
+      print(String(format: "agreement %@: full %.3f vs %.3f, ΔmAP %.4f points", layer, 100 * map, 100 * reference,
+                   100 * (map - reference)))
       #expect(abs(100 * (map - reference)) <= Self.bound, "\(layer): ours \(100 * map), scikit-learn \(100 * reference)")
       for k in ks {
         let referenceK = try #require(lowRef[layer]?["\(k)"]?["mean"])
@@ -98,5 +121,36 @@ let sklearnAvailable: Bool = {
                 "\(layer) k=\(k): ours \(100 * lowShot[k]!), scikit-learn \(100 * referenceK)")
       }
     }
+    return fits
+  }
+
+  /// Multi-label features with signal: each image holds each class with probability 0.35 (at least one), its
+  /// feature is the sum of its classes' random directions (N(0, 0.3²) per dimension) plus N(0, 1) noise; one
+  /// positive in 12 is difficult.
+  static func classStructuredFeatures(train: Int, test: Int, dimension: Int, classes: Int, seed: UInt64)
+    -> SVMLayerData
+  {
+    var generator = SplitMix64(seed: seed)
+    let directions = (0..<classes).map { _ in (0..<dimension).map { _ in 0.3 * generator.nextNormal() } }
+    func split(_ images: Int) -> (FeatureMatrix, SVMLabels) {
+      var scalars: [Float] = []
+      var labels: [Int32] = []
+      for _ in 0..<images {
+        var present = (0..<classes).map { _ in generator.nextUniform() < 0.35 }
+        if !present.contains(true) { present[Int(generator.next() % UInt64(classes))] = true }
+        var x = (0..<dimension).map { _ in generator.nextNormal() }
+        for c in 0..<classes where present[c] {
+          for j in 0..<dimension { x[j] += directions[c][j] }
+        }
+        scalars += x
+        labels += present.map { $0 ? (generator.next() % 12 == 0 ? -1 : 1) : 0 }
+      }
+      return (FeatureMatrix(rows: images, columns: dimension, scalars: scalars),
+              SVMLabels(classes: (0..<classes).map { "class\($0)" }, labels: labels))
+    }
+    let (trainFeatures, trainLabels) = split(train)
+    let (testFeatures, testLabels) = split(test)
+    return SVMLayerData(layer: "synthetic", train: trainFeatures, test: testFeatures, trainLabels: trainLabels,
+                        testLabels: testLabels)
   }
 }

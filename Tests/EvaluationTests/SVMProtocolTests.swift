@@ -1,6 +1,5 @@
 // The liblinear-backed protocols on small synthetic layers: the solver's settings, resume after an interruption,
 // low-shot sampling rules and every bad-input error.
-import CLiblinear
 import Datasets
 import Foundation
 import Tensors
@@ -45,34 +44,101 @@ func temporaryDirectory(_ name: String) throws -> URL {
   return url
 }
 
-nonisolated(unsafe) private var capturedLiblinearOutput = ""
-private let captureLock = NSLock()
-
 @Suite(.serialized) struct SVMProtocolTests {
   static let smallCosts = [1.0, 10.0, 0.0625, 0.001]
 
   @Test func liblinearCapsIterationsAt1000() throws {
     // 2.3.0 has no max_iter setting; the cap is hard-coded (PROTOCOLS §2.3 / §8.10). A huge C on overlapping
-    // classes cannot converge to eps 1e-4, so the solver must stop at exactly 1000 iterations.
+    // classes cannot converge to eps 1e-4, so the solver must stop at exactly 1000 iterations and say so.
     var generator = SplitMix64(seed: 3)
     let rows = 200
     let scalars = (0..<(rows * 4)).map { _ in generator.nextUniform() }
     let problem = try LiblinearProblem(features: FeatureMatrix(rows: rows, columns: 4, scalars: scalars), bias: 1,
                                        layer: "x", location: { "\($0)" })
-    set_print_string_function { text in
-      guard let text else { return }
-      captureLock.lock()
-      capturedLiblinearOutput += String(cString: text)
-      captureLock.unlock()
+    var settings = LiblinearSettings()
+    settings.finishCappedFits = false
+    let model = try problem.fit(rows: Array(0..<rows), labels: (0..<rows).map { $0 % 2 == 0 ? 1 : -1 }, cost: 1e6,
+                                settings: settings)
+    #expect(lastDualIterationsOnThisThread() == 1000)
+    #expect(model.outcome == .stoppedAtCap)
+    // A small C converges well before the cap.
+    let easy = try problem.fit(rows: Array(0..<rows), labels: (0..<rows).map { $0 % 2 == 0 ? 1 : -1 }, cost: 0.01,
+                               settings: settings)
+    #expect(easy.outcome == .converged)
+    #expect((lastDualIterationsOnThisThread() ?? 1000) < 1000)
+  }
+
+  @Test func cappedFitsAreFinishedAtTheOptimumOnBothPaths() throws {
+    // Oracle: the primal gradient of f(w) = ½‖w‖² + Σᵢ Cᵢ max(0, 1 − yᵢ w·x̃ᵢ)² (x̃ = [x/(‖x‖+1e-5), 1], C₊ = 2C,
+    // C₋ = C), computed here in float64 from the raw features. It vanishes only at the optimum, which the dual and
+    // primal solvers share; the finished fit must be near it, the capped dual point measurably farther.
+    var generator = SplitMix64(seed: 8)
+    let (rows, columns) = (90, 120)  // fewer rows than columns: the Gram path applies
+    // Rows near a 30-dimensional subspace (+ small noise, so the Gram block stays positive definite) with labels
+    // unrelated to the features: separable only through the noise, by a tiny margin — slow for the dual at large C.
+    let rank = 30
+    let basis = (0..<(rank * columns)).map { _ in generator.nextNormal() }
+    var raw = [Float](repeating: 0, count: rows * columns)
+    for i in 0..<rows {
+      let z = (0..<rank).map { _ in generator.nextNormal() }
+      for j in 0..<columns {
+        var value = 0.05 * generator.nextNormal()
+        for r in 0..<rank { value += z[r] * basis[r * columns + j] }
+        raw[i * columns + j] = value
+      }
     }
-    defer { set_print_string_function { _ in } }
-    _ = try problem.fit(rows: Array(0..<rows), labels: (0..<rows).map { $0 % 2 == 0 ? 1 : -1 }, cost: 1e6,
-                        settings: LiblinearSettings())
-    captureLock.lock()
-    let output = capturedLiblinearOutput
-    captureLock.unlock()
-    #expect(output.contains("#iter = 1000"), "\(output.suffix(300))")
-    #expect(output.contains("reaching max number of iterations"))
+    let labels = (0..<rows).map { $0 % 3 == 0 ? 1.0 : -1.0 }
+    let problem = try LiblinearProblem(features: FeatureMatrix(rows: rows, columns: columns, scalars: raw), bias: 1,
+                                       layer: "x", location: { "\($0)" })
+    let cost = 1e4
+    let normalized: [[Double]] = (0..<rows).map { i in
+      let x = raw[(i * columns)..<((i + 1) * columns)].map(Double.init)
+      let norm = x.reduce(0) { $0 + $1 * $1 }.squareRoot()
+      return x.map { $0 / (norm + 1e-5) } + [1]
+    }
+    func gradientNorm(_ model: LinearSVMModel) -> Double {
+      let w = model.weights + [model.bias]
+      var gradient = w
+      for i in 0..<rows {
+        let margin = 1 - labels[i] * zip(w, normalized[i]).reduce(0) { $0 + $1.0 * $1.1 }
+        guard margin > 0 else { continue }
+        let weight = labels[i] > 0 ? 2 * cost : cost
+        for j in gradient.indices { gradient[j] -= 2 * weight * labels[i] * margin * normalized[i][j] }
+      }
+      return gradient.reduce(0) { $0 + $1 * $1 }.squareRoot()
+    }
+    let atZero = gradientNorm(LinearSVMModel(weights: [Double](repeating: 0, count: columns), bias: 0))
+    var capOnly = LiblinearSettings()
+    capOnly.finishCappedFits = false
+    let all = Array(0..<rows)
+    let capped = try problem.fit(rows: all, labels: labels, cost: cost, settings: capOnly)
+    let plain = try problem.fit(rows: all, labels: labels, cost: cost, settings: LiblinearSettings())
+    let factor = try #require(GramFactor(problem: problem, gram: SVMGramMatrix(problem: problem), rows: all))
+    let gram = try factor.fit(labels: labels, cost: cost, settings: LiblinearSettings())
+    #expect(capped.outcome == .stoppedAtCap)
+    #expect(plain.outcome == .finishedByPrimal && gram.outcome == .finishedByPrimal)
+    // liblinear's primal stopping rule: ‖∇f‖ ≤ eps · min(#pos, #neg) / l · ‖∇f(0)‖ (eps 1e-4).
+    let positives = labels.filter { $0 > 0 }.count
+    let tolerance = 1e-4 * Double(min(positives, rows - positives)) / Double(rows) * atZero
+    #expect(gradientNorm(plain) <= tolerance, "plain: \(gradientNorm(plain)) > \(tolerance)")
+    #expect(gradientNorm(gram) <= 1.01 * tolerance, "Gram: \(gradientNorm(gram)) > \(tolerance)")
+    #expect(gradientNorm(capped) > 10 * tolerance, "the capped point is already optimal: test data too easy")
+    // Both at the optimum: the same objective value and decision values (the weights themselves may differ along
+    // directions the flat objective barely sees).
+    func objective(_ model: LinearSVMModel) -> Double {
+      let w = model.weights + [model.bias]
+      var total = 0.5 * w.reduce(0) { $0 + $1 * $1 }
+      for i in 0..<rows {
+        let margin = max(0, 1 - labels[i] * zip(w, normalized[i]).reduce(0) { $0 + $1.0 * $1.1 })
+        total += (labels[i] > 0 ? 2 * cost : cost) * margin * margin
+      }
+      return total
+    }
+    // Measured: capped 1.91e6, plain 3.13006e5, Gram 3.12999e5; decisions within 0.0085.
+    #expect(abs(objective(plain) - objective(gram)) <= 1e-4 * objective(plain))
+    #expect(objective(capped) > 2 * objective(plain))
+    let decisions = all.map { abs(problem.decision(row: $0, model: plain) - problem.decision(row: $0, model: gram)) }
+    #expect(decisions.max()! <= 0.05)
   }
 
   @Test func fitSeparatesAndScoresPositiveForClassOne() throws {

@@ -10,9 +10,15 @@ It reads the files `simsiam-bench run voc-svm --export-features DIR` writes:
   DIR/low_shot/train_targets_sample{s}_k{k}.npy  (with --low-shot) int32 [trainval images, classes]
 and prints one JSON object: {"layers": {layer: {"mAP": .., "ap": [...], "chosen_cost": [...],
 "cv": [[mean CV AP per cost] per class]}}, "low_shot": {layer: {k: {"mean", "min", "max", "std", "cost"}}},
-"seconds": {...}}. APs are fractions (not percentages).
+"capped_fits": {layer: fits that stopped at max_iter (LinearSVC's ConvergenceWarning)}, "seconds": {...}}.
+APs are fractions (not percentages).
 
   python3 scripts/reference/voc_svm_sklearn.py DIR [--layers feature5] [--jobs 2] [--classes 0,1] [--low-shot]
+
+--max-iter defaults to the reference's 2000. A fit that stops there ends at a point that depends on LinearSVC's
+unseeded coordinate order; `simsiam-bench run voc-svm` finishes such fits to the tolerance instead (liblinear's
+primal solver from the dual's point). To compare the two, pass a --max-iter large enough that "capped_fits" is 0
+for every layer (100000 is, on the scene features we tried): both then report the optimum of every fit.
 """
 import argparse
 import json
@@ -20,8 +26,11 @@ import os
 import sys
 import time
 
+import warnings
+
 import numpy as np
 from joblib import Parallel, delayed
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import cross_val_score
 from sklearn.svm import LinearSVC
 
@@ -64,14 +73,21 @@ def get_precision_recall(targets, preds):
     return P, R, calculate_ap(R, P)
 
 
-# LinearSVC's stopping tolerance: the reference's 1e-4 unless --tol says otherwise (the agreement test tightens it
-# on both sides so that liblinear's unseeded coordinate order no longer moves the optimum it stops at).
+# LinearSVC's stopping tolerance: the reference's 1e-4 unless --tol says otherwise.
 TOL = 1e-4
 
 
 def svm(cost, max_iter):
     return LinearSVC(C=cost, class_weight={1: 2, -1: 1}, intercept_scaling=1.0, penalty="l2",
                      loss="squared_hinge", tol=TOL, dual=True, max_iter=max_iter)
+
+
+def counting_capped(function, *args):
+    """(function(*args), how many LinearSVC fits inside warned that they stopped at max_iter)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        result = function(*args)
+    return result, sum(1 for w in caught if issubclass(w.category, ConvergenceWarning))
 
 
 def train_class(c, X, targets, costs, max_iter):
@@ -88,6 +104,10 @@ def train_class(c, X, targets, costs, max_iter):
     return cv_means, models
 
 
+def train_class_counted(c, X, targets, costs, max_iter):
+    return counting_capped(train_class, c, X, targets, costs, max_iter)
+
+
 def test_class(c, model, X_test, test_targets):
     # test_svm.py: difficult (-1) excluded, 0 -> -1, all-point AP on decision_function.
     keep = test_targets[:, c] != -1
@@ -98,32 +118,35 @@ def test_class(c, model, X_test, test_targets):
 
 
 def full_protocol(X, X_test, targets, test_targets, classes, costs, jobs, max_iter):
-    results = Parallel(n_jobs=jobs)(delayed(train_class)(c, X, targets, costs, max_iter) for c in classes)
+    counted = Parallel(n_jobs=jobs)(delayed(train_class_counted)(c, X, targets, costs, max_iter) for c in classes)
+    results = [result for result, _ in counted]
     aps, chosen, cv = [], [], []
     for c, (cv_means, models) in zip(classes, results):
         best = int(np.argmax(cv_means))  # test_svm.get_chosen_costs: ties -> first
         chosen.append(costs[best])
         cv.append(cv_means)
         aps.append(test_class(c, models[best], X_test, test_targets))
-    return {"mAP": float(np.mean(aps)), "ap": aps, "chosen_cost": chosen, "cv": cv}
+    return {"mAP": float(np.mean(aps)), "ap": aps, "chosen_cost": chosen, "cv": cv}, sum(n for _, n in counted)
 
 
 def low_shot_class(c, X, sample, costs, max_iter, X_test, test_targets):
     keep = sample[:, c] != -1
     y = sample[keep, c].copy()
     y[y == 0] = -1
-    return [test_class(c, svm(cost, max_iter).fit(X[keep], y), X_test, test_targets) for cost in costs]
+    return counting_capped(lambda: [test_class(c, svm(cost, max_iter).fit(X[keep], y), X_test, test_targets)
+                                    for cost in costs])
 
 
 def low_shot_protocol(X, X_test, test_targets, classes, costs, jobs, max_iter, directory, ks, samples):
-    summary = {}
+    summary, capped = {}, 0
     for k in ks:
         maps = []  # [sample][cost]
         for s in range(1, samples + 1):
             sample = np.load(os.path.join(directory, f"train_targets_sample{s}_k{k}.npy"))
-            per_class = Parallel(n_jobs=jobs)(delayed(low_shot_class)(c, X, sample, costs, max_iter, X_test,
-                                                                       test_targets) for c in classes)
-            maps.append(np.mean(np.array(per_class), axis=0))
+            counted = Parallel(n_jobs=jobs)(delayed(low_shot_class)(c, X, sample, costs, max_iter, X_test,
+                                                                     test_targets) for c in classes)
+            capped += sum(n for _, n in counted)
+            maps.append(np.mean(np.array([aps for aps, _ in counted]), axis=0))
         maps = np.array(maps)
         # aggregate_low_shot_svm_stats.py: per cost over samples; cost with the best mean.
         means = maps.mean(axis=0)
@@ -131,7 +154,7 @@ def low_shot_protocol(X, X_test, test_targets, classes, costs, jobs, max_iter, d
         summary[str(k)] = {"mean": float(means[best]), "min": float(maps[:, best].min()),
                            "max": float(maps[:, best].max()), "std": float(maps[:, best].std()),
                            "cost": costs[best]}
-    return summary
+    return summary, capped
 
 
 def main():
@@ -161,21 +184,23 @@ def main():
         layers = args.layers.split(",")
     else:
         layers = sorted(f[len("trainval_"):-4] for f in os.listdir(d)
-                        if f.startswith("trainval_feature") and f.endswith(".npy"))
-    out = {"layers": {}, "low_shot": {}, "seconds": {}, "classes": [names[c] for c in classes]}
+                        if f.startswith("trainval_") and f.endswith(".npy") and f != "trainval_labels.npy")
+    out = {"layers": {}, "low_shot": {}, "capped_fits": {}, "seconds": {}, "classes": [names[c] for c in classes]}
     for layer in layers:
         X = normalize_features(np.load(os.path.join(d, f"trainval_{layer}.npy")))
         X_test = normalize_features(np.load(os.path.join(d, f"test_{layer}.npy")))
         if not args.skip_full:
             start = time.time()
-            out["layers"][layer] = full_protocol(X, X_test, targets, test_targets, classes, costs, args.jobs,
-                                                 args.max_iter)
+            out["layers"][layer], capped = full_protocol(X, X_test, targets, test_targets, classes, costs,
+                                                         args.jobs, args.max_iter)
+            out["capped_fits"][layer] = out["capped_fits"].get(layer, 0) + capped
             out["seconds"][f"{layer}/full"] = time.time() - start
         if args.low_shot:
             start = time.time()
-            out["low_shot"][layer] = low_shot_protocol(X, X_test, test_targets, classes, costs, args.jobs,
-                                                       args.max_iter, os.path.join(d, "low_shot"),
-                                                       [int(k) for k in args.ks.split(",")], args.samples)
+            out["low_shot"][layer], capped = low_shot_protocol(
+                X, X_test, test_targets, classes, costs, args.jobs, args.max_iter, os.path.join(d, "low_shot"),
+                [int(k) for k in args.ks.split(",")], args.samples)
+            out["capped_fits"][layer] = out["capped_fits"].get(layer, 0) + capped
             out["seconds"][f"{layer}/low_shot"] = time.time() - start
         print(f"{layer} done", file=sys.stderr)
     json.dump(out, sys.stdout)

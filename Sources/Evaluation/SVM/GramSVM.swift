@@ -155,7 +155,7 @@ public final class GramFactor: @unchecked Sendable {
     guard labels.contains(1), labels.contains(-1) else {
       throw SVMError.singleClassFit(positives: labels.filter { $0 == 1 }.count, rows: labels.count)
     }
-    let w = trainLiblinear(rows: pointers, features: n, labels: labels, cost: cost, settings: settings)
+    let (w, outcome) = trainLiblinear(rows: pointers, features: n, labels: labels, cost: cost, settings: settings)
     // β = L⁻ᵀ w_z: solve Lᵀ β = w_z (L row-major lower).
     var beta = Array(w[0..<n])
     beta.withUnsafeMutableBufferPointer { b in
@@ -180,27 +180,42 @@ public final class GramFactor: @unchecked Sendable {
         }
       }
     }
-    return LinearSVMModel(weights: weights, bias: problem.bias >= 0 ? w[n] * problem.bias : 0)
+    return LinearSVMModel(weights: weights, bias: problem.bias >= 0 ? w[n] * problem.bias : 0, outcome: outcome)
   }
 }
 
-/// Counts of fits per path (Gram factor or plain rows), for progress lines and provenance.
+/// Counts of fits per path (Gram factor or plain rows) and of fits that reached liblinear's dual iteration cap, for
+/// progress lines and provenance.
 public struct SVMFitPaths: Sendable, Equatable {
   public var gram = 0
   public var plain = 0
-  public init(gram: Int = 0, plain: Int = 0) {
+  /// Fits finished by the primal solver after the dual's 1000-iteration cap.
+  public var finishedByPrimal = 0
+  /// Fits that stopped at an iteration cap (finishing off, or the primal capped too).
+  public var stoppedAtCap = 0
+  public init(gram: Int = 0, plain: Int = 0, finishedByPrimal: Int = 0, stoppedAtCap: Int = 0) {
     self.gram = gram
     self.plain = plain
+    self.finishedByPrimal = finishedByPrimal
+    self.stoppedAtCap = stoppedAtCap
   }
-  public var description: String { "fits: \(gram) Gram-factored, \(plain) plain" }
+  public var description: String {
+    "fits: \(gram) Gram-factored, \(plain) plain; \(finishedByPrimal) reached the dual's 1000-iteration cap and were "
+      + "finished by the primal solver" + (stoppedAtCap > 0 ? ", \(stoppedAtCap) stopped at an iteration cap" : "")
+  }
 }
 
 final class FitPathCounter: @unchecked Sendable {
   private let lock = NSLock()
   private var paths = SVMFitPaths()
-  func add(gram: Bool) {
+  func add(gram: Bool, outcome: LiblinearOutcome) {
     lock.lock()
     if gram { paths.gram += 1 } else { paths.plain += 1 }
+    switch outcome {
+    case .converged: break
+    case .finishedByPrimal: paths.finishedByPrimal += 1
+    case .stoppedAtCap: paths.stoppedAtCap += 1
+    }
     lock.unlock()
   }
   var value: SVMFitPaths {
@@ -231,7 +246,7 @@ extension SVMLayer {
       } else {
         model = try problem.fit(rows: rows, labels: job.labels, cost: job.cost, settings: settings.liblinear)
       }
-      pathCounter.add(gram: factor != nil)
+      pathCounter.add(gram: factor != nil, outcome: model.outcome)
       try each(index, model)
     }
   }

@@ -6,7 +6,16 @@
 // - solver L2R_L2LOSS_SVC_DUAL (= `-s 1`, scikit-learn's LinearSVC(loss='squared_hinge', dual=True)) runs dual
 //   coordinate descent with shrinking; its iteration cap is hard-coded to 1000 (`max_iter = 1000` in
 //   solve_l2r_l1l2_svc; the library has no setting for it). scikit-learn's patched copy takes max_iter from
-//   LinearSVC (the reference passes 2000). Fits that reach the cap therefore stop earlier here (PROTOCOLS §8.10).
+//   LinearSVC (the reference passes 2000). Where a fit stops at a cap, the point it stops at depends on the
+//   coordinate order, which is unseeded in the reference: measured on scene features, 41–45 of 760 fits per layer
+//   reached 1000 iterations at eps 1e-4 and moved scikit-learn's mAP by 0.15 points against the same fits run to
+//   convergence, and two runs of either implementation differ there. Deviation (PROTOCOLS §8.10): a fit that
+//   reaches the cap is finished by liblinear's primal solver for the same problem (L2R_L2LOSS_SVC, trust-region
+//   Newton, started from the dual's w through `init_sol`). The primal and dual have one optimum w (the objective
+//   is strictly convex), so every fit ends at the optimum to the tolerance, independent of the coordinate order —
+//   the value scikit-learn gives with a large max_iter. `LiblinearSettings.finishCappedFits` turns this off.
+//   We learn of the cap from liblinear's "reaching max number of iterations" message, which its print function
+//   receives on the fitting thread (a per-thread flag; the print function itself is process-global).
 // - The coordinate order is shuffled with the C library's global `rand()`. Fits on several threads interleave
 //   draws, so results are reproducible to the solver tolerance, not bit for bit (scikit-learn's are not either:
 //   LinearSVC draws an unseeded seed). `SVMSettings.deterministic` runs fits one at a time, each after `srand(1)`,
@@ -15,26 +24,74 @@
 //   we flip it so that positive decision values always mean class +1.
 // - Class weights multiply C per label (`-w1 2 -w-1 1`: C₊ = 2C, C₋ = C); the bias is a regularised constant
 //   feature of value `bias` (`-B 1`), as in scikit-learn (intercept_scaling = 1).
-// - liblinear prints progress through a global function; `silenceLiblinear()` replaces it with a no-op once.
+// - liblinear prints progress through a global function; `silenceLiblinear()` replaces it once with one that
+//   prints nothing and only notes the iteration-cap warning for the calling thread.
 // - Like scikit-learn's `dense_to_sparse`, zero features are not stored (they add nothing to any dot product).
 import CLiblinear
 import Foundation
 import Tensors
 
-/// Installs a no-op print function in liblinear (it is process-global); idempotent.
+/// Installs liblinear's print function (process-global): silent, it only notes, for the thread that runs the fit,
+/// the iteration-cap warning and the "#iter = N" count of the solve. Idempotent.
 public func silenceLiblinear() {
   _ = liblinearSilenced
 }
 
 private let liblinearSilenced: Bool = {
-  set_print_string_function { _ in }
+  set_print_string_function { message in
+    guard let message else { return }
+    if strstr(message, "reaching max number of iterations") != nil {
+      pthread_setspecific(iterationCapKey, UnsafeRawPointer(bitPattern: 1))
+    }
+    if let count = strstr(message, "#iter = ") {
+      let iterations = strtol(count + 8, nil, 10)
+      pthread_setspecific(iterationCountKey, UnsafeRawPointer(bitPattern: iterations + 1))
+    }
+  }
   return true
 }()
+
+/// Per-thread "the last liblinear solve on this thread reached its iteration cap" (non-nil = reached).
+private let iterationCapKey = makeThreadKey()
+/// Per-thread iteration count + 1 of the last solve that reported one (the dual solvers do).
+private let iterationCountKey = makeThreadKey()
+
+private func makeThreadKey() -> pthread_key_t {
+  var key = pthread_key_t()
+  precondition(pthread_key_create(&key, nil) == 0, "pthread_key_create failed for liblinear's solve flags.")
+  return key
+}
+
+/// The iteration count liblinear reported for the last dual solve on this thread (nil: none reported).
+func lastDualIterationsOnThisThread() -> Int? {
+  guard let value = pthread_getspecific(iterationCountKey) else { return nil }
+  return Int(bitPattern: value) - 1
+}
+
+/// How a liblinear fit ended.
+public enum LiblinearOutcome: Sendable, Equatable {
+  /// The dual solver met the tolerance.
+  case converged
+  /// The dual solver reached its 1000-iteration cap; the primal solver finished the fit to the tolerance.
+  case finishedByPrimal
+  /// Stopped at an iteration cap (the dual's with `finishCappedFits` off, or the primal's as well).
+  case stoppedAtCap
+}
 
 /// A trained binary linear SVM: decision(x) = w · x + b, positive for class +1.
 public struct LinearSVMModel: Sendable, Equatable {
   public var weights: [Double]
   public var bias: Double
+  /// How liblinear's solve ended (not part of the model's value: two equal models compare equal however reached).
+  public var outcome: LiblinearOutcome = .converged
+
+  public init(weights: [Double], bias: Double, outcome: LiblinearOutcome = .converged) {
+    self.weights = weights
+    self.bias = bias
+    self.outcome = outcome
+  }
+
+  public static func == (lhs: Self, rhs: Self) -> Bool { lhs.weights == rhs.weights && lhs.bias == rhs.bias }
 }
 
 /// liblinear's settings for one fit (PROTOCOLS §2.3).
@@ -45,6 +102,8 @@ public struct LiblinearSettings: Sendable, Equatable {
   public var bias = 1.0
   /// Stopping tolerance (`-e`).
   public var epsilon = 1e-4
+  /// Finish fits that reach the dual solver's iteration cap with the primal solver (see the file's header).
+  public var finishCappedFits = true
   public init() {}
 }
 
@@ -139,8 +198,10 @@ public final class LiblinearProblem: @unchecked Sendable {
       precondition(row >= 0 && row < rows, "Row \(row) is outside the problem's \(rows) rows.")
       pointers[slot] = nodes + rowStart[row]
     }
-    let w = trainLiblinear(rows: pointers, features: dimension, labels: labels, cost: cost, settings: settings)
-    return LinearSVMModel(weights: Array(w[0..<dimension]), bias: bias >= 0 ? w[dimension] * bias : 0)
+    let (w, outcome) = trainLiblinear(rows: pointers, features: dimension, labels: labels, cost: cost,
+                                      settings: settings)
+    return LinearSVMModel(weights: Array(w[0..<dimension]), bias: bias >= 0 ? w[dimension] * bias : 0,
+                          outcome: outcome)
   }
 
   /// Stored row `row` (normalised, float64) as (column, value) nodes; `body` sees them without the bias node.
@@ -164,38 +225,68 @@ public final class LiblinearProblem: @unchecked Sendable {
 }
 
 /// One liblinear `train` (solver `-s 1`) on `labels.count` rows given as `feature_node` pointers whose columns are
-/// 1…`features` plus, when `settings.bias ≥ 0`, the bias node at column `features + 1`. Returns the weights
-/// [features (+ 1 for the bias column)], signed so that positive decision values mean class +1.
+/// 1…`features` plus, when `settings.bias ≥ 0`, the bias node at column `features + 1`; a fit that reaches the dual
+/// solver's iteration cap is finished by the primal solver (`-s 2`) from the dual's weights when
+/// `settings.finishCappedFits`. Returns the weights [features (+ 1 for the bias column)], signed so that positive
+/// decision values mean class +1, and how the solve ended.
 func trainLiblinear(rows pointers: UnsafeMutablePointer<UnsafeMutablePointer<feature_node>?>, features: Int,
-                    labels: [Double], cost: Double, settings: LiblinearSettings) -> [Double] {
-  let bias = settings.bias
-  let columns = features + (bias >= 0 ? 1 : 0)
+                    labels: [Double], cost: Double, settings: LiblinearSettings) -> ([Double], LiblinearOutcome) {
+  let columns = features + (settings.bias >= 0 ? 1 : 0)
+  // The model's raw w scores label[0], the first row's label: the same for both solves (same rows, same order),
+  // so the dual's raw w is the primal's starting point as it is.
+  var (raw, sign, capped) = solveLiblinear(rows: pointers, columns: columns, labels: labels, cost: cost,
+                                           solver: Int32(L2R_L2LOSS_SVC_DUAL), start: nil, settings: settings)
+  var outcome = LiblinearOutcome.converged
+  if capped {
+    outcome = .stoppedAtCap
+    if settings.finishCappedFits {
+      let primal = solveLiblinear(rows: pointers, columns: columns, labels: labels, cost: cost,
+                                  solver: Int32(L2R_L2LOSS_SVC), start: raw, settings: settings)
+      precondition(primal.sign == sign, "liblinear's primal solve ordered the labels differently from the dual's.")
+      raw = primal.weights
+      outcome = primal.capped ? .stoppedAtCap : .finishedByPrimal
+    }
+  }
+  return (raw.map { sign * $0 }, outcome)
+}
+
+/// One liblinear `train` with `solver`, from `start` (primal solvers only) or liblinear's own start: the model's
+/// raw weights [columns], the sign that makes them score class +1, and whether the solver reported its cap.
+private func solveLiblinear(rows pointers: UnsafeMutablePointer<UnsafeMutablePointer<feature_node>?>, columns: Int,
+                            labels: [Double], cost: Double, solver: Int32, start: [Double]?,
+                            settings: LiblinearSettings) -> (weights: [Double], sign: Double, capped: Bool) {
   var y = labels
   var weightLabels: [Int32] = [1, -1]
   var weights = [settings.positiveWeight, settings.negativeWeight]
+  var initial = start ?? []
+  pthread_setspecific(iterationCapKey, nil)
+  pthread_setspecific(iterationCountKey, nil)
   let model: UnsafeMutablePointer<model>? = y.withUnsafeMutableBufferPointer { yBuffer in
     weightLabels.withUnsafeMutableBufferPointer { labelBuffer in
       weights.withUnsafeMutableBufferPointer { weightBuffer in
-        var problem = CLiblinear.problem(l: Int32(labels.count), n: Int32(columns),
-                                         y: yBuffer.baseAddress, x: pointers, bias: bias)
-        var parameter = CLiblinear.parameter(
-          solver_type: Int32(L2R_L2LOSS_SVC_DUAL), eps: settings.epsilon, C: cost, nr_weight: 2,
-          weight_label: labelBuffer.baseAddress, weight: weightBuffer.baseAddress, p: 0.1, init_sol: nil)
-        if let message = check_parameter(&problem, &parameter) {
-          preconditionFailure("liblinear rejected its parameters: \(String(cString: message)).")
+        initial.withUnsafeMutableBufferPointer { initialBuffer in
+          var problem = CLiblinear.problem(l: Int32(labels.count), n: Int32(columns),
+                                           y: yBuffer.baseAddress, x: pointers, bias: settings.bias)
+          var parameter = CLiblinear.parameter(
+            solver_type: solver, eps: settings.epsilon, C: cost, nr_weight: 2,
+            weight_label: labelBuffer.baseAddress, weight: weightBuffer.baseAddress, p: 0.1,
+            init_sol: start == nil ? nil : initialBuffer.baseAddress)
+          if let message = check_parameter(&problem, &parameter) {
+            preconditionFailure("liblinear rejected its parameters: \(String(cString: message)).")
+          }
+          return train(&problem, &parameter)
         }
-        return train(&problem, &parameter)
       }
     }
   }
+  let capped = pthread_getspecific(iterationCapKey) != nil
   guard let model else { preconditionFailure("liblinear's train returned no model.") }
   defer {
     var owned: UnsafeMutablePointer<CLiblinear.model>? = model
     free_and_destroy_model(&owned)
   }
-  let sign: Double = model.pointee.label[0] == 1 ? 1 : -1
   let w = model.pointee.w!
-  return (0..<columns).map { sign * w[$0] }
+  return ((0..<columns).map { w[$0] }, model.pointee.label[0] == 1 ? 1 : -1, capped)
 }
 
 /// Test features normalised like the training rows, as a dense float32 [rows, dimension] matrix for `gemm`.

@@ -20,6 +20,8 @@ public enum SVMError: Error, Equatable, CustomStringConvertible, LocalizedError 
   /// The journal file cannot be read or written.
   case journal(path: String, reason: String)
   case badCostList(String)
+  /// A `--features` directory lacks a file or holds one of the wrong shape or content.
+  case badFeatureDirectory(path: String, reason: String)
 
   public var description: String {
     switch self {
@@ -44,6 +46,10 @@ public enum SVMError: Error, Equatable, CustomStringConvertible, LocalizedError 
     case .interrupted(let units): "Stopped after \(units) units (test hook)."
     case .journal(let path, let reason): "SVM journal \(path): \(reason)."
     case .badCostList(let text): "Cannot read the cost list '\(text)': give positive numbers separated by commas."
+    case .badFeatureDirectory(let path, let reason):
+      "\(path): \(reason). --features reads the layout `run voc-svm --export-features` writes: classes.txt, "
+        + "trainval_labels.npy / test_labels.npy (int32 [images, classes], 1 / 0 / -1) and "
+        + "trainval_<layer>.npy / test_<layer>.npy (float32 [images, dim])."
     }
   }
 

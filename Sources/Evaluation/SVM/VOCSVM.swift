@@ -28,7 +28,8 @@ public struct SVMSettings: Sendable, Equatable {
   /// The provenance text of these settings (stored as the run's protocol variant and in journal keys).
   public var variantDescription: String {
     let costText = costs == referenceSVMCosts ? "reference-19" : costs.map { "\($0)" }.joined(separator: ",")
-    return "costs=\(costText); solver=liblinear-2.3.0 L2R_L2LOSS_SVC_DUAL max_iter=1000; "
+    return "costs=\(costText); solver=liblinear-2.3.0 L2R_L2LOSS_SVC_DUAL max_iter=1000"
+      + (liblinear.finishCappedFits ? " then L2R_L2LOSS_SVC from the dual's w at the cap; " : " (stop at cap); ")
       + "w+=\(liblinear.positiveWeight) w-=\(liblinear.negativeWeight) B=\(liblinear.bias) eps=\(liblinear.epsilon); "
       + "cv=StratifiedKFold(\(folds)) sklearn-AP; test=all-point-AP(calculate_ap)"
   }
