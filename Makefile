@@ -25,7 +25,9 @@ build: setup
 release: setup
 	swift build -c release $(SWIFT_FLAGS)
 
-## Set-up, build and every test (Swift Testing + XCTest).
+## Set-up, build and every test (Swift Testing + XCTest). Debian's python3-sklearn lets SVMAgreementTests compare
+## `run voc-svm` with scripts/reference/voc_svm_sklearn.py (the test is skipped where scikit-learn is missing).
+test: APT_PACKAGES += python3-sklearn
 test: setup
 	swift build --build-tests $(SWIFT_FLAGS)
 	swift test --skip-build $(SWIFT_FLAGS)

@@ -19,15 +19,19 @@ import TestSupport
 import Testing
 @testable import Evaluation
 
-let sklearnAvailable: Bool = {
+/// A Python that imports scikit-learn: the one on PATH, else Debian's /usr/bin/python3 (where `make test`'s
+/// python3-sklearn goes when PATH leads to another Python); nil when neither does.
+let sklearnPython: String? = ["python3", "/usr/bin/python3"].first { python in
   let process = Process()
   process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-  process.arguments = ["python3", "-c", "import sklearn"]
+  process.arguments = [python, "-c", "import sklearn, joblib, numpy"]
   process.standardError = FileHandle.nullDevice
+  process.standardOutput = FileHandle.nullDevice
   guard (try? process.run()) != nil else { return false }
   process.waitUntilExit()
   return process.terminationStatus == 0
-}()
+}
+let sklearnAvailable = sklearnPython != nil
 
 @Suite struct SVMAgreementTests {
   /// |ΔmAP| bound in points, per layer and per k (issue 6).
@@ -94,7 +98,7 @@ let sklearnAvailable: Bool = {
       .appendingPathComponent("../../scripts/reference/voc_svm_sklearn.py").standardized.path
     let process = Process()
     process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = ["python3", script, export.path, "--low-shot", "--ks", ks.map(String.init).joined(separator: ","),
+    process.arguments = [try #require(sklearnPython), script, export.path, "--low-shot", "--ks", ks.map(String.init).joined(separator: ","),
                          "--jobs", "2", "--max-iter", "\(Self.referenceMaxIterations)"]
     let pipe = Pipe()
     process.standardOutput = pipe

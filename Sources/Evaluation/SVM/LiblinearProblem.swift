@@ -32,24 +32,22 @@ import Foundation
 import Tensors
 
 /// Installs liblinear's print function (process-global): silent, it only notes, for the thread that runs the fit,
-/// the iteration-cap warning and the "#iter = N" count of the solve. Idempotent.
+/// the iteration-cap warning and the "#iter = N" count of the solve. Every solve installs it again, so code that
+/// installed another one (a test, a benchmark) cannot blind the cap detection for later fits.
 public func silenceLiblinear() {
-  _ = liblinearSilenced
+  set_print_string_function(liblinearPrint)
 }
 
-private let liblinearSilenced: Bool = {
-  set_print_string_function { message in
-    guard let message else { return }
-    if strstr(message, "reaching max number of iterations") != nil {
-      pthread_setspecific(iterationCapKey, UnsafeRawPointer(bitPattern: 1))
-    }
-    if let count = strstr(message, "#iter = ") {
-      let iterations = strtol(count + 8, nil, 10)
-      pthread_setspecific(iterationCountKey, UnsafeRawPointer(bitPattern: iterations + 1))
-    }
+private let liblinearPrint: @convention(c) (UnsafePointer<CChar>?) -> Void = { message in
+  guard let message else { return }
+  if strstr(message, "reaching max number of iterations") != nil {
+    pthread_setspecific(iterationCapKey, UnsafeRawPointer(bitPattern: 1))
   }
-  return true
-}()
+  if let count = strstr(message, "#iter = ") {
+    let iterations = strtol(count + 8, nil, 10)
+    pthread_setspecific(iterationCountKey, UnsafeRawPointer(bitPattern: iterations + 1))
+  }
+}
 
 /// Per-thread "the last liblinear solve on this thread reached its iteration cap" (non-nil = reached).
 private let iterationCapKey = makeThreadKey()
@@ -63,7 +61,7 @@ private func makeThreadKey() -> pthread_key_t {
 }
 
 /// The iteration count liblinear reported for the last dual solve on this thread (nil: none reported).
-func lastDualIterationsOnThisThread() -> Int? {
+public func lastDualIterationsOnThisThread() -> Int? {
   guard let value = pthread_getspecific(iterationCountKey) else { return nil }
   return Int(bitPattern: value) - 1
 }
@@ -259,6 +257,7 @@ private func solveLiblinear(rows pointers: UnsafeMutablePointer<UnsafeMutablePoi
   var weightLabels: [Int32] = [1, -1]
   var weights = [settings.positiveWeight, settings.negativeWeight]
   var initial = start ?? []
+  silenceLiblinear()
   pthread_setspecific(iterationCapKey, nil)
   pthread_setspecific(iterationCountKey, nil)
   let model: UnsafeMutablePointer<model>? = y.withUnsafeMutableBufferPointer { yBuffer in

@@ -103,7 +103,6 @@ func makeSplit(rows: Int, dimension: Int, classes: Int, prototypes: [Float], bac
 }
 
 /// liblinear's progress text during `--profile` (single-threaded there).
-nonisolated(unsafe) var liblinearOutput = ""
 
 let options = Options(CommandLine.arguments)
 Threads.configure(options.threads)
@@ -151,8 +150,7 @@ let layer = try SVMLayer(data, settings: settings)
 let prepare = seconds(since: start)
 
 if options.profile {
-  // Where a CV fit's time goes: liblinear's own iteration count (captured from its progress output) per cost.
-  set_print_string_function { text in if let text { liblinearOutput += String(cString: text) } }
+  // Where a CV fit's time goes: liblinear's own iteration count (from its progress output) per cost.
   let labels = (0..<data.train.rows).map { data.trainLabels[$0, 0] == 1 ? 1.0 : -1.0 }
   let folds = stratifiedKFoldAssignment(labels: labels.map { Int($0) }, splits: 3)!
   let rows = (0..<labels.count).filter { folds[$0] != 0 }
@@ -168,7 +166,6 @@ if options.profile {
     say("plain path (no Gram factor)")
   }
   for cost in settings.costs {
-    liblinearOutput = ""
     start = DispatchTime.now()
     let model = try factor?.fit(labels: rows.map { labels[$0] }, cost: cost, settings: settings.liblinear)
       ?? layer.problem.fit(rows: rows, labels: rows.map { labels[$0] }, cost: cost, settings: settings.liblinear)
@@ -178,9 +175,10 @@ if options.profile {
     let ap = sklearnAveragePrecision(scores: scores, positive: heldOut.map { labels[$0] == 1 })
     let score = seconds(since: start)
     total += fit + score
-    let iterations = liblinearOutput.components(separatedBy: "#iter = ").last?.prefix(while: \.isNumber) ?? "?"
+    let iterations = (lastDualIterationsOnThisThread().map(String.init) ?? "?")
+      + (model.outcome == .finishedByPrimal ? " + primal" : "")
     say(String(format: "cost %-12g fit %6.2f s  iterations %@  decision+AP %.3f s  AP %.4f", cost, fit,
-                 String(iterations), score, ap))
+                 iterations, score, ap))
   }
   say(String(format: "one class-fold, 19 costs: %.1f s", total))
   exit(0)
