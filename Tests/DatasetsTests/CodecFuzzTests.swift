@@ -110,13 +110,16 @@ private func decodeOutcomes(_ bytes: [UInt8], sourceLocation: SourceLocation = #
   }
 }
 
-@Suite struct ImageFileTests {
+// A class so that each test's scratch folder is removed when the test ends (deinit).
+@Suite final class ImageFileTests {
   let folder: URL
 
   init() throws {
     folder = FileManager.default.temporaryDirectory.appendingPathComponent("ImageFileTests-\(UUID().uuidString)")
     try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
   }
+
+  deinit { try? FileManager.default.removeItem(at: folder) }
 
   func error(reading name: String) -> ImageIOError? {
     do {

@@ -40,31 +40,39 @@ public func silenceLiblinear() {
 
 private let liblinearPrint: @convention(c) (UnsafePointer<CChar>?) -> Void = { message in
   guard let message else { return }
-  if strstr(message, "reaching max number of iterations") != nil {
-    pthread_setspecific(iterationCapKey, UnsafeRawPointer(bitPattern: 1))
-  }
-  if let count = strstr(message, "#iter = ") {
-    let iterations = strtol(count + 8, nil, 10)
-    pthread_setspecific(iterationCountKey, UnsafeRawPointer(bitPattern: iterations + 1))
-  }
+  var state = SolveReport.current
+  if strstr(message, "reaching max number of iterations") != nil { state.reachedCap = true }
+  if let count = strstr(message, "#iter = ") { state.iterations = strtol(count + 8, nil, 10) }
+  SolveReport.current = state
 }
 
-/// Per-thread "the last liblinear solve on this thread reached its iteration cap" (non-nil = reached).
-private let iterationCapKey = makeThreadKey()
-/// Per-thread iteration count + 1 of the last solve that reported one (the dual solvers do).
-private let iterationCountKey = makeThreadKey()
+/// What liblinear reported about the last solve on this thread, kept in one thread-specific word:
+/// bit 0 = "reached the iteration cap", the bits above = iteration count + 1 (0: none reported).
+struct SolveReport {
+  var reachedCap = false
+  var iterations: Int?
 
-private func makeThreadKey() -> pthread_key_t {
-  var key = pthread_key_t()
-  precondition(pthread_key_create(&key, nil) == 0, "pthread_key_create failed for liblinear's solve flags.")
-  return key
+  private static let key: pthread_key_t = {
+    var key = pthread_key_t()
+    let status = pthread_key_create(&key, nil)
+    precondition(status == 0, "pthread_key_create failed (\(status)) for liblinear's solve report.")
+    return key
+  }()
+
+  static var current: SolveReport {
+    get {
+      let word = pthread_getspecific(key).map { Int(bitPattern: $0) } ?? 0
+      return SolveReport(reachedCap: word & 1 == 1, iterations: word >> 1 == 0 ? nil : (word >> 1) - 1)
+    }
+    set {
+      let word = (newValue.iterations.map { $0 + 1 } ?? 0) << 1 | (newValue.reachedCap ? 1 : 0)
+      pthread_setspecific(key, UnsafeRawPointer(bitPattern: word))
+    }
+  }
 }
 
 /// The iteration count liblinear reported for the last dual solve on this thread (nil: none reported).
-public func lastDualIterationsOnThisThread() -> Int? {
-  guard let value = pthread_getspecific(iterationCountKey) else { return nil }
-  return Int(bitPattern: value) - 1
-}
+public func lastDualIterationsOnThisThread() -> Int? { SolveReport.current.iterations }
 
 /// How a liblinear fit ended.
 public enum LiblinearOutcome: Sendable, Equatable {
@@ -258,8 +266,7 @@ private func solveLiblinear(rows pointers: UnsafeMutablePointer<UnsafeMutablePoi
   var weights = [settings.positiveWeight, settings.negativeWeight]
   var initial = start ?? []
   silenceLiblinear()
-  pthread_setspecific(iterationCapKey, nil)
-  pthread_setspecific(iterationCountKey, nil)
+  SolveReport.current = SolveReport()
   let model: UnsafeMutablePointer<model>? = y.withUnsafeMutableBufferPointer { yBuffer in
     weightLabels.withUnsafeMutableBufferPointer { labelBuffer in
       weights.withUnsafeMutableBufferPointer { weightBuffer in
@@ -278,7 +285,7 @@ private func solveLiblinear(rows pointers: UnsafeMutablePointer<UnsafeMutablePoi
       }
     }
   }
-  let capped = pthread_getspecific(iterationCapKey) != nil
+  let capped = SolveReport.current.reachedCap
   guard let model else { preconditionFailure("liblinear's train returned no model.") }
   defer {
     var owned: UnsafeMutablePointer<CLiblinear.model>? = model

@@ -325,8 +325,8 @@ extension SVMLayer {
       for (slot, c) in finalPending.enumerated() {
         testAP[c] = aps[slot]
         try journal?.record("final:\(classes[c])", [Double(chosen[c]), aps[slot]])
-        progress?(SVMProgress(stage: "\(data.layer) final", done: done.increment(), total: totalUnits,
-                              resumed: resumed))
+        // The journal's resume count was reported when the CV stage started; not again here.
+        progress?(SVMProgress(stage: "\(data.layer) final", done: done.increment(), total: totalUnits, resumed: 0))
         try counter.count()
       }
     }
