@@ -116,7 +116,14 @@ import Tensors
            "--work-dir", folder.appendingPathComponent("work").path] + extra) as? RunVOCSVM)
         try command.run()
       }
-      // Wrong label width: 3 columns for the 2 classes of classes.txt.
+      // A directory that is not there.
+      var missing = try #require(try SimSiamBench.parseAsRoot(
+        ["run", "voc-svm", "--features", folder.appendingPathComponent("nowhere").path,
+         "--db", folder.appendingPathComponent("r.sqlite").path]) as? RunVOCSVM)
+      #expect { try missing.run() } throws: { error in
+        "\(error)".contains("nowhere: no such directory")
+      }
+      // Wrong label width: 1 column for the 2 classes of classes.txt.
       try NPY.write(NPYArray(shape: [data.trainLabels.images, 1], data: .int32([Int32](
         repeating: 1, count: data.trainLabels.images))), to: directory.appendingPathComponent("trainval_labels.npy"))
       #expect { try run() } throws: { error in

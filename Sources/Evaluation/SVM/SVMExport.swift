@@ -52,6 +52,10 @@ public struct SVMInputFiles: Sendable {
 /// the layer is prepared (the error names the file and row).
 public func readSVMInputs(from directory: URL, layers requested: [String]?) throws -> SVMInputFiles {
   let fileManager = FileManager.default
+  var isDirectory: ObjCBool = false
+  guard fileManager.fileExists(atPath: directory.path, isDirectory: &isDirectory), isDirectory.boolValue else {
+    throw SVMError.badFeatureDirectory(path: directory.path, reason: "no such directory")
+  }
   var digest = SHA256()
   func file(_ name: String) throws -> URL {
     let url = directory.appendingPathComponent(name)
@@ -114,6 +118,8 @@ public func readSVMInputs(from directory: URL, layers requested: [String]?) thro
       let scalars: [Float]
       switch array.data {
       case .float32(let values): scalars = values
+      // float64 files are rounded to float32, the type every feature matrix holds (the reference normalises in
+      // float64 from whatever it loads; the difference is in the 8th significant digit of a feature).
       case .float64(let values): scalars = values.map { Float($0) }
       default:
         throw SVMError.badFeatureDirectory(path: url.path,
