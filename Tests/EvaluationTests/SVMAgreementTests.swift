@@ -69,7 +69,8 @@ let sklearnAvailable = sklearnPython != nil
     let scratch = FileManager.default.temporaryDirectory
       .appendingPathComponent("svm-agreement-\(UUID().uuidString)")
     defer { try? FileManager.default.removeItem(at: scratch) }
-    let data = Self.classStructuredFeatures(train: 240, test: 200, dimension: 40, classes: 5, seed: 17)
+    // syntheticLayer (SVMProtocolTests.swift): class prototypes + noise, ReLU-like, some difficult labels.
+    let data = syntheticLayer(classes: 5, train: 240, test: 200, dimension: 40, seed: 17, noise: 2.5)
     let fits = try compare([data], ks: [1, 2, 4], scratch: scratch)
     // CV and final fits (160 / 240 rows ≥ 0.8 · 40 dims) on the plain rows; low-shot fits (≤ 100 rows) on factors.
     #expect(fits.allSatisfy { $0.plain > 0 && $0.gram > 0 })
@@ -126,35 +127,5 @@ let sklearnAvailable = sklearnPython != nil
       }
     }
     return fits
-  }
-
-  /// Multi-label features with signal: each image holds each class with probability 0.35 (at least one), its
-  /// feature is the sum of its classes' random directions (N(0, 0.3²) per dimension) plus N(0, 1) noise; one
-  /// positive in 12 is difficult.
-  static func classStructuredFeatures(train: Int, test: Int, dimension: Int, classes: Int, seed: UInt64)
-    -> SVMLayerData
-  {
-    var generator = SplitMix64(seed: seed)
-    let directions = (0..<classes).map { _ in (0..<dimension).map { _ in 0.3 * generator.nextNormal() } }
-    func split(_ images: Int) -> (FeatureMatrix, SVMLabels) {
-      var scalars: [Float] = []
-      var labels: [Int32] = []
-      for _ in 0..<images {
-        var present = (0..<classes).map { _ in generator.nextUniform() < 0.35 }
-        if !present.contains(true) { present[Int(generator.next() % UInt64(classes))] = true }
-        var x = (0..<dimension).map { _ in generator.nextNormal() }
-        for c in 0..<classes where present[c] {
-          for j in 0..<dimension { x[j] += directions[c][j] }
-        }
-        scalars += x
-        labels += present.map { $0 ? (generator.next() % 12 == 0 ? -1 : 1) : 0 }
-      }
-      return (FeatureMatrix(rows: images, columns: dimension, scalars: scalars),
-              SVMLabels(classes: (0..<classes).map { "class\($0)" }, labels: labels))
-    }
-    let (trainFeatures, trainLabels) = split(train)
-    let (testFeatures, testLabels) = split(test)
-    return SVMLayerData(layer: "synthetic", train: trainFeatures, test: testFeatures, trainLabels: trainLabels,
-                        testLabels: testLabels)
   }
 }
