@@ -1,4 +1,5 @@
 // SHA-256 (FIPS 180-4 §6.2), for dataset fingerprints recorded as provenance.
+import Foundation
 
 /// An incremental SHA-256 hash: `update` any number of times, then `finalize()` once.
 public struct SHA256: Sendable {
@@ -46,6 +47,11 @@ public struct SHA256: Sendable {
 
   /// Appends the UTF-8 bytes of `text`.
   public mutating func update(_ text: String) { update(Array(text.utf8)) }
+
+  /// Appends everything `handle` still has to read, in 1 MiB chunks (files reach hundreds of MB).
+  public mutating func update(reading handle: FileHandle) throws {
+    while let chunk = try handle.read(upToCount: 1 << 20), !chunk.isEmpty { update(chunk) }
+  }
 
   /// Pads the message (§5.1.1) and returns the 32-byte digest.
   public mutating func finalize() -> [UInt8] {

@@ -77,7 +77,7 @@ func readCheckpoint(_ path: String, io: PyTorchIO) throws -> CheckpointContents 
   try CheckpointContents.read(URL(fileURLWithPath: path), readPyTorch: io.read)
 }
 
-/// SHA-256 of the file at `path`, lowercase hex, read in 1 MiB chunks (checkpoints reach hundreds of MB).
+/// SHA-256 of the file at `path`, lowercase hex.
 func fileSHA256(_ path: String) throws -> String {
   let handle: FileHandle
   do { handle = try FileHandle(forReadingFrom: URL(fileURLWithPath: path)) } catch {
@@ -85,7 +85,7 @@ func fileSHA256(_ path: String) throws -> String {
   }
   defer { try? handle.close() }
   var hash = SHA256()
-  while let chunk = try handle.read(upToCount: 1 << 20), !chunk.isEmpty { hash.update(chunk) }
+  try hash.update(reading: handle)
   return hash.finalize().map { String(format: "%02x", $0) }.joined()
 }
 

@@ -69,7 +69,7 @@ public func readSVMInputs(from directory: URL, layers requested: [String]?) thro
       throw SVMError.badFeatureDirectory(path: url.path, reason: "the file cannot be opened")
     }
     defer { try? handle.close() }
-    while let chunk = try handle.read(upToCount: 16 << 20), !chunk.isEmpty { digest.update(chunk) }
+    try digest.update(reading: handle)
   }
   let classesURL = try file("classes.txt")
   let classes = (try? String(contentsOf: classesURL, encoding: .utf8))?
