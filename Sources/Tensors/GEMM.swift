@@ -64,6 +64,17 @@ public var blasDescription: String {
   return "\(config) (core \(core), \(openblas_get_num_threads()) threads)"
 }
 
+/// OpenBLAS's thread count as a multi-threaded `gemm` call sees it, with `Threads.count` read at the same moment:
+/// waits until no single-threaded region is active and holds new ones (and `Threads.configure`) off while reading.
+/// Outside regions the two are equal. Reading `openblas_get_num_threads()` directly races with regions opened on
+/// other threads (tests run concurrently).
+public func openBLASThreadsOutsideSingleThreadedRegions() -> (openBLAS: Int, configured: Int) {
+  BLASThreadMode.condition.lock()
+  defer { BLASThreadMode.condition.unlock() }
+  while BLASThreadMode.regions > 0 { BLASThreadMode.condition.wait() }
+  return (Int(openblas_get_num_threads()), Threads.count)
+}
+
 // MARK: - Single-threaded GEMMs on our own threads
 
 /// Runs `body` with OpenBLAS limited to one thread, so that `body` may call `gemmOnThisThread` from inside

@@ -17,8 +17,12 @@ public enum Threads {
   /// Call it once at start-up, before any kernel runs.
   public static func configure(_ requested: Int) {
     let available = ProcessInfo.processInfo.activeProcessorCount
+    // Under the BLAS mode lock: a single-threaded region that is active keeps OpenBLAS at one thread and restores
+    // the new count when it ends (in-process CLI tests configure threads while other suites run regions).
+    BLASThreadMode.condition.lock()
+    defer { BLASThreadMode.condition.unlock() }
     configuredCount = requested > 0 ? requested : available
-    openblas_set_num_threads(Int32(configuredCount))
+    if BLASThreadMode.regions == 0 { openblas_set_num_threads(Int32(configuredCount)) }
   }
 }
 
