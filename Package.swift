@@ -2,9 +2,11 @@
 // simsiam-bench: SimSiam pretraining and MMSelfSup-style transfer evaluations on CPU.
 import PackageDescription
 
-/// Release builds drop bounds checks in the kernels; debug builds (tests) keep them.
-let kernelSettings: [SwiftSetting] = [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
-
+// Release builds are plain -O: preconditions and bounds checks stay on, so a broken contract stops the run instead
+// of computing a wrong number. (Until session 4 the engine targets were -Ounchecked, which does not even evaluate a
+// precondition's condition: a `pthread_key_create` inside one never ran in release builds, and liblinear's solve
+// report read every fit as capped.) Hot loops walk unsafe pointers with wrapping arithmetic instead; measured
+// against -Ounchecked in benchmarks/README.md ("Release build: -O, not -Ounchecked").
 let package = Package(
   name: "simsiam-bench",
   products: [
@@ -27,19 +29,17 @@ let package = Package(
     .systemLibrary(name: "CMalloc"),  // glibc's malloc.h (mallopt)
 
     // MARK: - Engine (a target imports only targets listed above it)
-    .target(name: "Tensors", dependencies: ["COpenBLAS", "CMalloc"], swiftSettings: kernelSettings),
-    .target(name: "Layers", dependencies: ["Tensors"], swiftSettings: kernelSettings),
-    .target(name: "Models", dependencies: ["Layers"], swiftSettings: kernelSettings),
+    .target(name: "Tensors", dependencies: ["COpenBLAS", "CMalloc"]),
+    .target(name: "Layers", dependencies: ["Tensors"]),
+    .target(name: "Models", dependencies: ["Layers"]),
     .target(name: "Training", dependencies: ["Layers", "Models", "Datasets", "Checkpoints",
-                                          .product(name: "Yams", package: "Yams")],
-            swiftSettings: kernelSettings),
+                                          .product(name: "Yams", package: "Yams")]),
     .target(name: "Checkpoints", dependencies: ["Layers", .product(name: "ZIPFoundation", package: "ZIPFoundation")]),
-    .target(name: "Datasets", dependencies: ["Tensors", "CTurboJPEG", "CPNG"], swiftSettings: kernelSettings),
+    .target(name: "Datasets", dependencies: ["Tensors", "CTurboJPEG", "CPNG"]),
 
     // MARK: - Evaluation protocols (feature extraction and cache, VOC07 SVMs, linear probes, kNN)
     .target(name: "Evaluation", dependencies: ["Tensors", "Layers", "Models", "Datasets", "Checkpoints", "Training",
-                                            "CLiblinear"],
-            swiftSettings: kernelSettings),
+                                            "CLiblinear"]),
 
     // MARK: - Results store (SQLite through GRDB)
     .target(name: "Results", dependencies: [.product(name: "GRDB", package: "GRDB.swift")]),

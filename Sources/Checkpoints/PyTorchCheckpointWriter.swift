@@ -28,7 +28,8 @@ public enum PyTorchCheckpointWriter {
                            placement: MetadataPlacement = .nestedUnderMeta, to url: URL) throws {
     var seen = Set<String>()
     for (name, _) in tensors {
-      precondition(seen.insert(name).inserted, "PyTorchCheckpointWriter got the tensor name '\(name)' twice.")
+      let isNew = seen.insert(name).inserted  // outside the precondition: -Ounchecked would not evaluate it
+      precondition(isNew, "PyTorchCheckpointWriter got the tensor name '\(name)' twice.")
     }
     let prefix = archiveName + "/"
     var records: [(String, Data)] = [(prefix + "data.pkl", Data(pickled(tensors, metadata: metadata, placement: placement))),

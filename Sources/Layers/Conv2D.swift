@@ -196,7 +196,7 @@ public final class Conv2D: Layer {
               let columns = scratch + worker * plan.rowsPerChunk * k  // [rows, kh·kw·in]
               let yChunk = yp + rows.lowerBound * out  // [rows, out]
               if let bias {
-                for row in 0..<rows.count { (yChunk + row * out).update(from: bias, count: out) }
+                fillRows(yChunk, rows: rows.count, width: out, with: bias)
               }
               im2colOnThisThread(xp, g, rows: rows, into: columns)
               gemmOnThisThread(m: rows.count, n: out, k: k, columns, wp, transposeB: true, into: yChunk,
@@ -210,7 +210,7 @@ public final class Conv2D: Layer {
       if let bias {
         // Pre-fill every output row with the bias; the GEMMs then accumulate onto it.
         parallelFor(0..<rowCount, minimumChunk: max(1, 65_536 / out)) { range in
-          for row in range { (yp + row * out).update(from: bias, count: out) }
+          fillRows(yp + range.lowerBound * out, rows: range.count, width: out, with: bias)
         }
         beta = 1
       }
@@ -494,5 +494,17 @@ private func addColumnSums(_ matrix: UnsafePointer<Float>, rows: Int, columns: I
     var total = 0.0
     for task in 0..<tasks { total += partial[task * columns + j] }
     target[j] += Float(total)
+  }
+}
+
+/// Copies `row` (`[width]`) into each of `rows` consecutive rows at `target` (`[rows, width]`). A plain loop rather
+/// than `update(from:count:)` per row: that one checks for overlap and calls memmove, which costs more than the copy
+/// for the narrow rows (16–128 channels) of small networks.
+@inline(__always)
+private func fillRows(_ target: UnsafeMutablePointer<Float>, rows: Int, width: Int, with row: UnsafePointer<Float>) {
+  var destination = target
+  for _ in 0..<rows {
+    for j in 0..<width { destination[j] = row[j] }
+    destination += width
   }
 }

@@ -104,11 +104,17 @@ public func adjustHue(_ image: Image, factor: Float) -> Image {
   let count = image.width * image.height
   let output = [UInt8](unsafeUninitializedCapacity: count * 3) { buffer, initialized in
     image.pixels.withUnsafeBufferPointer { source in
-      let input = source.baseAddress!, out = buffer.baseAddress!
-      for i in 0..<count {
-        let (h, s, v) = pillowRGBToHSV(input[3 * i], input[3 * i + 1], input[3 * i + 2])
-        let (r, g, b) = pillowHSVToRGB(h &+ shift, s, v)
-        out[3 * i] = r; out[3 * i + 1] = g; out[3 * i + 2] = b
+      hueSectors.withUnsafeBufferPointer { sectors in
+        saturationFractions.withUnsafeBufferPointer { fractions in
+          var input = source.baseAddress!, out = buffer.baseAddress!
+          let tables = (sectors.baseAddress!, fractions.baseAddress!)
+          for _ in 0..<count {
+            let (h, s, v) = pillowRGBToHSV(input[0], input[1], input[2])
+            let (r, g, b) = pillowHSVToRGB(h &+ shift, s, v, tables: tables)
+            out[0] = r; out[1] = g; out[2] = b
+            input += 3; out += 3
+          }
+        }
       }
     }
     initialized = count * 3
@@ -158,18 +164,20 @@ private let hueSectors: [(sector: Int, fraction: Float)] = (0..<256).map { h in
 private let saturationFractions: [Float] = (0..<256).map { Float(Double($0) / 255.0) }
 
 /// Convert.c `rgb2hsv_row`: h, s in 0…255 from a float hue in [0, 1) and saturation, v = max.
+/// (Differences from the maximum are ≥ 0, hence the wrapping `&-`: no overflow check in the per-pixel loop.)
 @inline(__always) func pillowRGBToHSV(_ r: UInt8, _ g: UInt8, _ b: UInt8) -> (UInt8, UInt8, UInt8) {
   let maxc = max(r, g, b), minc = min(r, g, b)
   if maxc == minc { return (0, 0, maxc) }
-  let cr = Float(maxc - minc)
+  let cr = Float(maxc &- minc)
   let s: Float = cr / Float(maxc)
+  let rc = Float(maxc &- r) / cr, gc = Float(maxc &- g) / cr, bc = Float(maxc &- b) / cr
   var h: Float
   if r == maxc {
-    h = Float(maxc - b) / cr - Float(maxc - g) / cr                          // bc − gc, float
+    h = bc - gc                                                  // float
   } else if g == maxc {
-    h = Float(2.0 + Double(Float(maxc - r) / cr) - Double(Float(maxc - b) / cr))  // 2.0 + rc − bc in double
+    h = Float(2.0 + Double(rc) - Double(bc))                     // 2.0 + rc − bc in double
   } else {
-    h = Float(4.0 + Double(Float(maxc - g) / cr) - Double(Float(maxc - r) / cr))  // 4.0 + gc − rc in double
+    h = Float(4.0 + Double(gc) - Double(rc))                     // 4.0 + gc − rc in double
   }
   // fmod(h / 6.0 + 1.0, 1.0) with h / 6 + 1 in (5/6, 11/6]: subtracting 1 is exact, like fmod.
   let wrapped = Double(h) / 6.0 + 1.0
@@ -178,10 +186,13 @@ private let saturationFractions: [Float] = (0..<256).map { Float(Double($0) / 25
 }
 
 /// Convert.c `hsv2rgb`.
-@inline(__always) func pillowHSVToRGB(_ h: UInt8, _ s: UInt8, _ v: UInt8) -> (UInt8, UInt8, UInt8) {
+/// `tables` are the base addresses of `hueSectors` and `saturationFractions` (256 entries each, indexed by a byte).
+@inline(__always) func pillowHSVToRGB(_ h: UInt8, _ s: UInt8, _ v: UInt8,
+                                      tables: (UnsafePointer<(sector: Int, fraction: Float)>, UnsafePointer<Float>))
+  -> (UInt8, UInt8, UInt8) {
   if s == 0 { return (v, v, v) }
-  let (sector, f) = hueSectors[Int(h)]                                 // 0 ≤ f < 1
-  let fs = saturationFractions[Int(s)]
+  let (sector, f) = tables.0[Int(h)]                                   // 0 ≤ f < 1
+  let fs = tables.1[Int(s)]
   let vd = Double(v)
   let p = clip8(roundHalfUp(vd * (1.0 - Double(fs))))
   let q = clip8(roundHalfUp(vd * (1.0 - Double(fs * f))))              // fs · f is a float product

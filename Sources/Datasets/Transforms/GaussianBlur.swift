@@ -64,30 +64,34 @@ struct ExtendedBox {
     fw = (UInt32(1 << 24) - UInt32(radius * 2 + 1) * ww) / 2
   }
 
-  /// Blurs `count` bytes at `line[0], line[stride], …` in place, `passes` times.
+  /// Blurs `count` bytes at `line[0], line[stride], …` in place, `passes` times. The loops walk pointers rather
+  /// than indices, so the per-pixel work has no overflow checks in -O builds.
   func blurLine(_ line: UnsafeMutablePointer<UInt8>, count n: Int, stride: Int, passes: Int,
                 lineA: UnsafeMutablePointer<UInt32>, lineB: UnsafeMutablePointer<UInt32>) {
     let r = radius, pad = r + 1
     var source = lineA, target = lineB
-    for x in 0..<n { source[pad + x] = UInt32(line[x * stride]) }
+    var byte = line, value = source + pad
+    for _ in 0..<n { value.pointee = UInt32(byte.pointee); byte += stride; value += 1 }
     for pass in 0..<passes {
       // Repeat the edge pixels into the padding.
       let left = source[pad], right = source[pad + n - 1]
-      for k in 0..<pad {
-        source[k] = left
-        source[pad + n + k] = right
-      }
+      source.update(repeating: left, count: pad)
+      (source + pad + n).update(repeating: right, count: pad)
       // Window sum over padded positions [x + pad − r, x + pad + r] for x = 0.
       var sum: UInt32 = 0
       for k in (pad - r)...(pad + r) { sum &+= source[k] }
-      for x in 0..<n {
-        let centre = pad + x
-        let bulk = sum &* ww &+ (source[centre - r - 1] &+ source[centre + r + 1]) &* fw
-        target[centre] = (bulk &+ (1 << 23)) >> 24
-        if x + 1 < n { sum = sum &+ source[centre + r + 1] &- source[centre - r] }
+      // For output x (padded position c = pad + x): `behind` = c − r − 1, `ahead` = c + r + 1. The last step's
+      // sum update reads positions pad + n + r and pad + n − 1 − r, both inside the padded line, and is unused.
+      var behind = source + (pad - r - 1), ahead = source + (pad + r + 1), out = target + pad
+      for _ in 0..<n {
+        let bulk = sum &* ww &+ (behind.pointee &+ ahead.pointee) &* fw
+        out.pointee = (bulk &+ (1 << 23)) >> 24
+        sum = sum &+ ahead.pointee &- behind[1]
+        behind += 1; ahead += 1; out += 1
       }
       if pass + 1 < passes { swap(&source, &target) } else { source = target }
     }
-    for x in 0..<n { line[x * stride] = UInt8(truncatingIfNeeded: source[pad + x]) }
+    byte = line; value = source + pad
+    for _ in 0..<n { byte.pointee = UInt8(truncatingIfNeeded: value.pointee); byte += stride; value += 1 }
   }
 }
