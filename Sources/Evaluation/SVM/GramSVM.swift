@@ -17,9 +17,11 @@ import COpenBLAS
 import Foundation
 import Tensors
 
-/// Serialises the OpenBLAS/LAPACK calls made from concurrent SVM workers (each call still uses every core). Without
-/// it, parallel runs of the full protocol on the agreement test's scene features gave one outlier mAP (+1.2 points)
-/// in 12 runs, none in 18 with it: we take concurrent entries into the pthread OpenBLAS 0.3.21 as unsafe.
+/// Serialises the OpenBLAS/LAPACK calls made from concurrent SVM workers (each call still uses every core): we take
+/// concurrent entries into the pthread OpenBLAS 0.3.21 as unsafe. (It was added after one outlier mAP, +1.2 points
+/// in 12 parallel runs on the agreement test's scene features, none in 18 with it. Session 3 found the likelier
+/// cause of that outlier: fits stopping at liblinear's iteration cap, whose end point depends on the coordinate
+/// order — see LiblinearProblem.swift. The lock stays: it costs nothing measurable, and the doubt is not cleared.)
 let openBLASCallLock = NSLock()
 
 /// The Gram path runs only for fits with rows < this fraction of the feature dimension.

@@ -48,8 +48,9 @@ private let liblinearPrint: @convention(c) (UnsafePointer<CChar>?) -> Void = { m
 
 /// What liblinear reported about the last solve on this thread, kept in one thread-specific word:
 /// bit 0 = "reached the iteration cap", the bits above = iteration count + 1 (0: none reported). (A first version
-/// with one pthread key per field read every solve as capped in release builds only; SVMBench's fit counts, run in
-/// release, are the check that it does not.)
+/// with one pthread key per field read every solve as capped in release builds only: it created each key inside a
+/// `precondition`, which -Ounchecked — then our release setting — never evaluates, so both "keys" were 0. The key is
+/// created outside the precondition here, and release builds are -O now; SVMBench's fit counts are the release check.)
 struct SolveReport {
   var reachedCap = false
   var iterations: Int?
