@@ -189,9 +189,10 @@ public final class Conv2D: Layer {
         x.scalars.withUnsafeBufferPointer { xb in
           let xp = xb.baseAddress!
           withSingleThreadedBLAS {
-            let scratch = allocateScratch(parallelForEachWorkers(plan.chunks) * plan.rowsPerChunk * k)
+            let workers = parallelForEachWorkers(plan.chunks)
+            let scratch = allocateScratch(workers * plan.rowsPerChunk * k)
             defer { scratch.deallocate() }
-            parallelForEach(plan.chunks) { chunk, worker in
+            parallelForEach(plan.chunks, workers: workers) { chunk, worker in
               let rows = plan.rows(chunk)
               let columns = scratch + worker * plan.rowsPerChunk * k  // [rows, kh·kw·in]
               let yChunk = yp + rows.lowerBound * out  // [rows, out]
@@ -378,9 +379,10 @@ public final class Conv2D: Layer {
     let partials = UnsafeMutablePointer<Float>.allocate(capacity: groups * size)  // [groups, out, kh·kw·in]
     defer { partials.deallocate() }
     withSingleThreadedBLAS {
-      let scratch = allocateScratch(parallelForEachWorkers(groups) * plan.rowsPerChunk * k)
+      let workers = parallelForEachWorkers(groups)
+      let scratch = allocateScratch(workers * plan.rowsPerChunk * k)
       defer { scratch.deallocate() }
-      parallelForEach(groups) { group, worker in
+      parallelForEach(groups, workers: workers) { group, worker in
         let columns = scratch + worker * plan.rowsPerChunk * k  // [rows, kh·kw·in]
         let partial = partials + group * size
         let chunks = (plan.chunks * group / groups)..<(plan.chunks * (group + 1) / groups)
@@ -425,9 +427,10 @@ public final class Conv2D: Layer {
     }
     let flippedWeight = UnsafePointer(flipped)
     withSingleThreadedBLAS {
-      let scratch = allocateScratch(parallelForEachWorkers(plan.chunks) * plan.rowsPerChunk * width)
+      let workers = parallelForEachWorkers(plan.chunks)
+      let scratch = allocateScratch(workers * plan.rowsPerChunk * width)
       defer { scratch.deallocate() }
-      parallelForEach(plan.chunks) { chunk, worker in
+      parallelForEach(plan.chunks, workers: workers) { chunk, worker in
         let rows = plan.rows(chunk)
         let columns = scratch + worker * plan.rowsPerChunk * width  // [rows, kh·kw·out]
         im2colOnThisThread(dyp, gT, rows: rows, into: columns)
@@ -461,9 +464,10 @@ public final class Conv2D: Layer {
     let (k, out, perImage) = (g.columnWidth, outChannels, g.outputPixelsPerImage)
     withSingleThreadedBLAS {
       let chunkElements = plan.rowsPerChunk * perImage * k
-      let scratch = allocateScratch(parallelForEachWorkers(plan.chunks) * chunkElements)
+      let workers = parallelForEachWorkers(plan.chunks)
+      let scratch = allocateScratch(workers * chunkElements)
       defer { scratch.deallocate() }
-      parallelForEach(plan.chunks) { chunk, worker in
+      parallelForEach(plan.chunks, workers: workers) { chunk, worker in
         let images = plan.rows(chunk)
         let rowCount = images.count * perImage
         let columns = scratch + worker * chunkElements  // dcols [rows, kh·kw·in]

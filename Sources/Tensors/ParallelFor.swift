@@ -53,14 +53,17 @@ public func parallelFor(_ range: Range<Int>, minimumChunk: Int = 1,
 /// Runs `body(index, worker)` once for every index in `0..<count`, on `parallelForEachWorkers(count)` threads that
 /// each claim the next unclaimed index when they finish one. `worker` (in `0..<parallelForEachWorkers(count)`)
 /// names the thread running the call, so a caller can hand each worker its own slice of a scratch buffer
-/// allocated once beforehand.
+/// allocated once beforehand. Such a caller passes the `workers` it sized the buffer for: `Threads.count` may change
+/// between the two reads (in-process CLI tests configure threads while other suites run), and a worker index past
+/// the buffer would write outside it.
 ///
 /// Unlike `parallelFor`'s fixed equal split, this balances itself: a thread slowed by another process (the data
 /// loader's workers, other jobs on the machine) simply claims fewer indices. Meant for a few dozen to a few
 /// thousand coarse work items (each claim takes a lock). Different indices must write different elements.
-public func parallelForEach(_ count: Int, _ body: (_ index: Int, _ worker: Int) -> Void) {
+public func parallelForEach(_ count: Int, workers: Int? = nil, _ body: (_ index: Int, _ worker: Int) -> Void) {
   guard count > 0 else { return }
-  let threads = parallelForEachWorkers(count)
+  let threads = workers ?? parallelForEachWorkers(count)
+  precondition(threads >= 1, "parallelForEach needs at least one worker, got \(threads).")
   if threads <= 1 {
     for index in 0..<count { body(index, 0) }
     return
