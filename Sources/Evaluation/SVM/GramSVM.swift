@@ -240,13 +240,14 @@ extension SVMLayer {
                  factor given: GramFactor?? = nil, each: (Int, LinearSVMModel) throws -> Void) throws {
     guard !jobs.isEmpty else { return }
     let factor = given ?? gramFactor(rows: rows)
+    var liblinear = settings.liblinear
+    liblinear.reseedsRandomOrder = settings.deterministic
     for (index, job) in jobs.enumerated() {
-      if settings.deterministic { srand(1) }
       let model: LinearSVMModel
       if let factor {
-        model = try factor.fit(labels: job.labels, cost: job.cost, settings: settings.liblinear)
+        model = try factor.fit(labels: job.labels, cost: job.cost, settings: liblinear)
       } else {
-        model = try problem.fit(rows: rows, labels: job.labels, cost: job.cost, settings: settings.liblinear)
+        model = try problem.fit(rows: rows, labels: job.labels, cost: job.cost, settings: liblinear)
       }
       pathCounter.add(gram: factor != nil, outcome: model.outcome)
       try each(index, model)

@@ -113,7 +113,42 @@ public struct LiblinearSettings: Sendable, Equatable {
   public var epsilon = 1e-4
   /// Finish fits that reach the dual solver's iteration cap with the primal solver (see the file's header).
   public var finishCappedFits = true
+  /// `srand(1)` before the dual solve, run while no other liblinear solve runs in the process (the C library's
+  /// `rand()` is process-global): the coordinate order of a fresh `train` process, so reruns are bit-identical
+  /// even beside concurrent fits (other suites in the test process). Set by `SVMSettings.deterministic`.
+  public var reseedsRandomOrder = false
   public init() {}
+}
+
+/// Who may draw from `rand()` for liblinear's coordinate order: any number of ordinary solves at once, or one
+/// reseeded solve alone (it waits for running solves, and new ones wait for it).
+enum LiblinearRandomOrder {
+  nonisolated(unsafe) private static var ordinarySolves = 0
+  nonisolated(unsafe) private static var reseededWaiting = 0
+  nonisolated(unsafe) private static var reseededRunning = false
+  private static let condition = NSCondition()
+
+  static func withAccess<R>(reseeded: Bool, _ body: () -> R) -> R {
+    condition.lock()
+    if reseeded {
+      reseededWaiting += 1
+      while reseededRunning || ordinarySolves > 0 { condition.wait() }
+      reseededWaiting -= 1
+      reseededRunning = true
+    } else {
+      while reseededRunning || reseededWaiting > 0 { condition.wait() }
+      ordinarySolves += 1
+    }
+    condition.unlock()
+    defer {
+      condition.lock()
+      if reseeded { reseededRunning = false } else { ordinarySolves -= 1 }
+      condition.broadcast()
+      condition.unlock()
+    }
+    if reseeded { srand(1) }
+    return body()
+  }
 }
 
 /// The rows of a feature matrix, L2-normalised in float64 as x / (‖x‖₂ + 1e-5), in liblinear's `feature_node`
@@ -283,7 +318,10 @@ private func solveLiblinear(rows pointers: UnsafeMutablePointer<UnsafeMutablePoi
           if let message = check_parameter(&problem, &parameter) {
             preconditionFailure("liblinear rejected its parameters: \(String(cString: message)).")
           }
-          return train(&problem, &parameter)
+          // Only the dual solvers draw from rand(); a primal finish keeps the order its dual solve had.
+          return LiblinearRandomOrder.withAccess(reseeded: settings.reseedsRandomOrder && start == nil) {
+            train(&problem, &parameter)
+          }
         }
       }
     }

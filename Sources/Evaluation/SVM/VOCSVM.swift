@@ -12,7 +12,8 @@ public struct SVMSettings: Sendable, Equatable {
   public var folds = 3
   /// Concurrent fits; 0 uses `Threads.count`.
   public var workers = 0
-  /// One fit at a time, each after `srand(1)`: bit-reproducible results (see LiblinearProblem.swift).
+  /// One fit at a time, each after `srand(1)` with no other liblinear solve running in the process: bit-reproducible
+  /// results (see LiblinearProblem.swift, `LiblinearSettings.reseedsRandomOrder`).
   public var deterministic = false
   /// Fits with fewer rows than features run on the Cholesky factor of their Gram block (GramSVM.swift): the same
   /// liblinear dual problem and result up to rounding, at n² instead of n · d cost per iteration. Off: every fit on
