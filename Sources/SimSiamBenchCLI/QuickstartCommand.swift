@@ -64,7 +64,7 @@ struct Quickstart: ParsableCommand {
       say("pretraining: reusing \(recorded) (delete \(finishedMarker.path) to train again)")
     } else {
       // The pretraining's own kNN monitor is off: step 4 measures kNN on the full test set for both backbones.
-      try step("pretraining (about 9 minutes)",
+      try step("pretraining (about 5 minutes on 2 idle cores)",
                ["pretrain", "--work-dir", pretrainDirectory.path, "--resume", "auto",
                 "--set", "schedule.max_minutes=\(pretrainMinutes)", "--set", "monitor.knn_at_end=false"] + shared)
       guard let latest = Pretrainer.latestCheckpoint(in: pretrainDirectory) else {

@@ -13,7 +13,8 @@ extension PretrainConfig {
 # shared/spec/QUICK_DEFAULT.md (PyTorch reference, 600 s): d = 512, predictor 128, base lr 0.06, wd 5e-4,
 # batch 256, RandomResizedCrop(32, 0.2–1) + flip + brightness/contrast jitter, zero_init_residual.
 # It shows the pipeline end to end (loss falling toward −1, z-std near 1/√d); it does not learn much in 10 minutes.
-# Measured here: about 115 images/s (two views each) on 2 cores, so 3 epochs of 20,000 images take about 9 minutes.
+# Measured here: about 200 images/s (two views each) on 2 idle cores, so 3 epochs of 20,000 images take about
+# 5 minutes (about 9 minutes with other work on the machine).
 model:
   depth: 18
   width_multiplier: 0.25
