@@ -189,12 +189,9 @@ public final class Conv2D: Layer {
         x.scalars.withUnsafeBufferPointer { xb in
           let xp = xb.baseAddress!
           withSingleThreadedBLAS {
-            let workers = parallelForEachWorkers(plan.chunks)
-            let scratch = allocateScratch(workers * plan.rowsPerChunk * k)
-            defer { scratch.deallocate() }
-            parallelForEach(plan.chunks, workers: workers) { chunk, worker in
+            // columns: the running worker's buffer, [rows, kh·kw·in]
+            parallelForEachWithScratch(plan.chunks, floatsPerWorker: plan.rowsPerChunk * k) { chunk, columns in
               let rows = plan.rows(chunk)
-              let columns = scratch + worker * plan.rowsPerChunk * k  // [rows, kh·kw·in]
               let yChunk = yp + rows.lowerBound * out  // [rows, out]
               if let bias {
                 fillRows(yChunk, rows: rows.count, width: out, with: bias)
@@ -379,11 +376,8 @@ public final class Conv2D: Layer {
     let partials = UnsafeMutablePointer<Float>.allocate(capacity: groups * size)  // [groups, out, kh·kw·in]
     defer { partials.deallocate() }
     withSingleThreadedBLAS {
-      let workers = parallelForEachWorkers(groups)
-      let scratch = allocateScratch(workers * plan.rowsPerChunk * k)
-      defer { scratch.deallocate() }
-      parallelForEach(groups, workers: workers) { group, worker in
-        let columns = scratch + worker * plan.rowsPerChunk * k  // [rows, kh·kw·in]
+      // columns: the running worker's buffer, [rows, kh·kw·in]
+      parallelForEachWithScratch(groups, floatsPerWorker: plan.rowsPerChunk * k) { group, columns in
         let partial = partials + group * size
         let chunks = (plan.chunks * group / groups)..<(plan.chunks * (group + 1) / groups)
         for chunk in chunks {
@@ -427,12 +421,9 @@ public final class Conv2D: Layer {
     }
     let flippedWeight = UnsafePointer(flipped)
     withSingleThreadedBLAS {
-      let workers = parallelForEachWorkers(plan.chunks)
-      let scratch = allocateScratch(workers * plan.rowsPerChunk * width)
-      defer { scratch.deallocate() }
-      parallelForEach(plan.chunks, workers: workers) { chunk, worker in
+      // columns: the running worker's buffer, [rows, kh·kw·out]
+      parallelForEachWithScratch(plan.chunks, floatsPerWorker: plan.rowsPerChunk * width) { chunk, columns in
         let rows = plan.rows(chunk)
-        let columns = scratch + worker * plan.rowsPerChunk * width  // [rows, kh·kw·out]
         im2colOnThisThread(dyp, gT, rows: rows, into: columns)
         // dx[rows, in] = cols(dy)[rows, kh·kw·out] · W̃ᵀ
         gemmOnThisThread(m: rows.count, n: cin, k: width, columns, flippedWeight, transposeB: true,
@@ -464,13 +455,10 @@ public final class Conv2D: Layer {
     let (k, out, perImage) = (g.columnWidth, outChannels, g.outputPixelsPerImage)
     withSingleThreadedBLAS {
       let chunkElements = plan.rowsPerChunk * perImage * k
-      let workers = parallelForEachWorkers(plan.chunks)
-      let scratch = allocateScratch(workers * chunkElements)
-      defer { scratch.deallocate() }
-      parallelForEach(plan.chunks, workers: workers) { chunk, worker in
+      // columns: the running worker's buffer, dcols [rows, kh·kw·in]
+      parallelForEachWithScratch(plan.chunks, floatsPerWorker: chunkElements) { chunk, columns in
         let images = plan.rows(chunk)
         let rowCount = images.count * perImage
-        let columns = scratch + worker * chunkElements  // dcols [rows, kh·kw·in]
         gemmOnThisThread(m: rowCount, n: k, k: out, dyp + images.lowerBound * perImage * out, wp, into: columns)
         col2imOnThisThread(columns, g, images: images, into: dxp)
       }

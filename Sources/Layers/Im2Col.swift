@@ -225,6 +225,17 @@ func allocateScratch(_ count: Int) -> UnsafeMutablePointer<Float> {
   return raw.bindMemory(to: Float.self, capacity: count)
 }
 
+/// `parallelForEach(count)` with a scratch buffer of `floatsPerWorker` floats (uninitialised, huge-page aligned) per
+/// worker thread: `body(index, scratch)` gets the buffer of the worker running it. The worker count is read once
+/// and passed on, so the buffers cover every worker index even if `Threads.count` changes meanwhile.
+func parallelForEachWithScratch(_ count: Int, floatsPerWorker: Int,
+                                _ body: (_ index: Int, _ scratch: UnsafeMutablePointer<Float>) -> Void) {
+  let workers = parallelForEachWorkers(count)
+  let scratch = allocateScratch(workers * floatsPerWorker)
+  defer { scratch.deallocate() }
+  parallelForEach(count, workers: workers) { index, worker in body(index, scratch + worker * floatsPerWorker) }
+}
+
 /// One im2col row: the k·k·c window values of output pixel (image, oy, ox).
 @inline(__always)
 private func im2colRow(_ x: UnsafePointer<Float>, _ g: ConvGeometry, image: Int, oy: Int, ox: Int,
