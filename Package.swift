@@ -28,6 +28,9 @@ let package = Package(
     .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
     .systemLibrary(name: "CMalloc"),  // glibc's malloc.h (mallopt)
 
+    // MARK: - Support (the bottom layer: hashing, compression, atomic files, work queues, config loading)
+    .target(name: "Support", dependencies: [.product(name: "Yams", package: "Yams")]),
+
     // MARK: - Engine (a target imports only targets listed above it)
     .target(name: "Tensors", dependencies: ["COpenBLAS", "CMalloc"]),
     .target(name: "Layers", dependencies: ["Tensors"]),
@@ -44,9 +47,14 @@ let package = Package(
     // MARK: - Results store (SQLite through GRDB)
     .target(name: "Results", dependencies: [.product(name: "GRDB", package: "GRDB.swift")]),
 
+    // MARK: - Protocols (one room per protocol: request, runner, result → score rows; the run lifecycle, the
+    // backbone builder and progress reporting shared by all of them). The CLI and quickstart call only this.
+    .target(name: "Protocols", dependencies: ["Support", "Tensors", "Layers", "Models", "Training", "Checkpoints",
+                                           "Datasets", "Evaluation", "Results"]),
+
     // MARK: - Command-line tool
     .executableTarget(name: "SimSiamBenchCLI", dependencies: [
-      "Models", "Training", "Checkpoints", "Datasets", "Evaluation", "Results",
+      "Support", "Models", "Training", "Checkpoints", "Datasets", "Evaluation", "Results", "Protocols",
       .product(name: "ArgumentParser", package: "swift-argument-parser"),
     ]),
 
@@ -64,6 +72,8 @@ let package = Package(
     .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Models", "Datasets", "TestSupport"],
                 resources: [.copy("Fixtures")]),
     .testTarget(name: "ResultsTests", dependencies: ["Results"]),
+    .testTarget(name: "SupportTests", dependencies: ["Support", "TestSupport"]),
+    .testTarget(name: "ProtocolsTests", dependencies: ["Protocols", "Results", "Evaluation", "Training", "TestSupport"]),
     .testTarget(name: "CLITests", dependencies: ["SimSiamBenchCLI", "TestSupport"]),
     .testTarget(name: "NativeLibrariesTests", dependencies: ["COpenBLAS", "CLiblinear", "CTurboJPEG", "CPNG"]),
   ]
