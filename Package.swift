@@ -41,7 +41,7 @@ let package = Package(
     .target(name: "Datasets", dependencies: ["Tensors", "CTurboJPEG", "CPNG"]),
 
     // MARK: - Evaluation protocols (feature extraction and cache, VOC07 SVMs, linear probes, kNN)
-    .target(name: "Evaluation", dependencies: ["Tensors", "Layers", "Models", "Datasets", "Checkpoints", "Training",
+    .target(name: "Evaluation", dependencies: ["Support", "Tensors", "Layers", "Models", "Datasets", "Checkpoints", "Training",
                                             "CLiblinear"]),
 
     // MARK: - Results store (SQLite through GRDB)
@@ -74,7 +74,7 @@ let package = Package(
     .testTarget(name: "ResultsTests", dependencies: ["Results"]),
     .testTarget(name: "SupportTests", dependencies: ["Support", "TestSupport"]),
     .testTarget(name: "ProtocolsTests", dependencies: ["Protocols", "Results", "Evaluation", "Training", "TestSupport"]),
-    .testTarget(name: "CLITests", dependencies: ["SimSiamBenchCLI", "TestSupport"]),
+    .testTarget(name: "CLITests", dependencies: ["SimSiamBenchCLI", "Protocols", "TestSupport"]),
     .testTarget(name: "NativeLibrariesTests", dependencies: ["COpenBLAS", "CLiblinear", "CTurboJPEG", "CPNG"]),
   ]
 )

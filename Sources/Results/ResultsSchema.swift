@@ -78,6 +78,24 @@ enum ResultsSchema {
     migrator.registerMigration("v3-score-epoch") { db in
       try db.execute(sql: "ALTER TABLE score ADD COLUMN epoch INTEGER")
     }
+    // A resumed training continues its own run row: each resume is recorded here (when, by which process, from
+    // which checkpoint and epoch) instead of starting a new run.
+    migrator.registerMigration("v4-run-resume") { db in
+      try db.execute(sql: """
+        CREATE TABLE run_resume (
+          id INTEGER PRIMARY KEY AUTOINCREMENT,
+          run_id INTEGER NOT NULL REFERENCES run(id) ON DELETE CASCADE,
+          resumed_at TEXT NOT NULL,
+          previous_status TEXT NOT NULL,
+          from_epoch INTEGER NOT NULL,
+          from_iteration INTEGER NOT NULL,
+          checkpoint_path TEXT NOT NULL,
+          host TEXT NOT NULL,
+          pid INTEGER NOT NULL
+        );
+        CREATE INDEX run_resume_by_run ON run_resume(run_id);
+        """)
+    }
     return migrator
   }
 }

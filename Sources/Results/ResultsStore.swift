@@ -138,6 +138,41 @@ public final class ResultsStore: Sendable {
     try end(id, status: .finished, message: message)
   }
 
+  /// Reopens a pretraining run that a resumed training continues: it reads `running` again under this process,
+  /// its end time and message are cleared, and the resume is recorded (`resumes(run:)`). Refused while the run is
+  /// still running in a live process (two trainings would write one row).
+  public func resumeRun(_ id: RunID, fromEpoch: Int, iteration: Int, checkpoint: String) throws {
+    let current = try run(id)  // reads `died` for a running row whose process is gone
+    guard current.status != .running else {
+      throw ResultsError.runNotRunning(id: id.rawValue, status: "still running (pid \(current.pid) on \(current.host))",
+                                       path: path)
+    }
+    let process = ProcessIdentity.current
+    try write { db in
+      guard var run = try Run.fetchOne(db, key: id.rawValue) else {
+        throw ResultsError.unknownRun(id: id.rawValue, path: path)
+      }
+      var resume = RunResume(runID: id, resumedAt: Date(), previousStatus: current.status.rawValue,
+                             fromEpoch: fromEpoch, fromIteration: iteration, checkpointPath: checkpoint,
+                             host: process.host, pid: process.pid)
+      try resume.insert(db)
+      run.status = .running
+      run.finishedAt = nil
+      run.message = nil
+      run.host = process.host
+      run.pid = process.pid
+      run.processStart = process.start
+      try run.update(db)
+    }
+  }
+
+  /// The resumes of a run, oldest first.
+  public func resumes(run id: RunID) throws -> [RunResume] {
+    try queue.read { db in
+      try RunResume.filter(Column("run_id") == id.rawValue).order(Column("id")).fetchAll(db)
+    }
+  }
+
   /// Marks a running run failed now, with the reason.
   public func failRun(_ id: RunID, message: String) throws {
     try end(id, status: .failed, message: message)

@@ -117,3 +117,42 @@ public struct Run: Codable, Sendable, Equatable, FetchableRecord, MutablePersist
     return id
   }
 }
+
+/// One resume of a run: a training continued from a checkpoint by a later process (migration `v4-run-resume`).
+public struct RunResume: Codable, Sendable, Equatable, FetchableRecord, MutablePersistableRecord {
+  public static let databaseTableName = "run_resume"
+
+  public var id: Int64?
+  public var runID: RunID
+  public var resumedAt: Date
+  /// The run's status before the resume: `died`, `failed` or `finished` (a finished run trained further).
+  public var previousStatus: String
+  /// Completed epochs and iterations of the run at the checkpoint resumed from.
+  public var fromEpoch: Int
+  public var fromIteration: Int
+  public var checkpointPath: String
+  public var host: String
+  public var pid: Int32
+
+  enum CodingKeys: String, CodingKey {
+    case id, host, pid
+    case runID = "run_id", resumedAt = "resumed_at", previousStatus = "previous_status", fromEpoch = "from_epoch"
+    case fromIteration = "from_iteration", checkpointPath = "checkpoint_path"
+  }
+
+  public init(runID: RunID, resumedAt: Date, previousStatus: String, fromEpoch: Int, fromIteration: Int,
+              checkpointPath: String, host: String, pid: Int32) {
+    self.runID = runID
+    self.resumedAt = resumedAt
+    self.previousStatus = previousStatus
+    self.fromEpoch = fromEpoch
+    self.fromIteration = fromIteration
+    self.checkpointPath = checkpointPath
+    self.host = host
+    self.pid = pid
+  }
+
+  public static func databaseDateEncodingStrategy(for column: String) -> DatabaseDateEncodingStrategy { .iso8601 }
+  public static func databaseDateDecodingStrategy(for column: String) -> DatabaseDateDecodingStrategy { .iso8601 }
+  public mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
+}

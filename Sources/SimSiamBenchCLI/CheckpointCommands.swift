@@ -6,41 +6,10 @@ import Datasets
 import Foundation
 import Layers
 import Models
+import Protocols
 import Tensors
 
 extension CheckpointLayout: ExpressibleByArgument {}
-
-/// How a `.pth` file is to be written: a state dict, bare or wrapped as `{'state_dict': …, **metadata}`.
-struct PyTorchWriteRequest: Sendable {
-  /// Tensor names within the state dict, in the order to write them.
-  var tensors: [(String, StoredTensor)]
-  /// String entries next to the state dict (or inside the file's metadata when it is bare).
-  var metadata: [String: String]
-  /// "state_dict" to write `{'state_dict': {names: tensors}, **metadata}`; nil for a bare `{names: tensors}`.
-  var stateDictKey: String?
-}
-
-/// The `.pth` reader and writer the commands use; injected so tests can stand in for them.
-struct PyTorchIO: Sendable {
-  var read: @Sendable (URL) throws -> CheckpointContents
-  var write: @Sendable (PyTorchWriteRequest, URL) throws -> Void
-
-  /// The real reader and writer (Sources/Checkpoints/PyTorchCheckpoint*.swift); tests inject fakes.
-  static let current = PyTorchIO(
-    read: { url in
-      let file = try PyTorchCheckpoint(contentsOf: url)
-      return CheckpointContents(tensors: file.tensors, values: file.values, format: .pytorch, source: url.path)
-    },
-    write: { request, url in
-      if request.stateDictKey == nil {
-        // A bare state dict has no place for strings: torchvision-style files carry none.
-        try PyTorchCheckpointWriter.write(request.tensors, metadata: [:], to: url)
-      } else {
-        try PyTorchCheckpointWriter.write(request.tensors, metadata: request.metadata, placement: .besideStateDict,
-                                          to: url)
-      }
-    })
-}
 
 /// `--layout` and `--prefix`, shared by the checkpoint commands.
 struct LayoutOptions: ParsableArguments {
@@ -72,40 +41,6 @@ enum OutputFormat {
   }
 }
 
-/// Reads any checkpoint file, with `.pth` going through `io`.
-func readCheckpoint(_ path: String, io: PyTorchIO) throws -> CheckpointContents {
-  try CheckpointContents.read(URL(fileURLWithPath: path), readPyTorch: io.read)
-}
-
-/// SHA-256 of the file at `path`, lowercase hex.
-func fileSHA256(_ path: String) throws -> String {
-  let handle: FileHandle
-  do { handle = try FileHandle(forReadingFrom: URL(fileURLWithPath: path)) } catch {
-    throw CheckpointError.unreadableFile(path: path, reason: "\(error.localizedDescription)")
-  }
-  defer { try? handle.close() }
-  var hash = SHA256()
-  try hash.update(reading: handle)
-  return hash.finalize().map { String(format: "%02x", $0) }.joined()
-}
-
-/// Loads the backbone of the checkpoint at `path` into `backbone` through `BackboneLoader`, strictly unless
-/// `allowMissing`, and records the file's SHA-256 in the report: the one path by which commands load weights.
-func loadBackbone(_ path: String, into backbone: some Layer, layoutOptions: LayoutOptions, allowMissing: Bool,
-                  io: PyTorchIO = .current) throws -> LoadReport {
-  let mapped = try MappedCheckpoint(try readCheckpoint(path, io: io), layout: layoutOptions.layout,
-                                    prefix: layoutOptions.prefix)
-  return try loadBackbone(mapped, file: path, into: backbone, allowMissing: allowMissing)
-}
-
-/// `BackboneLoader.load` of an already mapped checkpoint read from `path`, with the file's SHA-256 recorded.
-func loadBackbone(_ mapped: MappedCheckpoint, file path: String, into backbone: some Layer,
-                  allowMissing: Bool) throws -> LoadReport {
-  var report = try BackboneLoader.load(mapped, into: backbone, allowMissing: allowMissing)
-  report.sha256 = try fileSHA256(path)
-  return report
-}
-
 /// Writes a state dict to `path` in the container its extension names.
 func writeCheckpoint(_ tensors: [String: StoredTensor], metadata: [String: String], wrapsStateDict: Bool,
                      to path: String, io: PyTorchIO) throws {
@@ -116,15 +51,6 @@ func writeCheckpoint(_ tensors: [String: StoredTensor], metadata: [String: Strin
     let request = PyTorchWriteRequest(tensors: tensors.sorted { $0.key < $1.key }.map { ($0.key, $0.value) },
                                       metadata: metadata, stateDictKey: wrapsStateDict ? "state_dict" : nil)
     try io.write(request, URL(fileURLWithPath: path))
-  }
-}
-
-extension ResNetConfig {
-  /// Our ResNet for a guessed architecture, or nil when we do not build that depth.
-  init?(_ guess: ArchitectureGuess) {
-    guard let depth = guess.depth, ResNetConfig.supportedDepths.contains(depth) else { return nil }
-    self.init(depth: depth, widthMultiplier: guess.widthMultiplier, cifarStem: guess.cifarStem,
-              inChannels: guess.inChannels)
   }
 }
 
@@ -153,9 +79,9 @@ struct Checkpoint: ParsableCommand {
     /// The text `run` prints.
     func report(io: PyTorchIO = .current) throws -> String {
       let url = URL(fileURLWithPath: file)
-      let contents: CheckpointContents
+      let hashed: HashedCheckpoint
       do {
-        contents = try readCheckpoint(file, io: io)
+        hashed = try readCheckpoint(file, io: io)
       } catch let error as CheckpointError {
         // Dtypes the tensor reader cannot load still have a header to show.
         guard case .unsupportedDType = error else { throw error }
@@ -163,9 +89,9 @@ struct Checkpoint: ParsableCommand {
           + "\nsha256:      \(try fileSHA256(file))\nlayout:      not analysed (\(error))"
       }
       let byteCount = (try? FileManager.default.attributesOfItem(atPath: file)[.size] as? Int) ?? nil
-      var inspection = CheckpointInspection(contents, byteCount: byteCount, layout: layoutOptions.layout,
+      var inspection = CheckpointInspection(hashed.contents, byteCount: byteCount, layout: layoutOptions.layout,
                                             prefix: layoutOptions.prefix)
-      inspection.sha256 = try fileSHA256(file)
+      inspection.sha256 = hashed.sha256
       return inspection.rendered(listingTensors: listsTensors)
     }
 
@@ -198,7 +124,7 @@ struct Checkpoint: ParsableCommand {
 
     /// Converts and returns the line `run` prints.
     func convert(io: PyTorchIO = .current) throws -> String {
-      let contents = try readCheckpoint(input, io: io)
+      let contents = try readCheckpoint(input, io: io).contents
       var tensors: [String: StoredTensor] = [:]
       var metadata = contents.values
       var note = ""
@@ -258,8 +184,8 @@ struct Checkpoint: ParsableCommand {
 
     /// Extracts and returns the text `run` prints.
     func extract(io: PyTorchIO = .current) throws -> String {
-      let contents = try readCheckpoint(input, io: io)
-      let mapped = try MappedCheckpoint(contents, layout: layoutOptions.layout, prefix: layoutOptions.prefix)
+      let hashed = try readCheckpoint(input, io: io)
+      let mapped = try MappedCheckpoint(hashed.contents, layout: layoutOptions.layout, prefix: layoutOptions.prefix)
       guard let guess = mapped.architecture else {
         throw CheckpointLayoutError.layoutNotFound(path: input, layout: mapped.layout.rawValue,
                                                    reason: "its backbone has no conv1.weight")
@@ -269,8 +195,9 @@ struct Checkpoint: ParsableCommand {
       if let config = ResNetConfig(guess) {
         // Strict check against the model the evaluators will build; the random initial values are discarded.
         var generator = SplitMix64(seed: 0)
-        let report = try loadBackbone(mapped, file: input, into: ResNet(config, using: &generator),
-                                      allowMissing: allowMissing)
+        var report = try BackboneLoader.load(mapped, into: ResNet(config, using: &generator),
+                                             allowMissing: allowMissing)
+        report.sha256 = hashed.sha256
         backbone = backbone.filter { report.loaded.contains($0.key) || $0.key.hasSuffix("num_batches_tracked") }
         lines.append(report.rendered())
       } else {

@@ -1,4 +1,5 @@
-// Options every working command shares, and the error of commands that are not built yet.
+// Options every working command shares, the list types options parse into, and the error of commands that are
+// not built yet.
 import ArgumentParser
 import Tensors
 
@@ -7,8 +8,8 @@ struct CommonOptions: ParsableArguments {
   @Option(help: "Worker threads for the kernels and OpenBLAS; 0 uses all active cores.")
   var threads: Int = 0
 
-  @Option(help: "Seed of every random draw (initialisation, augmentation, data order).")
-  var seed: UInt64 = 0
+  @Option(help: "Seed of every random draw (initialisation, augmentation, data order); default: the config's (0).")
+  var seed: UInt64?
 
   @Option(help: "The SQLite results database.")
   var db: String = "results/simsiam.sqlite"
@@ -22,6 +23,22 @@ struct CommonOptions: ParsableArguments {
     Threads.configure(threads)
     Allocator.retainFreedMemory()
   }
+}
+
+/// A comma-separated option value: `--costs 1,10,100`, `--low-shot-k 1,2,4`.
+struct CommaSeparated<Element: ExpressibleByArgument>: ExpressibleByArgument {
+  var values: [Element]
+
+  init(_ values: [Element]) { self.values = values }
+
+  init?(argument: String) {
+    let parts = argument.split(separator: ",", omittingEmptySubsequences: false)
+      .map { Element(argument: $0.trimmingCharacters(in: .whitespaces)) }
+    guard !parts.isEmpty, parts.allSatisfy({ $0 != nil }) else { return nil }
+    values = parts.map { $0! }
+  }
+
+  var defaultValueDescription: String { values.map { "\($0)" }.joined(separator: ",") }
 }
 
 /// A command whose work lands in a later version: it says so and exits with a failure status.

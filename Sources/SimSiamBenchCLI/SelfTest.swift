@@ -27,7 +27,7 @@ struct SelfTest: ParsableCommand {
     var config = SyntheticSmokeRunConfig()
     config.steps = steps
     config.batchSize = batchSize
-    config.seed = common.seed
+    config.seed = common.seed ?? 0
     let dimension = config.model.features
     print("selftest: SimSiam ResNet-18 (CIFAR stem, width 1/8), d = \(dimension), batch \(batchSize), \(steps) steps")
     print(" step     loss   z-std (1/sqrt(d) = \(String(format: "%.3f", 1 / Double(dimension).squareRoot())))   ms")

@@ -1,9 +1,10 @@
 // The `simsiam-bench` command tree. Commands are thin: the work lives in the library targets.
 import ArgumentParser
+import Protocols
 
 @main
 struct SimSiamBench: ParsableCommand {
-  static let version = "0.1.0"
+  static let version = Protocols.codeVersion
 
   static let configuration = CommandConfiguration(
     commandName: "simsiam-bench",

@@ -259,8 +259,9 @@ public final class Pretrainer {
   }
 
   /// Trains from the current state to `schedule.epochs` (or until `stopAfterEpochs` epochs are complete, or the
-  /// time budget is spent), checkpointing as configured. Callbacks may throw to stop the run (no checkpoint is
-  /// written then, as with a killed process).
+  /// time budget is spent), checkpointing as configured. `onEpoch` hears of an epoch after its checkpoint (if one
+  /// is due) is on disk. Callbacks may throw to stop the run (no further checkpoint is written then, as with a
+  /// killed process).
   @discardableResult
   public func train(stopAfterEpochs: Int? = nil,
                     onIteration: (PretrainIteration) throws -> Void = { _ in },
@@ -331,9 +332,10 @@ public final class Pretrainer {
         if overBudget && iterationInEpoch < perEpoch {
           summary.stoppedByTimeBudget = true
           summary.scheduleCut = cut(learningRate)
-          try onEpoch(epochMetrics(epoch: epoch + 1, isComplete: false, learningRate: learningRate,
-                                   images: epochImages, seconds: seconds(clock.now - epochStart)))
+          let partial = epochMetrics(epoch: epoch + 1, isComplete: false, learningRate: learningRate,
+                                     images: epochImages, seconds: seconds(clock.now - epochStart))
           try saveCheckpoint()
+          try onEpoch(partial)
           break epochLoop
         }
       }
@@ -345,15 +347,16 @@ public final class Pretrainer {
       epochStdSum = 0
       let interval = config.monitor.knnInterval
       if let knn, interval > 0, completedEpochs % interval == 0 { metrics.knnAccuracy = try knn(model.backbone) }
+      // The checkpoint is written before `onEpoch` hears of the epoch: a crash in between leaves a checkpoint
+      // without its stored epoch row (which a resume writes again), never a row for an epoch with no checkpoint.
+      let isCheckpointEpoch = completedEpochs % config.checkpoint.interval == 0 || completedEpochs == lastEpoch
+      let overBudget = config.schedule.maxMinutes > 0 && seconds(clock.now - start) > config.schedule.maxMinutes * 60
+        && completedEpochs < lastEpoch
+      if isCheckpointEpoch || overBudget { try saveCheckpoint() }
       try onEpoch(metrics)
-      if completedEpochs % config.checkpoint.interval == 0 || completedEpochs == lastEpoch {
-        try saveCheckpoint()
-      }
-      if config.schedule.maxMinutes > 0 && seconds(clock.now - start) > config.schedule.maxMinutes * 60
-        && completedEpochs < lastEpoch {
+      if overBudget {
         summary.stoppedByTimeBudget = true
         summary.scheduleCut = cut(learningRate)
-        if completedEpochs % config.checkpoint.interval != 0 { try saveCheckpoint() }
         break
       }
     }

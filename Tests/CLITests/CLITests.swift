@@ -18,7 +18,7 @@ import Results
   @Test func defaultsUseAllCoresAndTheDefaultDatabase() throws {
     let command = try #require(try SimSiamBench.parseAsRoot(["results", "list"]) as? Results.List)
     #expect(command.common.threads == 0)
-    #expect(command.common.seed == 0)
+    #expect(command.common.seed == nil)
     #expect(command.common.db == "results/simsiam.sqlite")
   }
 

@@ -1,3 +1,4 @@
+import Protocols
 import ArgumentParser
 import Foundation
 import Testing
@@ -154,10 +155,8 @@ import Datasets
       let text = try command(["inspect", url.path], as: Checkpoint.Inspect.self).report()
       #expect(text.contains("\nsha256:      \(digest)\n"))
 
-      var generator = SplitMix64(seed: 9)
-      let report = try loadBackbone(url.path, into: ResNet(model.backbone.config, using: &generator),
-                                    layoutOptions: try LayoutOptions.parse([]), allowMissing: false)
-      #expect(report.sha256 == digest && report.isComplete)
+      let built = try BackboneBuilder.build(BackboneRequest(checkpoint: url.path))
+      #expect(built.sha256 == digest && built.report?.sha256 == digest && built.report?.isComplete == true)
       let output = folder.appendingPathComponent("backbone.safetensors")
       let printed = try command(["extract-backbone", url.path, output.path], as: Checkpoint.ExtractBackbone.self)
         .extract()

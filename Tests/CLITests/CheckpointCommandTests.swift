@@ -1,3 +1,4 @@
+import Protocols
 import ArgumentParser
 import Foundation
 import Testing
@@ -62,8 +63,8 @@ private final class FakePyTorch: @unchecked Sendable {
   var requests: [(PyTorchWriteRequest, URL)] { lock.withLock { written } }
 
   var io: PyTorchIO {
-    PyTorchIO(read: { [contents] url in
-      guard let contents else { throw CheckpointLayoutError.pytorchUnavailable(path: url.path) }
+    PyTorchIO(read: { [contents] _, path in
+      guard let contents else { throw CheckpointLayoutError.pytorchUnavailable(path: path) }
       return contents
     }, write: { [self] request, url in lock.withLock { written.append((request, url)) } })
   }

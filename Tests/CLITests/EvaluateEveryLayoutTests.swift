@@ -1,3 +1,4 @@
+import Protocols
 import ArgumentParser
 import Foundation
 import Testing

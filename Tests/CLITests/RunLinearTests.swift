@@ -1,3 +1,4 @@
+import Protocols
 import ArgumentParser
 import Foundation
 import Testing
@@ -114,7 +115,8 @@ import Tensors
       let imagenet = try #require(try SimSiamBench.parseAsRoot(
         ["run", "linear", "--head", "avgpool", "--checkpoint", "x", "--data", folder.appendingPathComponent("in").path])
         as? RunLinear)
-      let (config, name) = try imagenet.loadConfig()
+      let request = try imagenet.request()
+      let (config, name) = (request.config, request.configName)
       #expect(name == "resnet50_8xb512-coslr-90e_in1k")
       #expect(config.optimization.method == .lars && config.data.crop == 224 && config.scaledLearningRate == 1.6)
     }

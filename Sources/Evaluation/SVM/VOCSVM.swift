@@ -3,6 +3,7 @@
 // unit journaled so that an interrupted run resumes where it stopped.
 import Datasets
 import Foundation
+import Support
 import Tensors
 
 /// How the protocols run.
@@ -26,13 +27,19 @@ public struct SVMSettings: Sendable, Equatable {
 
   public var effectiveWorkers: Int { deterministic ? 1 : (workers > 0 ? workers : Threads.count) }
 
-  /// The provenance text of these settings (stored as the run's protocol variant and in journal keys).
-  public var variantDescription: String {
-    let costText = costs == referenceSVMCosts ? "reference-19" : costs.map { "\($0)" }.joined(separator: ",")
-    return "costs=\(costText); solver=liblinear-2.3.0 L2R_L2LOSS_SVC_DUAL max_iter=1000"
-      + (liblinear.finishCappedFits ? " then L2R_L2LOSS_SVC from the dual's w at the cap; " : " (stop at cap); ")
-      + "w+=\(liblinear.positiveWeight) w-=\(liblinear.negativeWeight) B=\(liblinear.bias) eps=\(liblinear.epsilon); "
-      + "cv=StratifiedKFold(\(folds)) sklearn-AP; test=all-point-AP(calculate_ap)"
+  /// These settings as protocol-variant facets (the run's stored variant and the SVM journal keys read them):
+  /// costs, solver and its cap rule, class weights, bias, tolerance, CV and the AP rules.
+  public var variant: ProtocolVariant {
+    var variant = ProtocolVariant()
+    variant["costs"] = costs == referenceSVMCosts ? "reference-19" : costs.map { "\($0)" }.joined(separator: ",")
+    variant["solver"] = "liblinear-2.3.0:L2R_L2LOSS_SVC_DUAL:max_iter=1000:"
+      + (liblinear.finishCappedFits ? "then-L2R_L2LOSS_SVC-at-cap" : "stop-at-cap")
+    variant["class-weights"] = "+\(liblinear.positiveWeight),-\(liblinear.negativeWeight)"
+    variant["bias"] = "\(liblinear.bias)"
+    variant["eps"] = "\(liblinear.epsilon)"
+    variant["cv"] = "StratifiedKFold(\(folds)):sklearn-AP"
+    variant["test-ap"] = "all-point(calculate_ap)"
+    return variant
   }
 }
 

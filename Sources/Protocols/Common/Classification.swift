@@ -1,0 +1,89 @@
+// What the frozen-backbone classification protocols (linear probes, kNN) share: choosing the config for a dataset
+// folder, the work directory and log, the feature cache, and feature extraction with the test transform.
+import Datasets
+import Evaluation
+import Foundation
+import Results
+import Support
+import Training
+
+/// Which embedded-data layout a folder has: Fashion-MNIST IDX files, CIFAR batches or an ImageNet train/val tree.
+public func detectClassificationData(_ path: String) -> ClassificationDataKind? {
+  let manager = FileManager.default
+  func exists(_ name: String) -> Bool { manager.fileExists(atPath: (path as NSString).appendingPathComponent(name)) }
+  func isDirectory(_ name: String) -> Bool {
+    var flag: ObjCBool = false
+    return manager.fileExists(atPath: (path as NSString).appendingPathComponent(name), isDirectory: &flag)
+      && flag.boolValue
+  }
+  if exists("train-images-idx3-ubyte.gz") || exists("train-images-idx3-ubyte") { return .fashionMNIST }
+  if exists("data_batch_1.bin") || exists("test_batch.bin") { return .cifar10 }
+  return isDirectory("train") && isDirectory("val") ? .imageFolder : nil
+}
+
+/// CIFAR statistics for the quick configs when the data folder holds CIFAR batches.
+public let cifarOverrides = ["data.kind=cifar10", "data.mean=[0.4914, 0.4822, 0.4465]",
+                             "data.std=[0.2470, 0.2435, 0.2616]"]
+
+/// A config file's text, or an error naming the file.
+func readConfigFile(_ path: String) throws -> String {
+  do { return try String(contentsOf: URL(fileURLWithPath: path), encoding: .utf8) } catch {
+    throw ConfigError.unreadable(source: path, reason: (error as NSError).localizedDescription)
+  }
+}
+
+/// A config file's name without extension: the name of its work directory and of the config in reports.
+func configFileName(_ path: String) -> String { URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent }
+
+/// Where a protocol run keeps its files, and its log.
+public struct WorkArea {
+  public let directory: URL
+  public let log: LogFile
+
+  /// Creates `directory` and opens `directory/log.txt`.
+  public init(_ directory: URL) throws {
+    do { try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true) } catch {
+      throw ProtocolError.unwritable(path: directory.path, reason: (error as NSError).localizedDescription)
+    }
+    self.directory = directory
+    log = try LogFile(directory.appendingPathComponent("log.txt"))
+  }
+}
+
+/// The on-disk feature cache at `directory` (nil: in memory only); corrupt files are reported to `log` and rebuilt.
+public func openFeatureCache(_ directory: URL?, log: LogFile) throws -> FeatureCache? {
+  guard let directory else { return nil }
+  do {
+    return try FeatureCache(directory: directory) { warning in log.write("warning: \(warning)") }
+  } catch {
+    throw ProtocolError.invalidRequest(
+      reason: "Cannot use the feature cache \(directory.path): \(error).",
+      hint: "Choose another folder with --feature-cache DIR, or run with --no-feature-cache.")
+  }
+}
+
+/// Extracts `layers` of `source` with the test transform (Resize → CenterCrop → Normalize) through the shared
+/// `FeatureExtractor` and cache, reporting progress as `what`.
+func extractFeatures(_ evaluation: EvaluationBackbone, source: ClassificationSource, data: ClassificationDataConfig,
+                     layers: [FeatureLayer], cache: FeatureCache?, progress: ProgressReporter,
+                     what: String) throws -> ExtractedFeatures {
+  let channels = evaluation.backbone.config.inChannels
+  let transform = EvaluationTransform(resize: data.resize, size: data.crop, mode: .centerCrop,
+                                      normalization: data.normalization(channels: channels))
+  let request = FeatureExtractionRequest(checkpointSHA256: evaluation.featureKey, source: source,
+                                         transform: transform, layers: layers, batchSize: data.extractBatchSize)
+  progress.begin()
+  return try FeatureExtractor(backbone: evaluation.backbone).extract(request, cache: cache) { done, total in
+    progress.count(what, done: done, total: total)
+  }
+}
+
+/// The variant facets every classification protocol shares: input size, subsets, random init.
+func classificationVariant(_ data: ClassificationDataConfig, isRandomInit: Bool) -> ProtocolVariant {
+  var variant = ProtocolVariant()
+  if data.crop != 224 || data.resize != 256 { variant["resize"] = "\(data.resize)"; variant["crop"] = "\(data.crop)" }
+  if data.limit > 0 { variant["train-limit"] = "\(data.limit)" }
+  if data.testLimit > 0 { variant["test-limit"] = "\(data.testLimit)" }
+  if isRandomInit { variant.flag("random-init") }
+  return variant
+}

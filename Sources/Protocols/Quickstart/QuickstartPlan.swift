@@ -1,0 +1,75 @@
+// The protocol requests of `quickstart` (the README's first command): the quick pretraining, its random-init twin,
+// and for both backbones the scene SVMs, the multi-head linear probe and kNN — built here as values, so the CLI
+// runs the same library calls a user's commands run and a test can read what would run.
+import Evaluation
+import Foundation
+import Training
+
+public struct QuickstartPlan {
+  /// Where every step keeps its files.
+  public var workDirectory: URL
+  public var database: String
+  /// The seed of every step (pretraining, random-init twin, low-shot draws, probes); nil: each config's own (0).
+  public var seed: UInt64?
+  /// Wall-clock cap of the pretraining in minutes.
+  public var pretrainMinutes: Double
+  /// Input side of the scene SVM features (the quick backbone has a CIFAR stem and was trained at 32).
+  public var sceneImageSize: Int
+
+  public init(workDirectory: URL, database: String, seed: UInt64?, pretrainMinutes: Double, sceneImageSize: Int) {
+    self.workDirectory = workDirectory
+    self.database = database
+    self.seed = seed
+    self.pretrainMinutes = pretrainMinutes
+    self.sceneImageSize = sceneImageSize
+  }
+
+  /// The label reports show for the pretrained checkpoint, and for its random-init twin.
+  public static let pretrainedLabel = PretrainConfig.quickDefaultName
+  public static let randomLabel = PretrainConfig.quickDefaultName + " (random init)"
+
+  public var pretrainDirectory: URL { workDirectory.appendingPathComponent("pretrain") }
+  public var randomInitCheckpoint: URL { workDirectory.appendingPathComponent("random_init.safetensors") }
+  public var sceneDirectory: URL { workDirectory.appendingPathComponent("scenes") }
+  public var sceneDevkit: URL { sceneDirectory.appendingPathComponent("VOCdevkit/VOC2007") }
+  var featureCache: URL { workDirectory.appendingPathComponent("feature_cache") }
+
+  /// The quick config under the time cap, without its own kNN monitor (the kNN step measures both backbones on
+  /// the full test set), resuming whatever an interrupted quickstart left.
+  public func pretrainRequest() throws -> PretrainRequest {
+    let (config, name) = try PretrainRequest.config(
+      file: nil, overrides: ["schedule.max_minutes=\(pretrainMinutes)", "monitor.knn_at_end=false"], seed: seed)
+    return PretrainRequest(config: config, configName: name, workDirectory: pretrainDirectory, resume: .auto,
+                           database: database)
+  }
+
+  /// VOC07 SVMs and low-shot SVMs on the scene devkit.
+  public func sceneSVMRequest(checkpoint: String, label: String, slug: String) -> VOCSVMRequest {
+    var request = VOCSVMRequest(input: .checkpoint(BackboneRequest(checkpoint: checkpoint), data: sceneDevkit.path),
+                                database: database, featureCache: featureCache)
+    request.lowShotKs = referenceLowShotKs
+    request.imageSize = sceneImageSize
+    request.seed = seed ?? 0
+    request.label = label
+    request.workDirectory = workDirectory.appendingPathComponent("voc-svm/\(slug)")
+    return request
+  }
+
+  /// The multi-head linear probe on Fashion-MNIST, on cached features.
+  public func linearRequest(checkpoint: String, label: String, slug: String) throws -> LinearProbeRequest {
+    let (config, name) = try LinearProbeRequest.config(file: nil, data: nil, head: .mhead, overrides: [],
+                                                       cacheFeatures: true, seed: seed)
+    return LinearProbeRequest(backbone: BackboneRequest(checkpoint: checkpoint), config: config, configName: name,
+                              label: label, workDirectory: workDirectory.appendingPathComponent("linear/\(slug)"),
+                              database: database, featureCache: featureCache)
+  }
+
+  /// Weighted kNN on Fashion-MNIST: the bank is the 10,000 training images the linear probe uses (their features
+  /// are extracted once more for the GAP layer); the queries are all 10,000 test images.
+  public func knnRequest(checkpoint: String, label: String, slug: String) throws -> KNNRequest {
+    let (config, name) = try KNNRequest.config(file: nil, data: nil, overrides: ["data.limit=10000"], seed: seed)
+    return KNNRequest(backbone: BackboneRequest(checkpoint: checkpoint), config: config, configName: name,
+                      label: label, workDirectory: workDirectory.appendingPathComponent("knn/\(slug)"),
+                      database: database, featureCache: featureCache)
+  }
+}

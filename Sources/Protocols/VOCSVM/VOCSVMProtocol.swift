@@ -1,0 +1,387 @@
+// `run voc-svm`: VOC07 linear SVMs per layer (PROTOCOLS §2) and low-shot SVMs (§3) through liblinear, with every
+// finished unit journaled in the work directory (a rerun resumes), every score in the results store, and the
+// reference README's VOC table.
+import Checkpoints
+import Datasets
+import Dispatch
+import Evaluation
+import Foundation
+import Models
+import Results
+import Support
+import Tensors
+
+/// One VOC07 SVM evaluation, as the CLI or quickstart asks for it.
+public struct VOCSVMRequest {
+  /// Where the features come from.
+  public enum Input {
+    /// A backbone and a VOC year directory (ImageSets/Main with <class>_trainval/test lists).
+    case checkpoint(BackboneRequest, data: String)
+    /// Features already extracted, in the layout `exportFeatures` writes.
+    case features(directory: String)
+  }
+
+  public var input: Input
+  /// Layers among feature1 … feature5 (nil: all; with `.features`: every one in the directory).
+  public var layers: [String]?
+  public var settings = SVMSettings()
+  /// Square input side (nil: 224, or 32 for CIFAR-stem backbones); not 224 means adaptive pooling.
+  public var imageSize: Int?
+  /// Short side before the squash (nil: 256, or the image size when that is given).
+  public var resize: Int?
+  /// Per-channel Normalize mean and std (x/255); nil: ImageNet's, or Fashion-MNIST's for one channel.
+  public var mean: [Float]?
+  public var std: [Float]?
+  /// Images per forward pass during feature extraction.
+  public var batchSize = 32
+  /// Low-shot SVMs: the k values (nil: none).
+  public var lowShotKs: [Int]?
+  /// Read the low-shot samples from this directory instead of drawing them with `seed`.
+  public var lowShotSamples: String?
+  /// Seed of the low-shot draw and of the backbone's initialisation.
+  public var seed: UInt64 = 0
+  /// Write the features, labels (and low-shot samples) as .npy files here.
+  public var exportFeatures: String?
+  /// The name reports show (default: the checkpoint's or the feature directory's file name).
+  public var label: String?
+  /// Journal and log directory (default: work_dirs/voc-svm/<label>).
+  public var workDirectory: URL?
+  public var database: String
+  /// The feature cache (nil: extract in memory only).
+  public var featureCache: URL?
+
+  public init(input: Input, database: String, featureCache: URL?) {
+    self.input = input
+    self.database = database
+    self.featureCache = featureCache
+  }
+}
+
+/// What a finished VOC SVM run produced.
+public struct VOCSVMResult {
+  public var runID: RunID
+  public var label: String
+  public var full: [FullSVMResult]
+  public var lowShot: [String: LowShotResult]
+  public var lowShotKs: [Int]
+  /// Low-shot class/k pairs that had fewer images than asked (all were used).
+  public var shortfalls: [String]
+
+  /// The reference README's VOC table (Best Layer, SVM, k=1 … k=96; low-shot at the best layer), then per layer.
+  public var table: Table {
+    let best = full.max { $0.mAP < $1.mAP }
+    func lowShotCells(_ layer: String?) -> [String] {
+      lowShotKs.map { k in
+        guard let layer, let result = lowShot[layer], let summary = result.summaries.first(where: { $0.k == k })
+        else { return "–" }
+        return String(format: "%.2f", 100 * summary.mean)
+      }
+    }
+    var rows = [[label, best?.layer ?? "–", best.map { String(format: "%.2f", 100 * $0.mAP) } ?? "–"]
+                + lowShotCells(best?.layer)]
+    if full.count > 1 {
+      for result in full {
+        rows.append(["  \(result.layer)", "", String(format: "%.2f", 100 * result.mAP)] + lowShotCells(result.layer))
+      }
+    }
+    return Table(title: "VOC07 SVM", columns: ["Self-Supervised Config", "Best Layer", "SVM"] + lowShotKs.map { "k=\($0)" },
+                 rows: rows)
+  }
+
+  /// `voc07-svm` mAP (per-class test APs) and, per cost, the CV AP (mean over classes of the 3-fold means), and the
+  /// chosen cost per class.
+  public static func scores(_ result: FullSVMResult) -> [Score] {
+    var scores = [Score(benchmark: Benchmark.voc07SVM, metric: "mAP", layer: result.layer, value: 100 * result.mAP,
+                        count: result.classes.count,
+                        perClass: zip(result.classes, result.testAP).map { ClassValue(className: $0, value: 100 * $1) })]
+    for (costIndex, cost) in result.costs.enumerated() {
+      let perClass = result.classes.indices.map { result.meanCV($0, costIndex) }
+      scores.append(Score(benchmark: Benchmark.voc07SVM, metric: "cv-AP", layer: result.layer, cost: cost,
+                          value: 100 * perClass.reduce(0, +) / Double(perClass.count), count: perClass.count,
+                          perClass: zip(result.classes, perClass).map { ClassValue(className: $0, value: 100 * $1) }))
+    }
+    scores.append(Score(benchmark: Benchmark.voc07SVM, metric: "chosen-cost", layer: result.layer,
+                        value: result.costs[result.chosenCost.first ?? 0], count: result.classes.count,
+                        perClass: zip(result.classes, result.chosenCost).map {
+                          ClassValue(className: $0, value: result.costs[$1])
+                        }))
+    return scores
+  }
+
+  /// `voc07-lowshot-svm` per k: mAP (mean over samples at the chosen cost, with std), min, max, the chosen cost;
+  /// and every (k, sample, cost) mAP with its per-class APs.
+  public static func scores(_ result: LowShotResult) -> [Score] {
+    var scores: [Score] = []
+    for summary in result.summaries {
+      let samples = result.classAP[summary.k]!.count
+      let k = summary.k
+      scores.append(Score(benchmark: Benchmark.voc07LowShotSVM, metric: "mAP", layer: result.layer, k: k,
+                          value: 100 * summary.mean, count: samples, std: 100 * summary.std))
+      scores.append(Score(benchmark: Benchmark.voc07LowShotSVM, metric: "mAP-min", layer: result.layer, k: k,
+                          value: 100 * summary.min, count: samples))
+      scores.append(Score(benchmark: Benchmark.voc07LowShotSVM, metric: "mAP-max", layer: result.layer, k: k,
+                          value: 100 * summary.max, count: samples))
+      scores.append(Score(benchmark: Benchmark.voc07LowShotSVM, metric: "chosen-cost", layer: result.layer, k: k,
+                          value: result.costs[summary.chosenCost]))
+      for sample in 0..<samples {
+        for (costIndex, cost) in result.costs.enumerated() {
+          let aps = result.classAP[k]![sample][costIndex]
+          scores.append(Score(benchmark: Benchmark.voc07LowShotSVM, metric: "mAP", layer: result.layer, k: k,
+                              sample: sample + 1, cost: cost,
+                              value: 100 * result.mAP(k: k, sample: sample, cost: costIndex), count: aps.count,
+                              perClass: zip(result.classes, aps).map { ClassValue(className: $0, value: 100 * $1) }))
+        }
+      }
+    }
+    return scores
+  }
+}
+
+public enum VOCSVMProtocol {
+  /// What the SVM stage needs, from a checkpoint and a devkit or from a feature directory.
+  struct Inputs {
+    var label: String
+    var work: WorkArea
+    var run: NewRun
+    /// Names the features in journal keys (checkpoint hash, dataset, transform, pooling — or the files' hash).
+    var identity: String
+    var draw: LowShotDraw?
+    var classes: Int
+    /// Extracts or reads the layers (inside the stored run, so a failure marks it failed).
+    var layers: () throws -> [SVMLayerData]
+  }
+
+  public static func run(_ request: VOCSVMRequest) throws -> VOCSVMResult {
+    let start = DispatchTime.now()
+    let settings = request.settings
+    let inputs = switch request.input {
+    case let .checkpoint(backbone, data): try checkpointInputs(request, backbone: backbone, data: data)
+    case let .features(directory): try featureDirectoryInputs(request, directory: URL(fileURLWithPath: directory))
+    }
+    let log = inputs.work.log
+    let lowShotKs = request.lowShotKs ?? []
+    if let draw = inputs.draw, !draw.shortfalls.isEmpty {
+      log.write("low-shot: fewer images than asked for (rule: use all of them): "
+                  + draw.shortfalls.prefix(10).joined(separator: "; ") + (draw.shortfalls.count > 10 ? "; …" : ""))
+    }
+    let store = try ResultsStore(path: request.database)
+    return try store.recording(inputs.run, log: log) { recorded in
+      let layerData = try inputs.layers()
+      if let exportFeatures = request.exportFeatures {
+        try exportSVMInputs(to: URL(fileURLWithPath: exportFeatures), layers: layerData, lowShot: inputs.draw)
+        log.write("exported features and labels to \(exportFeatures)")
+      }
+      let progress = ProgressReporter(log: log, interval: 2)
+      var full: [FullSVMResult] = []
+      var lowShotResults: [String: LowShotResult] = [:]
+      for (index, data) in layerData.enumerated() {
+        let layer = try SVMLayer(data, settings: settings)
+        if index == 0 {
+          let seconds = try layer.estimateFullSeconds(settings: settings) * Double(layerData.count)
+          log.write("SVM stage: \(layerData.count) layer(s) × \(inputs.classes) classes × "
+                      + "\(settings.costs.count) costs × (\(settings.folds) folds + final) on "
+                      + "\(settings.effectiveWorkers) workers; estimate \(Console.duration(seconds))"
+                      + (inputs.draw != nil ? " + low-shot" : ""))
+        }
+        let identity = inputs.identity + "|\(data.layer)"
+        let journal = try SVMJournal(directory: inputs.work.directory,
+                                     key: identity + "|full|" + settings.variant.canonical)
+        let result = try layer.runFull(settings: settings, journal: journal) {
+          progress.stage($0.stage, done: $0.done, total: $0.total, resumed: $0.resumed)
+        }
+        full.append(result)
+        try recorded.add(VOCSVMResult.scores(result))
+        log.write(String(format: "%@: mAP %.2f (chosen costs %@)", data.layer, 100 * result.mAP,
+                         result.chosenCost.map { "\(result.costs[$0])" }.joined(separator: ",")))
+        if let draw = inputs.draw {
+          let lowJournal = try SVMJournal(
+            directory: inputs.work.directory,
+            key: identity + "|lowshot|\(draw.source)|\(lowShotKs)|" + settings.variant.canonical)
+          let low = try layer.runLowShot(draw, settings: settings, journal: lowJournal) {
+            progress.stage($0.stage, done: $0.done, total: $0.total, resumed: $0.resumed)
+          }
+          lowShotResults[data.layer] = low
+          try recorded.add(VOCSVMResult.scores(low))
+          log.write("\(data.layer) low-shot: " + low.summaries.map {
+            String(format: "k=%d %.2f±%.2f", $0.k, 100 * $0.mean, 100 * $0.std)
+          }.joined(separator: "  "))
+        }
+        let paths = layer.fitPaths
+        if paths.finishedByPrimal + paths.stoppedAtCap > 0 { log.write("\(data.layer) " + paths.description) }
+      }
+      let seconds = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
+      log.write("finished in \(Console.duration(seconds)); results run \(recorded.id) in \(request.database)")
+      return VOCSVMResult(runID: recorded.id, label: inputs.label, full: full, lowShot: lowShotResults,
+                          lowShotKs: lowShotKs, shortfalls: inputs.draw?.shortfalls ?? [])
+    }
+  }
+
+  /// The low-shot samples: read from `lowShotSamples`, drawn with the seed for `lowShotKs`, or none.
+  static func lowShotDraw(_ request: VOCSVMRequest, trainLabels: SVMLabels) throws -> LowShotDraw? {
+    guard let ks = request.lowShotKs else { return nil }
+    if let directory = request.lowShotSamples {
+      return try readLowShotSamples(directory: URL(fileURLWithPath: directory), ks: ks, images: trainLabels.images,
+                                    classes: trainLabels.classes.count)
+    }
+    return drawLowShotSamples(labels: trainLabels, ks: ks, seed: request.seed)
+  }
+
+  /// The SVM settings, the difficult rule and the low-shot draw as variant facets.
+  static func variant(_ request: VOCSVMRequest, draw: LowShotDraw?) -> ProtocolVariant {
+    var variant = request.settings.variant
+    variant["difficult"] = "negative-in-train,excluded-at-test"
+    if let draw {
+      variant["lowshot"] = draw.source.replacingOccurrences(of: " ", with: "_")
+      variant["lowshot-k"] = (request.lowShotKs ?? []).map(String.init).joined(separator: ",")
+      variant["lowshot-samples"] = "\(draw.sampleCount)"
+      if !draw.shortfalls.isEmpty { variant["lowshot-shortfalls"] = "all-used(\(draw.shortfalls.count))" }
+    }
+    return variant
+  }
+
+  static func workArea(_ request: VOCSVMRequest, label: String) throws -> WorkArea {
+    try WorkArea(request.workDirectory ?? URL(fileURLWithPath: "work_dirs/voc-svm/\(label)"))
+  }
+
+  static func jsonObject(_ values: [String: String]) -> String {
+    let data = (try? JSONSerialization.data(withJSONObject: values, options: [.sortedKeys])) ?? Data("{}".utf8)
+    return String(decoding: data, as: UTF8.self)
+  }
+
+  /// A checkpoint and a devkit: the backbone, the devkit, the transform; features extracted (or read from the
+  /// cache) when the run starts.
+  static func checkpointInputs(_ request: VOCSVMRequest, backbone backboneRequest: BackboneRequest,
+                               data: String) throws -> Inputs {
+    let layerList = try (request.layers ?? FeatureLayer.stages.map(\.rawValue)).map { name in
+      guard let layer = FeatureLayer(rawValue: name), layer != .avgpool else {
+        throw ProtocolError.invalidRequest(reason: "'\(name)' is not a VOC SVM layer.",
+                                           hint: "Give layers among feature1 … feature5.")
+      }
+      return layer
+    }
+    var backboneRequest = backboneRequest
+    backboneRequest.seed = request.seed
+    let evaluation = try BackboneBuilder.build(backboneRequest)
+    let checkpoint = backboneRequest.checkpoint
+    let label = request.label ?? URL(fileURLWithPath: checkpoint).deletingPathExtension().lastPathComponent
+    let work = try workArea(request, label: label)
+    let log = work.log
+    let config = evaluation.backbone.config
+    let sha = evaluation.sha256
+
+    // Data and preprocessing.
+    let source = try VOCImageSource(root: URL(fileURLWithPath: data))
+    let size = request.imageSize ?? (config.cifarStem ? 32 : 224)
+    let resizeSide = request.resize ?? (request.imageSize != nil || config.cifarStem ? size : 256)
+    let normalization = try makeNormalization(request, channels: config.inChannels)
+    let transform = EvaluationTransform(resize: resizeSide, size: size, mode: .squash, normalization: normalization)
+    let extractor = FeatureExtractor(backbone: evaluation.backbone)
+    let pooling = extractor.pooling(forInputSize: size)
+    let trainLabels = source.trainLabels
+    let testLabels = source.testLabels
+    let draw = try lowShotDraw(request, trainLabels: trainLabels)
+
+    var variant = variant(request, draw: draw)
+    variant["pooling"] = pooling == .specified ? "specified(MMSelfSup-AvgPool2d)" : "adaptive(12/6/4/3/2)"
+    variant["transform"] = "Resize(\(resizeSide))→squash(\(size))"
+    variant["mean"] = normalization.mean.map { "\($0)" }.joined(separator: ",")
+    variant["std"] = normalization.std.map { "\($0)" }.joined(separator: ",")
+    if evaluation.isRandomInit { variant.flag("random-init") }
+    log.write("simsiam-bench \(codeVersion) run voc-svm \(label): \(config.depth)-layer ResNet, "
+                + "\(CheckpointLayout(rawValue: evaluation.layout)?.displayName ?? evaluation.layout), "
+                + "sha256 \(sha.prefix(12)); \(source.count) images (\(trainLabels.images) trainval, "
+                + "\(testLabels.images) test), \(trainLabels.classes.count) classes; layers "
+                + "\(layerList.map(\.rawValue).joined(separator: ",")); \(Threads.count) threads")
+    if let report = evaluation.report { log.write(report.rendered(), echo: false) }
+    log.write("protocol: \(variant.canonical)")
+    let configJSON = jsonObject([
+      "checkpoint": checkpoint, "data": data, "layers": layerList.map(\.rawValue).joined(separator: ","),
+      "costs": request.settings.costs.map { "\($0)" }.joined(separator: ","),
+      "ap_cv": "sklearn average_precision_score", "ap_test": "all-point (svm_helper.calculate_ap)",
+      "pooling": pooling.rawValue, "image_size": "\(size)", "resize": "\(resizeSide)", "seed": "\(request.seed)",
+      "low_shot": draw?.source ?? "off", "low_shot_shortfalls": draw?.shortfalls.joined(separator: "; ") ?? "",
+      "work_dir": work.directory.path,
+    ])
+    let run = NewRun(
+      kind: .evaluate, protocolName: Benchmark.voc07SVM, label: label, config: configJSON, checkpointPath: checkpoint,
+      checkpointSHA256: sha, checkpointLayout: evaluation.layout, datasetPath: data,
+      datasetFingerprint: source.fingerprint, protocolVariant: variant.stored, codeVersion: codeVersion,
+      threads: Threads.count)
+    let featureCache = request.featureCache
+    let batchSize = request.batchSize
+    return Inputs(
+      label: label, work: work, run: run,
+      identity: "features=\(evaluation.featureKey)|\(source.fingerprint)|Resize(\(resizeSide))→squash(\(size)) "
+        + "mean=\(normalization.mean) std=\(normalization.std)|\(pooling.rawValue)",
+      draw: draw, classes: trainLabels.classes.count,
+      layers: {
+        let progress = ProgressReporter(log: log, interval: 2)
+        let extraction = FeatureExtractionRequest(checkpointSHA256: evaluation.featureKey, source: source,
+                                                  transform: transform, layers: layerList, batchSize: batchSize)
+        log.write("extracting features of \(source.count) images")
+        progress.begin()
+        let features = try extractor.extract(extraction, cache: try openFeatureCache(featureCache, log: log)) {
+          done, total in progress.count("extract", done: done, total: total)
+        }
+        if features.computedLayers.count < layerList.count {
+          log.write("feature cache: reused \(layerList.count - features.computedLayers.count) of \(layerList.count) "
+                      + "layer(s) from \(featureCache?.path ?? "-")")
+        }
+        let split = source.splits.splitAt
+        return layerList.map { layer -> SVMLayerData in
+          let matrix = features.matrices[layer]!
+          return SVMLayerData(layer: layer.rawValue, train: matrix.rows(0..<split),
+                              test: matrix.rows(split..<matrix.rows), trainLabels: trainLabels, testLabels: testLabels,
+                              trainLocation: { source.location(of: $0) },
+                              testLocation: { source.location(of: split + $0) })
+        }
+      })
+  }
+
+  /// A feature directory: the classes, labels and features of a directory in the export layout, read up front.
+  static func featureDirectoryInputs(_ request: VOCSVMRequest, directory: URL) throws -> Inputs {
+    let files = try readSVMInputs(from: directory, layers: request.layers)
+    let label = request.label ?? directory.lastPathComponent
+    let work = try workArea(request, label: label)
+    let log = work.log
+    let first = files.layers[0]
+    let draw = try lowShotDraw(request, trainLabels: first.trainLabels)
+    var variant = variant(request, draw: draw)
+    variant["features"] = "npy-files(pooling-and-transform-as-their-producer-made-them)"
+    log.write("simsiam-bench \(codeVersion) run voc-svm \(label): features from \(directory.path) (sha256 "
+                + "\(files.sha256.prefix(12))); \(first.trainLabels.images) trainval, \(first.testLabels.images) "
+                + "test images, \(first.trainLabels.classes.count) classes; layers "
+                + files.layers.map { "\($0.layer) (\($0.train.columns) dims)" }.joined(separator: ", ")
+                + "; \(Threads.count) threads")
+    log.write("protocol: \(variant.canonical)")
+    let configJSON = jsonObject([
+      "features": directory.path, "layers": files.layers.map(\.layer).joined(separator: ","),
+      "costs": request.settings.costs.map { "\($0)" }.joined(separator: ","),
+      "ap_cv": "sklearn average_precision_score", "ap_test": "all-point (svm_helper.calculate_ap)",
+      "seed": "\(request.seed)", "low_shot": draw?.source ?? "off",
+      "low_shot_shortfalls": draw?.shortfalls.joined(separator: "; ") ?? "", "work_dir": work.directory.path,
+    ])
+    let run = NewRun(
+      kind: .evaluate, protocolName: Benchmark.voc07SVM, label: label, config: configJSON,
+      checkpointPath: directory.path, checkpointSHA256: files.sha256, checkpointLayout: "npy-features",
+      datasetPath: directory.path, datasetFingerprint: files.sha256, protocolVariant: variant.stored,
+      codeVersion: codeVersion, threads: Threads.count)
+    return Inputs(label: label, work: work, run: run, identity: "npy=\(files.sha256)", draw: draw,
+                  classes: first.trainLabels.classes.count, layers: { files.layers })
+  }
+
+  static func makeNormalization(_ request: VOCSVMRequest, channels: Int) throws -> Normalization {
+    func checked(_ values: [Float]?, _ fallback: [Float], _ name: String) throws -> [Float] {
+      guard let values else { return fallback }
+      guard values.count == channels else {
+        throw ProtocolError.invalidRequest(reason: "The \(name) has \(values.count) value(s) for a \(channels)-channel "
+                                             + "backbone.", hint: "Give \(channels) comma-separated number(s).")
+      }
+      return values
+    }
+    let defaults: ([Float], [Float]) = channels == 3
+      ? (Normalization.imagenet.mean, Normalization.imagenet.std)
+      : ([Float](repeating: 0.2860, count: channels), [Float](repeating: 0.3530, count: channels))
+    return Normalization(mean: try checked(request.mean, defaults.0, "mean"), std: try checked(request.std, defaults.1, "std"))
+  }
+}
