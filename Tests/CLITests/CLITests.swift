@@ -238,3 +238,19 @@ import Results
     #expect(throws: ExitCode.failure) { try list.run() }
   }
 }
+
+@Suite struct QuickstartSeedTests {
+  /// Issue 13: `quickstart --seed 7` was ignored (the inner pretrain saw --seed in the outer process's arguments and
+  /// forced its default). Every protocol request of the plan carries the seed.
+  @Test func theSeedReachesEveryStep() throws {
+    let command = try #require(try SimSiamBench.parseAsRoot(["quickstart", "--seed", "7", "--work-dir", "/tmp/qs"])
+                                 as? Quickstart)
+    let plan = command.plan
+    #expect(try plan.pretrainRequest().config.seed == 7)
+    #expect(plan.sceneSVMRequest(checkpoint: "c", label: "l", slug: "s").seed == 7)
+    #expect(try plan.linearRequest(checkpoint: "c", label: "l", slug: "s").config.seed == 7)
+    #expect(try plan.knnRequest(checkpoint: "c", label: "l", slug: "s").config.seed == 7)
+    let unseeded = try #require(try SimSiamBench.parseAsRoot(["quickstart"]) as? Quickstart)
+    #expect(try unseeded.plan.pretrainRequest().config.seed == 0)
+  }
+}

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import Checkpoints
+import Results
 import Training
 @testable import SimSiamBenchCLI
 
@@ -102,5 +103,14 @@ import Training
     #expect(differing.isEmpty, "tensors differing after kill + resume: \(differing.prefix(5))")
     let metadata = try SafeTensors(contentsOf: killed.appendingPathComponent("epoch_3.safetensors")).metadata
     #expect(metadata["iteration"] == "18" && metadata["epoch"] == "3")
+
+    // One training, one run: the resumed process continued the killed run's row (issue 13) and recorded the resume.
+    let store = try ResultsStore(path: database.path)
+    let runs = try store.runs()
+    #expect(runs.count == 2, "the reference run and the killed-then-resumed one: \(runs.map(\.runID))")
+    #expect(runs.map(\.status) == [.finished, .finished])
+    let resumes = try store.resumes(run: try #require(runs.last).runID)
+    #expect(resumes.map(\.previousStatus) == ["died"] && resumes.first?.fromEpoch == 1)
+    #expect(try store.epochMetrics(run: try #require(runs.last).runID).map(\.epoch) == [1, 2, 3])
   }
 }

@@ -51,7 +51,7 @@ import Tensors
       #expect(run.protocolName == "synthetic-linear")
       #expect(run.label == "tiny")
       #expect(run.checkpointSHA256?.count == 64)
-      #expect((run.protocolVariant ?? "").contains("adaptive-pooling") == (head == .mhead))
+      #expect((run.protocolVariant ?? "").contains("pooling=adaptive") == (head == .mhead))
       #expect((run.protocolVariant ?? "").contains("cached-features") == cached)
       let scores = try store.scores(run: run.runID)
       let final = scores.filter(\.isProtocolResult)

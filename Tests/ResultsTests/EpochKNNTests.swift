@@ -42,7 +42,8 @@ import Testing
       #expect(!columns.contains("knn_top1"))
     }
     let store = try ResultsStore(path: database.path)
-    #expect(try store.appliedMigrations() == ["v1-runs-scores-epochs", "v2-epoch-knn-top1", "v3-score-epoch"])
+    #expect(try store.appliedMigrations() == ["v1-runs-scores-epochs", "v2-epoch-knn-top1", "v3-score-epoch",
+                                               "v4-run-resume"])
     let epochs = try store.epochMetrics(run: RunID(1))
     #expect(epochs.count == 1)
     #expect(epochs.first?.loss == -0.4 && epochs.first?.outputStd == 0.03 && epochs.first?.knnTop1 == nil)

@@ -179,3 +179,21 @@ struct Interrupted: Error {}
     #expect(monitor.accuracy(of: trainer.model.backbone) == 1)
   }
 }
+
+@Suite struct PretrainEpochOrderTests {
+  /// Issue 13: an epoch's stored row was written (by `onEpoch`) before its checkpoint, so a crash in between left a
+  /// row for an epoch with no checkpoint. `onEpoch` now hears of each epoch only once its checkpoint is on disk.
+  @Test func onEpochSeesTheEpochsCheckpointOnDisk() throws {
+    let folder = try temporaryFolder()
+    defer { try? FileManager.default.removeItem(at: folder) }
+    let trainer = try makeTinyPretrainer(try tinyPretrainConfig(["schedule.epochs=2", "checkpoint.keep=0"]),
+                                         workDirectory: folder)
+    var seen: [(epoch: Int, checkpoints: [String])] = []
+    try trainer.train(onEpoch: { metrics in
+      seen.append((metrics.epoch, Pretrainer.checkpoints(in: folder).map(\.lastPathComponent)))
+    })
+    #expect(seen.map(\.epoch) == [1, 2])
+    #expect(seen[0].checkpoints.contains("epoch_1.safetensors"))
+    #expect(seen[1].checkpoints.contains("epoch_2.safetensors"))
+  }
+}
