@@ -5,6 +5,7 @@ import Evaluation
 import Foundation
 import Results
 import Support
+import Tensors
 import Training
 
 /// Which embedded-data layout a folder has: Fashion-MNIST IDX files, CIFAR batches or an ImageNet train/val tree.
@@ -86,4 +87,53 @@ func classificationVariant(_ data: ClassificationDataConfig, isRandomInit: Bool)
   if data.testLimit > 0 { variant["test-limit"] = "\(data.testLimit)" }
   if isRandomInit { variant.flag("random-init") }
   return variant
+}
+
+/// What a frozen-backbone classification protocol opens before its work: the backbone (seeded by the config), the
+/// label, the work area and feature cache, the train and test splits, and the stored run that describes them.
+struct FrozenClassificationSetup {
+  let evaluation: EvaluationBackbone
+  let checkpoint: String
+  let label: String
+  let work: WorkArea
+  let featureCache: FeatureCache?
+  let train: ClassificationSource
+  let test: ClassificationSource
+  let benchmark: String
+
+  var classCount: Int { max(train.classCount, test.classCount) }
+  var log: LogFile { work.log }
+
+  /// - Parameter workDirectory: the request's, else work_dirs/<config name>/<`defaultWorkName(label, default label)`>.
+  init(backbone request: BackboneRequest, seed: UInt64, data: ClassificationDataConfig, label: String?,
+       workDirectory: URL?, configName: String, defaultWorkName: (String, String) -> String, featureCache: URL?,
+       benchmarkSuffix: String) throws {
+    var request = request
+    request.seed = seed
+    evaluation = try BackboneBuilder.build(request)
+    checkpoint = request.checkpoint
+    let defaultLabel = evaluation.defaultLabel(request.checkpoint)
+    self.label = label ?? defaultLabel
+    work = try WorkArea(workDirectory ?? URL(fileURLWithPath: "work_dirs").appendingPathComponent(configName)
+      .appendingPathComponent(defaultWorkName(self.label, defaultLabel)))
+    self.featureCache = try openFeatureCache(featureCache, log: work.log)
+    let channels = evaluation.backbone.config.inChannels
+    train = try ClassificationSource.open(data.location, split: .train, channels: channels)
+    test = try ClassificationSource.open(data.location, split: .test, channels: channels)
+    benchmark = "\(data.location.kind.benchmarkName)-\(benchmarkSuffix)"
+  }
+
+  /// Logs what was loaded (the load report, or the random initialisation's seed).
+  func logBackbone() {
+    if let report = evaluation.report { log.write(report.rendered()) }
+    if evaluation.isRandomInit { log.write("random initialisation (seed \(evaluation.seed)); weights not loaded") }
+  }
+
+  /// The stored run: provenance of the weights, the data and the config.
+  func newRun(configFile: String?, configJSON: String, dataPath: String, variant: ProtocolVariant) -> NewRun {
+    NewRun(kind: .evaluate, protocolName: benchmark, label: label, configFile: configFile, config: configJSON,
+           checkpointPath: checkpoint, checkpointSHA256: evaluation.sha256, checkpointLayout: evaluation.layout,
+           datasetPath: dataPath, datasetFingerprint: "train \(train.fingerprint) test \(test.fingerprint)",
+           protocolVariant: variant.stored, codeVersion: codeVersion, threads: Threads.count)
+  }
 }

@@ -89,36 +89,23 @@ public struct KNNResult {
 public enum KNNProtocol {
   public static func run(_ request: KNNRequest) throws -> KNNResult {
     let config = request.config
-    var backboneRequest = request.backbone
-    backboneRequest.seed = config.seed
-    let evaluation = try BackboneBuilder.build(backboneRequest)
-    let label = request.label ?? evaluation.defaultLabel(backboneRequest.checkpoint)
-    let work = try WorkArea(request.workDirectory
-      ?? URL(fileURLWithPath: "work_dirs").appendingPathComponent(request.configName).appendingPathComponent(label))
-    let log = work.log
-    let featureCache = try openFeatureCache(request.featureCache, log: log)
-
-    let channels = evaluation.backbone.config.inChannels
-    let location = config.data.location
-    let bank = try ClassificationSource.open(location, split: .train, channels: channels)
-    let queries = try ClassificationSource.open(location, split: .test, channels: channels)
-    let classCount = max(bank.classCount, queries.classCount)
-    let benchmark = "\(location.kind.benchmarkName)-knn"
+    let setup = try FrozenClassificationSetup(
+      backbone: request.backbone, seed: config.seed, data: config.data, label: request.label,
+      workDirectory: request.workDirectory, configName: request.configName, defaultWorkName: { label, _ in label },
+      featureCache: request.featureCache, benchmarkSuffix: "knn")
+    let (evaluation, log, bank, queries, label, featureCache) = (setup.evaluation, setup.log, setup.train, setup.test,
+                                                                 setup.label, setup.featureCache)
+    let classCount = setup.classCount, benchmark = setup.benchmark
     var variant = classificationVariant(config.data, isRandomInit: evaluation.isRandomInit)
     if config.knn.k.contains(where: { $0 > bank.count }) { variant["k-clamped-to-bank"] = "\(bank.count)" }
     log.write("simsiam-bench \(codeVersion) run knn (\(request.configName)): \(bank.count) bank / \(queries.count) "
                 + "query images, \(classCount) classes, k \(config.knn.k.map(String.init).joined(separator: "/")), "
                 + "T \(config.knn.temperature), \(Threads.count) threads")
-    if let report = evaluation.report { log.write(report.rendered()) }
-    if evaluation.isRandomInit { log.write("random initialisation (seed \(evaluation.seed)); weights not loaded") }
+    setup.logBackbone()
 
     let store = try ResultsStore(path: request.database)
-    let run = NewRun(
-      kind: .evaluate, protocolName: benchmark, label: label, configFile: request.configFile, config: config.json,
-      checkpointPath: backboneRequest.checkpoint, checkpointSHA256: evaluation.sha256,
-      checkpointLayout: evaluation.layout, datasetPath: config.data.path,
-      datasetFingerprint: "train \(bank.fingerprint) test \(queries.fingerprint)", protocolVariant: variant.stored,
-      codeVersion: codeVersion, threads: Threads.count)
+    let run = setup.newRun(configFile: request.configFile, configJSON: config.json, dataPath: config.data.path,
+                           variant: variant)
     return try store.recording(run, log: log) { recorded in
       let progress = ProgressReporter(log: log, interval: request.logInterval)
       let bankFeatures = try extractFeatures(evaluation, source: bank, data: config.data, layers: [.avgpool],

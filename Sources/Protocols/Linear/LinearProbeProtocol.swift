@@ -131,25 +131,21 @@ public enum LinearProbeProtocol {
 
   public static func run(_ request: LinearProbeRequest) throws -> LinearProbeResult {
     let config = request.config
-    var backboneRequest = request.backbone
-    backboneRequest.seed = config.seed
-    let evaluation = try BackboneBuilder.build(backboneRequest)
-    let label = request.label ?? evaluation.defaultLabel(backboneRequest.checkpoint)
-    let work = try WorkArea(request.workDirectory ?? URL(fileURLWithPath: "work_dirs")
-      .appendingPathComponent(request.configName).appendingPathComponent(evaluation.defaultLabel(backboneRequest.checkpoint)))
-    let directory = work.directory, log = work.log
-    let featureCache = try openFeatureCache(request.featureCache, log: log)
-
+    // The head checkpoints live under the checkpoint's own name, whatever label the reports show.
+    let setup = try FrozenClassificationSetup(
+      backbone: request.backbone, seed: config.seed, data: config.data, label: request.label,
+      workDirectory: request.workDirectory, configName: request.configName,
+      defaultWorkName: { _, checkpointName in checkpointName }, featureCache: request.featureCache,
+      benchmarkSuffix: "linear")
+    let (evaluation, log, train, test, label, featureCache) = (setup.evaluation, setup.log, setup.train, setup.test,
+                                                               setup.label, setup.featureCache)
+    let directory = setup.work.directory
     let backbone = evaluation.backbone
     let channels = backbone.config.inChannels
     let kind = config.kind
     let layers = config.layers
-    let location = config.data.location
-    let train = try ClassificationSource.open(location, split: .train, channels: channels)
-    let test = try ClassificationSource.open(location, split: .test, channels: channels)
-    let classCount = max(train.classCount, test.classCount)
+    let classCount = setup.classCount, benchmark = setup.benchmark
     let pooling = FeatureExtractor(backbone: backbone).pooling(forInputSize: config.data.crop)
-    let benchmark = "\(location.kind.benchmarkName)-linear"
     let optimization = config.optimization
 
     var variant = classificationVariant(config.data, isRandomInit: evaluation.isRandomInit)
@@ -163,8 +159,7 @@ public enum LinearProbeProtocol {
                 + "\(config.optimizer.baseBatchSize)), \(pooling.rawValue) pooling, "
                 + (config.cacheFeatures ? "cached features (protocol deviation)" : "augmented images every epoch")
                 + ", \(Threads.count) threads")
-    if let report = evaluation.report { log.write(report.rendered()) }
-    if evaluation.isRandomInit { log.write("random initialisation (seed \(evaluation.seed)); weights not loaded") }
+    setup.logBackbone()
 
     // Resume state first, so a mismatch fails before any long extraction.
     var generator = SplitMix64.derived(config.seed, 0x4EAD)
@@ -211,12 +206,8 @@ public enum LinearProbeProtocol {
     }
 
     let store = try ResultsStore(path: request.database)
-    let run = NewRun(
-      kind: .evaluate, protocolName: benchmark, label: label, configFile: request.configFile, config: config.json,
-      checkpointPath: backboneRequest.checkpoint, checkpointSHA256: evaluation.sha256,
-      checkpointLayout: evaluation.layout, datasetPath: config.data.path,
-      datasetFingerprint: "train \(train.fingerprint) test \(test.fingerprint)", protocolVariant: variant.stored,
-      codeVersion: codeVersion, threads: Threads.count)
+    let run = setup.newRun(configFile: request.configFile, configJSON: config.json, dataPath: config.data.path,
+                           variant: variant)
     return try store.recording(run, log: log) { recorded in
       // Per-epoch rows: loss and LR as an epoch metric; when evaluated, top-1/top-5 per head with `epoch` set.
       func record(_ report: ProbeEpochReport) throws {
