@@ -32,6 +32,15 @@ public enum RunTables {
     }.joined(separator: "\n") + "\n"
   }
 
+  /// The resumes of a training that continued its run: when, by which process, from where.
+  public static func resumes(_ resumes: [RunResume]) -> Table {
+    Table(title: "Resumes", columns: ["Resumed (UTC)", "Was", "From epoch", "Iteration", "Checkpoint", "Host", "PID"],
+          rows: resumes.map { resume in
+            [timestamp(resume.resumedAt), resume.previousStatus, String(resume.fromEpoch),
+             String(resume.fromIteration), resume.checkpointPath, resume.host, String(resume.pid)]
+          })
+  }
+
   /// A run's scores; per-class values are summarised as a count (see `perClass`).
   public static func scores(_ scores: [Score]) -> Table {
     Table(title: "Scores", columns: ["Benchmark", "Metric", "Layer", "k", "Sample", "Cost", "Epoch", "Value", "Count",

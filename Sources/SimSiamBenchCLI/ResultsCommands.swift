@@ -36,6 +36,8 @@ struct Results: ParsableCommand {
       let scores = try store.scores(run: id)
       text += "\n" + (scores.isEmpty ? "No scores.\n" : RunTables.scores(scores).text())
       if let perClass = RunTables.perClass(scores) { text += "\n" + perClass.text() }
+      let resumes = try store.resumes(run: id)
+      if !resumes.isEmpty { text += "\n" + RunTables.resumes(resumes).text() }
       let epochs = try store.epochMetrics(run: id)
       if !epochs.isEmpty { text += "\n" + RunTables.epochs(epochs).text() }
       return text

@@ -44,6 +44,8 @@ func temporaryFolder() throws -> URL {
     #expect(resumes.count == 1)
     #expect(resumes.first?.fromEpoch == 1 && resumes.first?.previousStatus == "finished")
     #expect(resumes.first?.checkpointPath.hasSuffix("epoch_1.safetensors") == true)
+    let table = RunTables.resumes(resumes)
+    #expect(table.rows.count == 1 && table.rows[0][1] == "finished" && table.rows[0][2] == "1")
   }
 
   /// A fresh training in the same work directory (no --resume) is a new run.
