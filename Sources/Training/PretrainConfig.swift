@@ -2,6 +2,7 @@
 // overridable as `--set section.key=value`. Key names follow MMSelfSup's config vocabulary where one exists.
 import Foundation
 import Models
+import Support
 
 /// Everything a SimSiam pretraining run needs. Unset keys keep the defaults below (the ImageNet recipe of
 /// PROTOCOLS §1 for the optimiser, a small model and the quick Fashion-MNIST data for the rest).

@@ -5,6 +5,7 @@
 import Foundation
 import Datasets
 import Training
+import Support
 
 /// `data.*`: which images, and the two transforms.
 public struct ClassificationDataConfig: Codable, Sendable, Equatable {
