@@ -41,7 +41,7 @@ let package = Package(
 
     // MARK: - Evaluation protocols (feature extraction and cache, VOC07 SVMs, linear probes, kNN)
     .target(name: "Evaluation", dependencies: ["Support", "Tensors", "Layers", "Models", "Datasets", "Checkpoints",
-                                            "Training", "CLiblinear"]),
+                                            "CLiblinear"]),
 
     // MARK: - Results store (SQLite through GRDB)
     .target(name: "Results", dependencies: [.product(name: "GRDB", package: "GRDB.swift")]),
