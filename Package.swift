@@ -35,13 +35,12 @@ let package = Package(
     .target(name: "Tensors", dependencies: ["COpenBLAS", "CMalloc"]),
     .target(name: "Layers", dependencies: ["Tensors"]),
     .target(name: "Models", dependencies: ["Layers"]),
-    .target(name: "Training", dependencies: ["Layers", "Models", "Datasets", "Checkpoints",
-                                          .product(name: "Yams", package: "Yams")]),
+    .target(name: "Training", dependencies: ["Support", "Layers", "Models", "Datasets", "Checkpoints"]),
     .target(name: "Checkpoints", dependencies: ["Layers", .product(name: "ZIPFoundation", package: "ZIPFoundation")]),
     .target(name: "Datasets", dependencies: ["Tensors", "CTurboJPEG", "CPNG"]),
 
     // MARK: - Evaluation protocols (feature extraction and cache, VOC07 SVMs, linear probes, kNN)
-    .target(name: "Evaluation", dependencies: ["Support", "Tensors", "Layers", "Models", "Datasets", "Checkpoints", "Training",
+    .target(name: "Evaluation", dependencies: ["Support", "Tensors", "Layers", "Models", "Datasets", "Checkpoints",
                                             "CLiblinear"]),
 
     // MARK: - Results store (SQLite through GRDB)
@@ -65,7 +64,8 @@ let package = Package(
     .testTarget(name: "LayersTests", dependencies: ["Layers", "TestSupport"]),
     .testTarget(name: "ModelsTests", dependencies: ["Models", "Training", "Checkpoints", "TestSupport"],
                 resources: [.copy("Fixtures")]),
-    .testTarget(name: "TrainingTests", dependencies: ["Training", "Models", "Datasets", "Checkpoints", "TestSupport"]),
+    .testTarget(name: "TrainingTests", dependencies: ["Support", "Training", "Models", "Datasets", "Checkpoints",
+                                                   "TestSupport"]),
     .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints", "Models", "TestSupport"],
                 resources: [.copy("Fixtures")]),
     .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "TestSupport"], resources: [.copy("Fixtures")]),

@@ -2,6 +2,7 @@
 // int64 arrays in C order. Used for `--export-features` (features and labels other tools read) and for the FAIR
 // benchmark's low-shot sample files (`train_targets_sample{s}_k{k}.npy`, int32 [5011, 20]).
 import Foundation
+import Tensors
 
 /// The element types we read and write, with their `descr` strings.
 public enum NPYDType: String, Sendable, CaseIterable {

@@ -1,6 +1,7 @@
 // The embedded default config: the text of configs/pretrain/simsiam_resnet18_fashion-mnist_quick.yaml (a test
 // checks that the two stay identical), so `simsiam-bench pretrain` runs without a config file.
 import Foundation
+import Support
 
 extension PretrainConfig {
   /// The default config's name, which also names its work directory.

@@ -2,6 +2,7 @@
 // overridable as `--set section.key=value`. Key names follow MMSelfSup's config vocabulary where one exists.
 import Foundation
 import Models
+import Support
 
 /// Everything a SimSiam pretraining run needs. Unset keys keep the defaults below (the ImageNet recipe of
 /// PROTOCOLS §1 for the optimiser, a small model and the quick Fashion-MNIST data for the rest).
@@ -181,6 +182,11 @@ public struct PretrainConfig: Codable, Sendable, Equatable {
     if schedule.batchSize < 2 { try fail("schedule.batch_size", "must be at least 2 (BatchNorm needs 2 samples)") }
     if checkpoint.interval < 1 { try fail("checkpoint.interval", "must be at least 1") }
     if checkpoint.keep < 0 { try fail("checkpoint.keep", "must be 0 (keep all) or positive") }
+    if monitor.knnInterval > 0 || monitor.knnAtEnd {
+      if monitor.knnK < 1 { try fail("monitor.knn_k", "must be at least 1") }
+      if monitor.knnTemperature <= 0 { try fail("monitor.knn_temperature", "must be positive") }
+      if monitor.knnTrainSamples < 1 { try fail("monitor.knn_train_samples", "must be at least 1 (the kNN bank)") }
+    }
     if !["fashion-mnist", "cifar10", "image-folder", "synthetic"].contains(data.kind) {
       try fail("data.kind", "must be fashion-mnist, cifar10, image-folder or synthetic, got '\(data.kind)'")
     }

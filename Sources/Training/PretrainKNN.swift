@@ -1,5 +1,6 @@
-// The kNN monitor (as solo-learn and the InstDisc/DINO evaluations compute it): global-pooled backbone features,
-// L2-normalised; each query's k most cosine-similar bank samples vote for their class with weight exp(sim / T).
+// The kNN monitor of pretraining: global-pooled backbone features of a labelled bank and query set, classified by
+// the one weighted kNN (Tensors' WeightedKNN, MMSelfSup's: L2-normalised rows, each query's k most cosine-similar
+// bank samples vote for their class with weight exp(sim / T)), top-1 only.
 import Foundation
 import Tensors
 import Layers
@@ -37,45 +38,23 @@ public struct KNNMonitor: Sendable {
 
   /// Top-1 accuracy (0…1) of `backbone`'s features.
   public func accuracy(of backbone: ResNet, batchSize: Int = 256) -> Double {
-    let bankFeatures = Self.features(backbone, bank, batchSize: batchSize)      // [b, d]
-    let queryFeatures = Self.features(backbone, queries, batchSize: batchSize)  // [q, d]
-    let (b, q, d) = (bankFeatures.shape[0], queryFeatures.shape[0], bankFeatures.shape[1])
-    let kk = min(k, b)
-    var correct = 0
-    let block = 256
-    var similarities = [Float](repeating: 0, count: block * b)
-    bankFeatures.scalars.withUnsafeBufferPointer { bankBuffer in
-      queryFeatures.scalars.withUnsafeBufferPointer { queryBuffer in
-        similarities.withUnsafeMutableBufferPointer { simBuffer in
-          for start in stride(from: 0, to: q, by: block) {
-            let rows = min(block, q - start)
-            // [rows, d] × [b, d]ᵀ → [rows, b] cosine similarities.
-            gemm(m: rows, n: b, k: d, queryBuffer.baseAddress! + start * d, bankBuffer.baseAddress!,
-                 transposeB: true, into: simBuffer.baseAddress!)
-            for row in 0..<rows {
-              let sims = UnsafeBufferPointer(rebasing: simBuffer[(row * b)..<((row + 1) * b)])
-              // Top-k by partial selection: keep the k best seen so far, sorted descending.
-              var best: [(Float, Int)] = []
-              best.reserveCapacity(kk + 1)
-              for (index, value) in sims.enumerated() where best.count < kk || value > best[kk - 1].0 {
-                let position = best.firstIndex { $0.0 < value } ?? best.count
-                best.insert((value, index), at: position)
-                if best.count > kk { best.removeLast() }
-              }
-              var votes = [Double](repeating: 0, count: classCount)
-              for (value, index) in best { votes[bankLabels[index]] += exp(Double(value / temperature)) }
-              let predicted = votes.indices.max { votes[$0] < votes[$1] }!
-              if predicted == queryLabels[start + row] { correct += 1 }
-            }
-          }
-        }
-      }
-    }
-    return Double(correct) / Double(max(q, 1))
+    accuracy(bankFeatures: Self.features(backbone, bank, batchSize: batchSize),
+             queryFeatures: Self.features(backbone, queries, batchSize: batchSize))
   }
 
-  /// GAP(feature5), L2-normalised rows: [n, channels].
-  static func features(_ backbone: ResNet, _ images: Tensor, batchSize: Int) -> Tensor {
+  /// Top-1 accuracy (0…1) of the kNN on pooled features [b, d] and [q, d] (normalised here).
+  func accuracy(bankFeatures: FeatureMatrix, queryFeatures: FeatureMatrix) -> Double {
+    // One sgemm per 256 queries over the whole bank, the monitor's blocking before it shared the classifier.
+    let knn = WeightedKNN(ks: [k], temperature: temperature, queryBlock: 256, bankBlock: max(bankFeatures.rows, 1))
+    // Query labels the bank lacks get classes with no votes, which no query can be assigned.
+    let classes = max(classCount, (queryLabels.max() ?? -1) + 1)
+    let hits = knn.hitCounts(bank: bankFeatures, bankLabels: bankLabels, queries: queryFeatures,
+                             queryLabels: queryLabels, classCount: classes)
+    return Double(hits[0].top1) / Double(max(queryFeatures.rows, 1))
+  }
+
+  /// GAP(feature5) rows: [n, channels].
+  static func features(_ backbone: ResNet, _ images: Tensor, batchSize: Int) -> FeatureMatrix {
     let n = images.shape[0], per = images.count / max(n, 1)
     var rows: [Float] = []
     var width = 0
@@ -85,13 +64,8 @@ public struct KNNMonitor: Sendable {
                          scalars: Array(images.scalars[(start * per)..<((start + count) * per)]))
       let pooled = globalAvgPool(backbone.infer(batch))  // [count, c]
       width = pooled.shape[1]
-      for i in 0..<count {
-        var norm: Float = 0
-        for j in 0..<width { norm += pooled.scalars[i * width + j] * pooled.scalars[i * width + j] }
-        let scale = 1 / max(norm.squareRoot(), 1e-12)
-        for j in 0..<width { rows.append(pooled.scalars[i * width + j] * scale) }
-      }
+      rows += pooled.scalars
     }
-    return Tensor(shape: [n, width], scalars: rows)
+    return FeatureMatrix(rows: n, columns: width, scalars: rows)
   }
 }

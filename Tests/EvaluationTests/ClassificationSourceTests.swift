@@ -2,7 +2,6 @@ import Foundation
 import Testing
 import Datasets
 import Tensors
-import Training
 @testable import Evaluation
 
 /// Labelled sources (folders, lists, iNat JSON, embedded data) and the probe / kNN configs.

@@ -1,6 +1,7 @@
 // .npy reading and writing against files NumPy wrote (scripts/reference/make_svm_fixtures.py).
 import Foundation
 import Testing
+import Tensors
 @testable import Evaluation
 
 @Suite struct NPYTests {

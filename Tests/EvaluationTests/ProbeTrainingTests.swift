@@ -3,7 +3,6 @@ import Testing
 import Checkpoints
 import Layers
 import Tensors
-import Training
 @testable import Evaluation
 
 /// The probe's training loop: separable data is learned perfectly, checkpoints resume exactly, hits are counted

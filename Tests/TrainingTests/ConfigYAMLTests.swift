@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import Training
+import Support
 
 @Suite struct ConfigYAMLTests {
   static let configsFolder = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
@@ -75,11 +76,5 @@ import Testing
     #expect(throws: ConfigError.self) {
       try PretrainConfig.load(yaml: nil, source: "default", overrides: ["model.depth=19"])
     }
-  }
-
-  @Test func editDistanceCountsInsertionsDeletionsAndSubstitutions() {
-    #expect(ConfigYAML.editDistance("kitten", "sitting") == 3)
-    #expect(ConfigYAML.editDistance("", "abc") == 3)
-    #expect(ConfigYAML.editDistance("lr", "lr") == 0)
   }
 }

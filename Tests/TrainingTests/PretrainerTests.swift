@@ -3,6 +3,7 @@ import Testing
 import Tensors
 import Checkpoints
 import TestSupport
+import Datasets
 @testable import Training
 
 /// A ResNet-18 (CIFAR stem) at 1/8 width on 48 generated 16×16 gray images, batch 16: 3 iterations per epoch.

@@ -3,6 +3,7 @@
 // extraction never leaves a file that looks complete and a corrupt one is detected, reported and rebuilt.
 import Foundation
 import Glibc
+import Tensors
 
 /// The cache file layout (little-endian):
 ///

@@ -1,6 +1,7 @@
 // Feature matrices as NumPy .npy files (format version 1.0, numpy/lib/format.py), for `--export-features DIR`:
 // other tools (scikit-learn, the reference scripts) read them with `np.load` or `np.load(mmap_mode='r')`.
 import Foundation
+import Tensors
 
 extension FeatureMatrix {
   /// The .npy header of a little-endian float32 C-order [rows, columns] array: magic, version 1.0, header length,

@@ -5,7 +5,6 @@ import Foundation
 import Checkpoints
 import Layers
 import Tensors
-import Training
 
 /// Which head the probe has (`--head`).
 public enum ProbeKind: String, Codable, Sendable, CaseIterable {

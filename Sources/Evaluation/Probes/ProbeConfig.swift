@@ -4,7 +4,8 @@
 // the other MMSelfSup configs and the quick Fashion-MNIST ones.
 import Foundation
 import Datasets
-import Training
+import Layers
+import Support
 
 /// `data.*`: which images, and the two transforms.
 public struct ClassificationDataConfig: Codable, Sendable, Equatable {

@@ -1,7 +1,6 @@
 import Testing
 import Tensors
 import Layers
-import Training
 import TestSupport
 
 /// A parameter holding `values` with gradient `grad`.

@@ -1,6 +1,5 @@
 // Stochastic gradient descent with momentum, weight decay and Nesterov: exactly torch.optim.SGD (dampening 0).
 import Tensors
-import Layers
 
 /// SGD as `torch.optim.SGD(params, lr, momentum, dampening=0, weight_decay, nesterov)`.
 ///

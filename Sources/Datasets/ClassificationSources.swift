@@ -2,9 +2,7 @@
 // Fashion-MNIST and CIFAR data, ImageNet-layout folders, MMSelfSup image lists ("path label"), Places205 csv lists
 // and iNaturalist 2018 (image list or the official COCO-style JSON). Every source has class names and a fingerprint.
 import Foundation
-import Datasets
 import Tensors
-import Training
 
 /// Which reader a classification dataset uses. Raw values are the config's `data.kind`.
 public enum ClassificationDataKind: String, Codable, Sendable, CaseIterable {
@@ -58,7 +56,7 @@ public struct ClassificationDataLocation: Sendable, Equatable {
 }
 
 /// A fixed, ordered, labelled list of images.
-public struct ClassificationSource: EvaluationImageSource {
+public struct ClassificationSource: Sendable {
   enum Storage: Sendable {
     case idx(IDXDataset)
     case cifar(CIFARDataset)

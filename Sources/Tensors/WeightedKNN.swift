@@ -5,8 +5,11 @@
 // Similarities are computed block by block through sgemm ([queries, d] × [bank block, d]ᵀ), and each query keeps
 // only its running top-kmax, so memory is O(queryBlock · bankBlock + queries · kmax) whatever the bank size
 // (1.28M × 50k for ImageNet). Every k is read from one top-kmax pass.
+//
+// It lives in Tensors because it is a kernel over two feature matrices (blocked sgemm, a top-k selection, a vote)
+// that knows nothing of models or data, and because both its users sit above Tensors and beside each other: the
+// kNN protocol (`run knn`, Evaluation) and the pretraining kNN monitor (Training).
 import Foundation
-import Tensors
 
 /// Accuracy of one k.
 public struct KNNAccuracy: Sendable, Equatable {
@@ -152,6 +155,20 @@ public struct WeightedKNN: Sendable {
   public func evaluate(bank: FeatureMatrix, bankLabels: [Int], queries: FeatureMatrix, queryLabels: [Int],
                        classCount: Int, normalizes: Bool = true,
                        progress: ((_ done: Int, _ total: Int) -> Void)? = nil) -> [KNNAccuracy] {
+    let counts = hitCounts(bank: bank, bankLabels: bankLabels, queries: queries, queryLabels: queryLabels,
+                           classCount: classCount, normalizes: normalizes, progress: progress)
+    let denominator = Double(max(queries.rows, 1))
+    return zip(ks, counts).map { k, hits in
+      KNNAccuracy(k: k, top1: 100 * Double(hits.top1) / denominator, top5: 100 * Double(hits.top5) / denominator,
+                  queries: queries.rows)
+    }
+  }
+
+  /// The queries whose label is the top-1 class and among the top-min(5, k) classes, for every k (in `ks` order):
+  /// what `evaluate` reports as percentages.
+  public func hitCounts(bank: FeatureMatrix, bankLabels: [Int], queries: FeatureMatrix, queryLabels: [Int],
+                        classCount: Int, normalizes: Bool = true,
+                        progress: ((_ done: Int, _ total: Int) -> Void)? = nil) -> [(top1: Int, top5: Int)] {
     precondition(bankLabels.count == bank.rows && queryLabels.count == queries.rows,
                  "kNN has \(bank.rows) bank rows with \(bankLabels.count) labels and \(queries.rows) queries "
                    + "with \(queryLabels.count) labels.")
@@ -197,15 +214,13 @@ public struct WeightedKNN: Sendable {
         }
       }
     }
-    return ks.enumerated().map { slot, k in
+    return ks.indices.map { slot in
       var top1 = 0, top5 = 0
       for chunk in 0..<chunks {
         top1 += hits[(chunk * ks.count + slot) * 2]
         top5 += hits[(chunk * ks.count + slot) * 2 + 1]
       }
-      let denominator = Double(max(q, 1))
-      return KNNAccuracy(k: k, top1: 100 * Double(top1) / denominator, top5: 100 * Double(top5) / denominator,
-                         queries: q)
+      return (top1, top5)
     }
   }
 }

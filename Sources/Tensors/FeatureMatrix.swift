@@ -1,6 +1,7 @@
 // A dense, row-major Float32 matrix of per-image features [rows, columns]: what feature extraction produces and
 // what every evaluator (SVMs, probes on cached features, kNN) consumes. Its scalars live either in an array or in
 // a read-only memory-mapped cache file, so a matrix never forces a second copy of an ImageNet-sized feature set.
+// In Tensors beside WeightedKNN, which takes it and which pretraining's kNN monitor uses too.
 import Foundation
 
 /// Row-major Float32 features: row i is image i, `columns` values in PyTorch's flattened NCHW order.

@@ -1,7 +1,6 @@
 import Foundation
 import Testing
 import Tensors
-@testable import Evaluation
 
 /// The weighted kNN classifier against hand-computed neighbours and votes.
 @Suite struct KNNTests {

@@ -1,6 +1,5 @@
 // Layer-wise adaptive rate scaling, exactly MMSelfSup v0.8.0 `mmselfsup/core/optimizer/optimizers.py` (LARS).
 import Tensors
-import Layers
 
 /// LARS (You, Gitman & Ginsburg 2017) as MMSelfSup v0.8.0 implements it (PROTOCOLS §4.2), dampening 0.
 ///

@@ -1,7 +1,6 @@
 import Testing
 import Tensors
 import Layers
-import Training
 import TestSupport
 
 @Suite struct LARSTests {

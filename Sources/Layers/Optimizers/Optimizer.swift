@@ -1,6 +1,5 @@
 // What SGD and LARS share: parameter groups (torch.optim param_groups), per-epoch LR updates, momentum state.
 import Tensors
-import Layers
 
 /// A set of parameters that share a learning rate, like one entry of `torch.optim.Optimizer.param_groups`.
 ///

@@ -2,7 +2,6 @@ import Foundation
 import Testing
 import Tensors
 import Layers
-import Training
 
 @Suite struct LearningRateScheduleTests {
   @Test func cosinePerEpoch() {

@@ -2,7 +2,6 @@
 // checkpoints record so a resume on other data is noticed.
 import Foundation
 import Tensors
-import Datasets
 
 /// Pretraining images (labels kept for the kNN monitor). Every source is read-only and `Sendable`, so loader
 /// threads can decode samples concurrently.
@@ -50,23 +49,24 @@ public struct PretrainDataset: Sendable {
     fingerprint = hash.finalize().map { String(format: "%02x", $0) }.joined()
   }
 
-  /// Opens the dataset a config names (`split` for `fashion-mnist` and `cifar10`); fails before training if the
-  /// data is missing. `synthetic` makes 64 generated 32×32 images.
-  public static func open(_ data: PretrainConfig.DataSection, channels: Int,
+  /// Opens a pretraining config's `data.kind` at `path` (`split` for `fashion-mnist` and `cifar10`), the first
+  /// `limit` samples (0: all); fails before training if the data is missing. Any other kind (`synthetic`) makes
+  /// `limit` (default 64) generated 32×32 images.
+  public static func open(kind: String, path: String, limit: Int, channels: Int,
                           split: DatasetSplit = .train) throws -> PretrainDataset {
-    let url = URL(fileURLWithPath: data.path)
-    switch data.kind {
+    let url = URL(fileURLWithPath: path)
+    switch kind {
     case "fashion-mnist": return PretrainDataset(source: .idx(try IDXDataset(directory: url, split: split)),
-                                                 limit: data.limit)
+                                                 limit: limit)
     case "cifar10": return PretrainDataset(source: .cifar(try CIFARDataset(directory: url, split: split)),
-                                           limit: data.limit)
+                                           limit: limit)
     case "image-folder":
       // ImageNet-layout folders: `path` is the train folder; the held-out split is its sibling `val`.
       let root = split == .train ? url : url.deletingLastPathComponent().appendingPathComponent("val")
-      return PretrainDataset(source: .folder(try ImageFolderDataset(root: root)), limit: data.limit)
+      return PretrainDataset(source: .folder(try ImageFolderDataset(root: root)), limit: limit)
     default:
       var rng = SplitMix64.derived(0x5917, split == .train ? 0 : 1)
-      let (images, labels) = makeSyntheticImages(count: data.limit > 0 ? data.limit : 64, size: 32,
+      let (images, labels) = makeSyntheticImages(count: limit > 0 ? limit : 64, size: 32,
                                                  channels: channels, using: &rng)
       return PretrainDataset(source: .memory(images, labels: labels))
     }
@@ -81,15 +81,7 @@ public struct PretrainDataset: Sendable {
     case let .folder(dataset): try Image(contentsOf: dataset.samples[index].url, mode: .rgb)
     case let .memory(images, _): images[index]
     }
-    if image.channels == channels { return image }
-    if channels == 3 {
-      return Image(width: image.width, height: image.height, channels: 3,
-                   pixels: image.pixels.flatMap { [$0, $0, $0] })
-    }
-    let gray = rgbToGrayscale(image)
-    let stride = gray.channels
-    return Image(width: gray.width, height: gray.height, channels: 1,
-                 pixels: (0..<(gray.width * gray.height)).map { gray.pixels[$0 * stride] })
+    return convertChannels(image, to: channels)
   }
 
   public func label(at index: Int) -> Int {
@@ -104,36 +96,4 @@ public struct PretrainDataset: Sendable {
   private static func fileSize(_ url: URL) -> Int64 {
     ((try? FileManager.default.attributesOfItem(atPath: url.path))?[.size] as? NSNumber)?.int64Value ?? -1
   }
-}
-
-/// `count` generated images in 4 classes: a bright square, disc, horizontal bar or vertical bar at a random
-/// position and size on a noisy background. Small enough for tests, structured enough for SimSiam to learn.
-public func makeSyntheticImages(count: Int, size: Int, channels: Int,
-                                using rng: inout SplitMix64) -> (images: [Image], labels: [Int]) {
-  var images: [Image] = [], labels: [Int] = []
-  for index in 0..<count {
-    let label = index % 4
-    let radius = Float(size) * (0.15 + 0.15 * rng.nextUniform())
-    let cx = Float(size) * (0.3 + 0.4 * rng.nextUniform()), cy = Float(size) * (0.3 + 0.4 * rng.nextUniform())
-    let tint = (0..<channels).map { _ in 150 + 100 * rng.nextUniform() }
-    var pixels = [UInt8](repeating: 0, count: size * size * channels)
-    for y in 0..<size {
-      for x in 0..<size {
-        let dx = Float(x) + 0.5 - cx, dy = Float(y) + 0.5 - cy
-        let inside: Bool = switch label {
-        case 0: abs(dx) < radius && abs(dy) < radius
-        case 1: dx * dx + dy * dy < radius * radius
-        case 2: abs(dx) < 1.6 * radius && abs(dy) < 0.4 * radius
-        default: abs(dx) < 0.4 * radius && abs(dy) < 1.6 * radius
-        }
-        for c in 0..<channels {
-          let noise = 30 * rng.nextUniform()
-          pixels[(y * size + x) * channels + c] = UInt8(min(255, (inside ? tint[c] : 20) + noise))
-        }
-      }
-    }
-    images.append(Image(width: size, height: size, channels: channels, pixels: pixels))
-    labels.append(label)
-  }
-  return (images, labels)
 }
