@@ -173,6 +173,22 @@ import Training
     }
   }
 
+  @Test func perBackboneDefaultsAreWhatRunVOCSVMTakesWithoutOptions() throws {
+    // ResNet-50 (ImageNet stem, 3 channels): 256 → 224, ImageNet statistics.
+    #expect(VOCSVMConfig.defaults(inChannels: 3, cifarStem: false) == VOCSVMConfig())
+    // The quick ResNet-18 (CIFAR stem, 1 channel): 32 → 32, Fashion-MNIST statistics.
+    let quick = VOCSVMConfig.defaults(inChannels: 1, cifarStem: true)
+    #expect(quick.transform(channels: 1) == EvaluationTransform(
+      resize: 32, size: 32, mode: .squash, normalization: Normalization(mean: [0.2860], std: [0.3530])))
+    #expect(quick.settings == SVMSettings() && quick.featureLayers == FeatureLayer.stages)
+    let cifar3 = VOCSVMConfig.defaults(inChannels: 3, cifarStem: true)
+    #expect(cifar3.data.imageSize == 32 && cifar3.data.mean == Normalization.imagenet.mean)
+    // A file or override still wins over the per-backbone defaults.
+    let loaded = try VOCSVMConfig.load(yaml: "data:\n  image_size: 64\n", source: "x", overrides: ["data.resize=64"],
+                                       defaults: quick)
+    #expect(loaded.data.imageSize == 64 && loaded.data.resize == 64 && loaded.data.mean == [0.2860])
+  }
+
   @Test func theScenePresetIsWhatQuickstartRuns() throws {
     // quickstart: run voc-svm --low-shot --image-size 64 (so --resize 64), one-channel backbone → Fashion-MNIST's
     // mean and std, default costs, workers and layers, --seed 0.
@@ -184,5 +200,12 @@ import Training
     #expect(config.lowShot.samples == referenceLowShotSamples && config.lowShotSamplesDirectory == nil)
     #expect(config.featureLayers == FeatureLayer.stages && config.data.batchSize == 32 && config.seed == 0)
     #expect(config.data.path == "work_dirs/quickstart/scenes/VOCdevkit/VOC2007")
+    // = the quick backbone's defaults with quickstart's options (--image-size 64, --low-shot, --data).
+    var expected = VOCSVMConfig.defaults(inChannels: 1, cifarStem: true)
+    expected.data.imageSize = 64
+    expected.data.resize = 64
+    expected.lowShot.enabled = true
+    expected.data.path = config.data.path
+    #expect(config == expected)
   }
 }

@@ -143,6 +143,22 @@ public struct VOCSVMConfig: Codable, Sendable, Equatable {
 
   // MARK: - Loading
 
+  /// The defaults `run voc-svm` has always taken for a backbone when no option says otherwise: these Codable
+  /// defaults for a 3-channel ImageNet-stem ResNet; image_size and resize 32 for a CIFAR stem (trained at 32);
+  /// Fashion-MNIST's statistics (0.2860 / 0.3530) for a 1-channel backbone.
+  public static func defaults(inChannels: Int, cifarStem: Bool) -> VOCSVMConfig {
+    var config = VOCSVMConfig()
+    if cifarStem {
+      config.data.imageSize = 32
+      config.data.resize = 32
+    }
+    if inChannels != 3 {
+      config.data.mean = [Float](repeating: 0.2860, count: inChannels)
+      config.data.std = [Float](repeating: 0.3530, count: inChannels)
+    }
+    return config
+  }
+
   /// Every key's declared range; the first violation throws `ConfigError.invalidValue` naming key, value and range.
   public func validate() throws {
     let data = ConfigRanges(prefix: "data")
@@ -186,9 +202,10 @@ public struct VOCSVMConfig: Codable, Sendable, Equatable {
     try lowShot.check("samples", self.lowShot.samples, in: 1...1000)
   }
 
-  /// Defaults, then `yaml`, then `overrides`; validated.
-  public static func load(yaml: String?, source: String, overrides: [String] = []) throws -> VOCSVMConfig {
-    let config = try ConfigYAML.load(VOCSVMConfig.self, defaults: VOCSVMConfig(), yaml: yaml, source: source,
+  /// `defaults`, then `yaml`, then `overrides`; validated.
+  public static func load(yaml: String?, source: String, overrides: [String] = [],
+                          defaults: VOCSVMConfig = VOCSVMConfig()) throws -> VOCSVMConfig {
+    let config = try ConfigYAML.load(VOCSVMConfig.self, defaults: defaults, yaml: yaml, source: source,
                                      overrides: overrides)
     try config.validate()
     return config
