@@ -116,11 +116,13 @@ public struct Tolerances: Sendable, Equatable {
   /// Documented defaults: about two standard deviations of each protocol's run-to-run spread. The SVMs are
   /// not bit-reproducible even in the reference (liblinear's unseeded coordinate shuffle), low-shot samples
   /// are unseeded, and detection and segmentation fine-tunes vary most.
-  public static let defaults: [String: Double] = [
-    Benchmark.voc07SVM: 1.0, Benchmark.voc07LowShotSVM: 2.0, Benchmark.imageNetLinear: 0.5,
-    Benchmark.places205Linear: 0.5, Benchmark.imageNetKNN: 0.5, Benchmark.voc0712FasterRCNN: 0.5,
-    Benchmark.cocoMaskRCNN: 0.5, Benchmark.voc12AugFCN: 1.0,
+  public static let defaultsByBenchmark: [BenchmarkID: Double] = [
+    .voc07SVM: 1.0, .voc07LowShotSVM: 2.0, .imageNetLinear: 0.5, .places205Linear: 0.5, .imageNetKNN: 0.5,
+    .voc0712FasterRCNN: 0.5, .cocoMaskRCNN: 0.5, .voc12AugFCN: 1.0,
   ]
+  /// `defaultsByBenchmark` by stored string.
+  public static let defaults: [String: Double] = Dictionary(
+    uniqueKeysWithValues: defaultsByBenchmark.map { ($0.key.rawValue, $0.value) })
   /// For benchmarks without a default.
   public static let fallback = 1.0
 
@@ -216,7 +218,7 @@ public struct Comparison: Sendable {
     var missing: [CellKey] = []
     // Only the metrics the tables report are compared: a run's detail metrics (top-5, min/max over samples, chosen
     // costs) are bookkeeping, and a difference in them is neither a regression nor a gain.
-    for key in baseline.cells.keys.sorted() where Self.headlineMetrics.contains(key.metric) {
+    for key in baseline.cells.keys.sorted() where key.metricKind?.isHeadline == true {
       let theirs = baseline.cells[key]!
       guard let mine = measured.cells[key] else { missing.append(key); continue }
       var differences = mine.facets.differences(from: theirs.facets)
@@ -229,9 +231,6 @@ public struct Comparison: Sendable {
     self.cells = cells
     notMeasured = missing
   }
-
-  /// The metrics `--baseline` compares: those the seed README's tables print.
-  public static let headlineMetrics: Set<String> = ["mAP", "top1", "AP50", "AP75", "mIoU"]
 
   private static func judge(_ measured: MeasuredCell, expected: Double, expectedStd: Double?,
                             differences: [FacetDifference], tolerance: Double, twoSided: Bool) -> ComparedCell {

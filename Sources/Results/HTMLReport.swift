@@ -39,10 +39,10 @@ public struct HTMLReport: Sendable {
   /// Low-shot mAP against k (log₂ axis) per checkpoint, at the table's layer, with ± std bars and the references.
   public var lowShotChart: SVGChart? {
     let measured = reports.checkpoints.compactMap { checkpoint -> ChartSeries? in
-      let svm = latest(checkpoint.scores, Benchmark.voc07SVM, metric: "mAP")
+      let svm = latest(checkpoint.scores, .voc07SVM, metric: .mAP)
       let best = svm.max { $0.value < $1.value }?.layer  // first of equal maxima, as the table picks
       let points = Benchmark.lowShotK.compactMap { k -> ChartPoint? in
-        let values = latest(checkpoint.scores, Benchmark.voc07LowShotSVM, metric: "mAP", k: k)
+        let values = latest(checkpoint.scores, .voc07LowShotSVM, metric: .mAP, k: k)
         let score = best.flatMap { layer in values.first { $0.layer == layer } } ?? values.max { $0.value < $1.value }
         return score.map { ChartPoint(x: Double(k), y: $0.value, error: $0.std) }
       }
@@ -50,7 +50,7 @@ public struct HTMLReport: Sendable {
     }
     guard !measured.isEmpty else { return nil }
     let reference = references.compactMap { reference -> ChartSeries? in
-      let points = reference.cells.filter { $0.key.benchmark == Benchmark.voc07LowShotSVM && $0.key.metric == "mAP" }
+      let points = reference.cells.filter { $0.key.benchmarkID == .voc07LowShotSVM && $0.key.metricKind == .mAP }
         .compactMap { cell in cell.key.k.map { ChartPoint(x: Double($0), y: cell.value) } }
       return points.isEmpty ? nil : ChartSeries(name: "\(reference.label) (\(reference.name))", points: points,
                                                 isReference: true)
@@ -61,23 +61,27 @@ public struct HTMLReport: Sendable {
 
   /// Per-layer charts: VOC07 SVM mAP, then top-1 of every linear-probe benchmark stored.
   public var layerCharts: [SVGChart] {
-    var benchmarks = [(Benchmark.voc07SVM, "mAP", "VOC07 SVM mAP per layer", "mAP (%)")]
-    let stored = Set(reports.checkpoints.flatMap { $0.scores.filter { $0.layer != nil && $0.k == nil }.map(\.benchmark) })
-    for benchmark in stored.sorted(by: { CellKey(benchmark: $0, metric: "") < CellKey(benchmark: $1, metric: "") })
-    where benchmark.hasSuffix("-linear") {
-      benchmarks.append((benchmark, "top1", "Linear probe top-1 per layer (\(benchmark))", "top-1 (%)"))
+    var benchmarks: [(BenchmarkID, Metric, String, String)] = [(.voc07SVM, .mAP, "VOC07 SVM mAP per layer",
+                                                                 "mAP (%)")]
+    let stored = Set(reports.checkpoints.flatMap {
+      $0.scores.filter { $0.layer != nil && $0.k == nil }.compactMap(\.benchmarkID)
+    })
+    for benchmark in stored.sorted() where benchmark.protocol == .linear {
+      benchmarks.append((benchmark, .top1, "Linear probe top-1 per layer (\(benchmark))", "top-1 (%)"))
     }
     return benchmarks.compactMap { benchmark, metric, title, yLabel in
       layerChart(benchmark: benchmark, metric: metric, title: title, yLabel: yLabel)
     }
   }
 
-  private func layerChart(benchmark: String, metric: String, title: String, yLabel: String) -> SVGChart? {
+  private func layerChart(benchmark: BenchmarkID, metric: Metric, title: String, yLabel: String) -> SVGChart? {
     let perCheckpoint = reports.checkpoints.map { ($0.label, latest($0.scores, benchmark, metric: metric)) }
       .filter { !$0.1.isEmpty }
     guard !perCheckpoint.isEmpty else { return nil }
     let referenceCells = references.map { reference in
-      (reference, reference.cells.filter { $0.key.benchmark == benchmark && $0.key.metric == metric && $0.key.k == nil })
+      (reference, reference.cells.filter {
+        $0.key.benchmark == benchmark.rawValue && $0.key.metric == metric.rawValue && $0.key.k == nil
+      })
     }.filter { !$0.1.isEmpty }
     var layers = Set(perCheckpoint.flatMap { $0.1.compactMap(\.layer) })
     layers.formUnion(referenceCells.flatMap { $0.1.compactMap(\.key.layer) })
@@ -139,8 +143,9 @@ public struct HTMLReport: Sendable {
   }
 
   /// The latest protocol result per layer of `benchmark`/`metric` at `k`, in layer order.
-  private func latest(_ scores: [Score], _ benchmark: String, metric: String, k: Int? = nil) -> [Score] {
+  private func latest(_ scores: [Score], _ benchmark: BenchmarkID, metric: Metric, k: Int? = nil) -> [Score] {
     var byLayer: [String: Score] = [:]
+    let benchmark = benchmark.rawValue, metric = metric.rawValue  // compared as stored
     for score in scores where score.benchmark == benchmark && score.metric == metric && score.k == k {
       if let layer = score.layer { byLayer[layer] = score }
     }
@@ -212,12 +217,13 @@ public struct HTMLReport: Sendable {
       """
   }
 
-  /// Finished runs' protocol results whose benchmark no standard table shows (e.g. Fashion-MNIST kNN).
+  /// Finished runs' protocol results whose benchmark is not one of the seed README's (e.g. Fashion-MNIST kNN, or a
+  /// benchmark string this version does not know).
   var otherScores: Table? {
     var rows: [[String]] = []
     for checkpoint in reports.checkpoints {
       var latest: [CellKey: Score] = [:]
-      for score in checkpoint.scores where !CellKey.benchmarkOrder.contains(score.benchmark) {
+      for score in checkpoint.scores where !(score.benchmarkID?.isStandard ?? false) {
         latest[CellKey(score)] = score
       }
       for (key, score) in latest.sorted(by: { $0.key < $1.key }) {

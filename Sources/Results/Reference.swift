@@ -15,7 +15,18 @@ public struct CellKey: Hashable, Sendable, Comparable, CustomStringConvertible {
     self.k = k
   }
 
+  /// A cell of a known benchmark and metric.
+  public init(benchmark: BenchmarkID, metric: Metric, layer: String? = nil, k: Int? = nil) {
+    self.init(benchmark: benchmark.rawValue, metric: metric.rawValue, layer: layer, k: k)
+  }
+
   init(_ score: Score) { self.init(benchmark: score.benchmark, metric: score.metric, layer: score.layer, k: score.k) }
+
+  /// The benchmark, or nil for a string this version does not know.
+  public var benchmarkID: BenchmarkID? { BenchmarkID(rawValue: benchmark) }
+
+  /// The metric, or nil for a string this version does not know.
+  public var metricKind: Metric? { Metric(rawValue: metric) }
 
   /// e.g. `voc07-lowshot-svm mAP feature5 k=8`.
   public var description: String {
@@ -25,7 +36,9 @@ public struct CellKey: Hashable, Sendable, Comparable, CustomStringConvertible {
   /// Benchmarks in the seed README's table order, then others by name; layers feature1 … feature5, avgpool,
   /// then others by name; then k.
   public static func < (a: CellKey, b: CellKey) -> Bool {
-    func rank(_ benchmark: String) -> Int { Self.benchmarkOrder.firstIndex(of: benchmark) ?? Self.benchmarkOrder.count }
+    func rank(_ benchmark: String) -> Int {
+      BenchmarkID(rawValue: benchmark).flatMap(BenchmarkID.standard.firstIndex(of:)) ?? BenchmarkID.standard.count
+    }
     func rank(layer: String?) -> Int {
       guard let layer else { return -1 }
       return Self.layerOrder.firstIndex(of: layer) ?? Self.layerOrder.count
@@ -38,9 +51,6 @@ public struct CellKey: Hashable, Sendable, Comparable, CustomStringConvertible {
     return (a.k ?? -1) < (b.k ?? -1)
   }
 
-  static let benchmarkOrder = [Benchmark.voc07SVM, Benchmark.voc07LowShotSVM, Benchmark.imageNetLinear,
-                               Benchmark.places205Linear, Benchmark.imageNetKNN, Benchmark.voc0712FasterRCNN,
-                               Benchmark.cocoMaskRCNN, Benchmark.voc12AugFCN]
   static let layerOrder = Benchmark.features + ["avgpool", "bbox", "segm"]
 }
 
@@ -193,12 +203,19 @@ public struct ReferenceCatalog: Sendable {
 
   public init(json: Data) throws {
     let file = try JSONDecoder().decode(ReferenceFile.self, from: json)
+    for benchmark in file.protocols.keys where BenchmarkID(rawValue: benchmark) == nil {
+      throw CompareError.malformedReferences(reason: "protocols: '\(benchmark)' names no known benchmark")
+    }
     let standard = file.protocols.mapValues(ProtocolFacets.init)
     classes = file.classes
     standardProtocols = standard
     references = try file.references.map { entry in
       var cells: [ReferenceCell] = []
       for group in entry.scores {
+        guard BenchmarkID(rawValue: group.benchmark) != nil, Metric(rawValue: group.metric) != nil else {
+          throw CompareError.malformedReferences(
+            reason: "\(entry.name): '\(group.benchmark)' '\(group.metric)' names no known benchmark and metric")
+        }
         let layers: [String?] = group.layers ?? [group.layer]
         let ks: [Int?] = group.ks ?? [group.k]
         guard layers.count == 1 || ks.count == 1, layers.count * ks.count == group.values.count else {
@@ -215,6 +232,10 @@ public struct ReferenceCatalog: Sendable {
       }
       var protocols = standard
       for (benchmark, facets) in entry.protocol ?? [:] {
+        guard BenchmarkID(rawValue: benchmark) != nil else {
+          throw CompareError.malformedReferences(
+            reason: "\(entry.name): protocol '\(benchmark)' names no known benchmark")
+        }
         protocols[benchmark] = (protocols[benchmark] ?? ProtocolFacets()).merging(ProtocolFacets(facets))
       }
       return Reference(name: entry.name, label: entry.label, title: entry.title, source: entry.source,

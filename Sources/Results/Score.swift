@@ -13,9 +13,10 @@ public struct Score: Codable, Sendable, Equatable, FetchableRecord, MutablePersi
 
   public var id: Int64?
   public var runID: RunID?
-  /// The benchmark, e.g. `voc07-svm`, `voc07-lowshot-svm`, `imagenet-linear`; see `Benchmark`.
+  /// The benchmark, e.g. `voc07-svm`, `voc07-lowshot-svm`, `imagenet-linear`: a `BenchmarkID`'s string (or a
+  /// string this version does not know, kept as stored).
   public var benchmark: String
-  /// The metric, e.g. `mAP`, `top1`, `AP50`, `mIoU`.
+  /// The metric, e.g. `mAP`, `top1`, `AP50`, `mIoU`: a `Metric`'s raw value (or an unknown string, as stored).
   public var metric: String
   /// The backbone layer (`feature1` … `feature5`, `avgpool`) or head (`bbox`, `segm`) the value belongs to.
   public var layer: String?
@@ -51,7 +52,21 @@ public struct Score: Codable, Sendable, Equatable, FetchableRecord, MutablePersi
     self.perClass = perClass
   }
 
+  /// A score of a known benchmark and metric, stored as their strings.
+  public init(benchmark: BenchmarkID, metric: Metric, layer: String? = nil, k: Int? = nil, sample: Int? = nil,
+              cost: Double? = nil, epoch: Int? = nil, value: Double, count: Int = 1, std: Double? = nil,
+              perClass: [ClassValue] = []) {
+    self.init(benchmark: benchmark.rawValue, metric: metric.rawValue, layer: layer, k: k, sample: sample, cost: cost,
+              epoch: epoch, value: value, count: count, std: std, perClass: perClass)
+  }
+
   public mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
+
+  /// The benchmark, or nil when the stored string names none this version knows.
+  public var benchmarkID: BenchmarkID? { BenchmarkID(rawValue: benchmark) }
+
+  /// The metric, or nil when the stored string names none this version knows.
+  public var metricKind: Metric? { Metric(rawValue: metric) }
 
   /// Whether this is the protocol's result rather than detail behind it (no sample, cost or epoch).
   public var isProtocolResult: Bool { sample == nil && cost == nil && epoch == nil }

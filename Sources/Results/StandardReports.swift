@@ -2,26 +2,27 @@
 // stored scores: one row per evaluated checkpoint, "–" where a score is missing.
 import Foundation
 
-/// The benchmark names scores are stored under, with the metric and layer each table reads.
+/// The stored strings of the seed README's benchmarks (`BenchmarkID`'s, for code that writes strings), and the
+/// layers and k each table reads.
 ///
 /// Values are percentages. Tables read only a run's protocol result (`sample` and `cost` nil).
 public enum Benchmark {
   /// VOC07 linear SVM, metric `mAP`, layer `feature1` … `feature5`.
-  public static let voc07SVM = "voc07-svm"
+  public static let voc07SVM = BenchmarkID.voc07SVM.rawValue
   /// VOC07 low-shot SVM, metric `mAP`, layer `feature1` … `feature5`, `k` in 1 … 96 (mean over samples).
-  public static let voc07LowShotSVM = "voc07-lowshot-svm"
+  public static let voc07LowShotSVM = BenchmarkID.voc07LowShotSVM.rawValue
   /// ImageNet linear probes, metric `top1`, layer `feature1` … `feature5` (multi-head) or `avgpool`.
-  public static let imageNetLinear = "imagenet-linear"
+  public static let imageNetLinear = BenchmarkID.imageNetLinear.rawValue
   /// Places205 linear probes, metric `top1`, layer `feature1` … `feature5`.
-  public static let places205Linear = "places205-linear"
+  public static let places205Linear = BenchmarkID.places205Linear.rawValue
   /// ImageNet weighted kNN on GAP features, metric `top1`, `k` in 10, 20, 100, 200.
-  public static let imageNetKNN = "imagenet-knn"
+  public static let imageNetKNN = BenchmarkID.imageNetKNN.rawValue
   /// Faster R-CNN R50-C4 on VOC07+12, metric `AP50`.
-  public static let voc0712FasterRCNN = "voc0712-faster-rcnn"
+  public static let voc0712FasterRCNN = BenchmarkID.voc0712FasterRCNN.rawValue
   /// Mask R-CNN R50-FPN 1x on COCO2017, metrics `mAP`, `AP50`, `AP75`, layer (head) `bbox` or `segm`.
-  public static let cocoMaskRCNN = "coco-mask-rcnn"
+  public static let cocoMaskRCNN = BenchmarkID.cocoMaskRCNN.rawValue
   /// FCN R50-D8 on VOC12 + Aug, metric `mIoU`.
-  public static let voc12AugFCN = "voc12aug-fcn"
+  public static let voc12AugFCN = BenchmarkID.voc12AugFCN.rawValue
 
   /// The backbone features, stem to layer4, as MMSelfSup names them in the tables.
   public static let features = (1...5).map { "feature\($0)" }
@@ -77,10 +78,10 @@ public struct StandardReports: Sendable {
   public var vocSVM: Table {
     let columns = ["Self-Supervised Config", "Best Layer", "SVM"] + Benchmark.lowShotK.map { "k=\($0)" }
     return table("VOC SVM / Low-shot SVM", columns: columns) { checkpoint in
-      let svm = layerValues(checkpoint, Benchmark.voc07SVM, metric: "mAP")
+      let svm = layerValues(checkpoint, .voc07SVM, metric: .mAP)
       let best = svm.max { $0.value < $1.value }  // first of equal maxima, in layer order
       let lowShot = Benchmark.lowShotK.map { k -> Double? in
-        let values = layerValues(checkpoint, Benchmark.voc07LowShotSVM, metric: "mAP", k: k)
+        let values = layerValues(checkpoint, .voc07LowShotSVM, metric: .mAP, k: k)
         if let best { return values.first { $0.layer == best.layer }?.value }
         return values.map(\.value).max()
       }
@@ -93,7 +94,7 @@ public struct StandardReports: Sendable {
     table("ImageNet Linear Evaluation", columns: ["Self-Supervised Config"] + (1...5).map { "Feature\($0)" }
           + ["AvgPool"]) { checkpoint in
       (Benchmark.features + ["avgpool"]).map {
-        format(value(checkpoint, Benchmark.imageNetLinear, metric: "top1", layer: $0), decimals: 2)
+        format(value(checkpoint, .imageNetLinear, metric: .top1, layer: $0), decimals: 2)
       }
     }
   }
@@ -103,7 +104,7 @@ public struct StandardReports: Sendable {
     table("Places205 Linear Evaluation", columns: ["Self-Supervised Config"] + (1...5).map { "Feature\($0)" }) {
       checkpoint in
       Benchmark.features.map {
-        format(value(checkpoint, Benchmark.places205Linear, metric: "top1", layer: $0), decimals: 2)
+        format(value(checkpoint, .places205Linear, metric: .top1, layer: $0), decimals: 2)
       }
     }
   }
@@ -112,60 +113,83 @@ public struct StandardReports: Sendable {
   public var imageNetKNN: Table {
     table("ImageNet Nearest-Neighbor Classification",
           columns: ["Self-Supervised Config"] + Benchmark.knnK.map { "k=\($0)" }) { checkpoint in
-      Benchmark.knnK.map { format(value(checkpoint, Benchmark.imageNetKNN, metric: "top1", k: $0), decimals: 1) }
+      Benchmark.knnK.map { format(value(checkpoint, .imageNetKNN, metric: .top1, k: $0), decimals: 1) }
     }
   }
 
   /// Linear-probe and kNN tables for datasets other than the seed's (e.g. `fashion-mnist-linear`,
   /// `cifar10-knn`), in the seed's layouts, one table per benchmark present, by name.
   public var otherDatasetTables: [Table] {
-    let standard: Set = [Benchmark.imageNetLinear, Benchmark.places205Linear, Benchmark.imageNetKNN]
-    let present = Set(checkpoints.flatMap { $0.scores.map(\.benchmark) }).subtracting(standard)
+    let present = Set(checkpoints.flatMap { $0.scores.compactMap(\.benchmarkID) }).filter(Self.hasOtherDatasetTable)
     var tables: [Table] = []
     // Linear tables first, then kNN (the seed's order), each by dataset name.
-    for benchmark in present.sorted(by: { ($0.hasSuffix("-knn") ? 1 : 0, $0) < ($1.hasSuffix("-knn") ? 1 : 0, $1) }) {
-      if benchmark.hasSuffix("-linear") {
-        let dataset = Self.datasetTitle(String(benchmark.dropLast("-linear".count)))
+    for benchmark in present.sorted(by: {
+      ($0.protocol == .knn ? 1 : 0, $0.rawValue) < ($1.protocol == .knn ? 1 : 0, $1.rawValue)
+    }) {
+      let dataset = benchmark.dataset.title
+      switch benchmark.protocol {
+      case .linear:
         tables.append(table("\(dataset) Linear Evaluation",
                             columns: ["Self-Supervised Config"] + (1...5).map { "Feature\($0)" } + ["AvgPool"]) {
           checkpoint in
           (Benchmark.features + ["avgpool"]).map {
-            format(value(checkpoint, benchmark, metric: "top1", layer: $0), decimals: 2)
+            format(value(checkpoint, benchmark, metric: .top1, layer: $0), decimals: 2)
           }
         })
-      } else if benchmark.hasSuffix("-knn") {
-        let dataset = Self.datasetTitle(String(benchmark.dropLast("-knn".count)))
+      case .knn:
         tables.append(table("\(dataset) Nearest-Neighbor Classification",
                             columns: ["Self-Supervised Config"] + Benchmark.knnK.map { "k=\($0)" }) { checkpoint in
-          Benchmark.knnK.map { format(value(checkpoint, benchmark, metric: "top1", k: $0), decimals: 1) }
+          Benchmark.knnK.map { format(value(checkpoint, benchmark, metric: .top1, k: $0), decimals: 1) }
         })
+      default:
+        break
       }
     }
     return tables
   }
 
-  /// How a dataset's benchmark prefix is titled in tables.
-  static func datasetTitle(_ name: String) -> String {
-    ["fashion-mnist": "Fashion-MNIST", "cifar10": "CIFAR-10", "inat18": "iNaturalist 2018",
-     "synthetic": "Synthetic"][name] ?? name
+  /// A linear-probe or kNN benchmark the seed has no table for gets one in the seed's layout.
+  static func hasOtherDatasetTable(_ benchmark: BenchmarkID) -> Bool {
+    !benchmark.isStandard && (benchmark.protocol == .linear || benchmark.protocol == .knn)
+  }
+
+  /// Whether some table shows `benchmark`'s protocol results.
+  static func hasTable(_ benchmark: BenchmarkID) -> Bool { benchmark.isStandard || hasOtherDatasetTable(benchmark) }
+
+  /// Protocol results no table shows: benchmarks this version does not know (a string stored by a newer or other
+  /// tool), and known ones without a table (e.g. an SVM on another dataset). Nothing stored is hidden.
+  public var otherScores: Table {
+    var rows: [[String]] = []
+    for checkpoint in checkpoints {
+      var latest: [CellKey: Score] = [:]
+      for score in checkpoint.scores where !(score.benchmarkID.map(Self.hasTable) ?? false) {
+        latest[CellKey(score)] = score
+      }
+      for (key, score) in latest.sorted(by: { $0.key < $1.key }) {
+        rows.append([checkpoint.cell, key.benchmark, key.metric, key.layer ?? "", key.k.map(String.init) ?? "",
+                     String(format: "%.2f", score.value) + (score.std.map { String(format: " ±%.2f", $0) } ?? "")])
+      }
+    }
+    return Table(title: "Other scores", columns: ["Self-Supervised Config", "Benchmark", "Metric", "Layer", "k",
+                                                  "Value"], rows: rows)
   }
 
   /// Faster R-CNN C4 on VOC07+12.
   public var voc0712Detection: Table {
     table("Pascal VOC 2007 + 2012", columns: ["Self-Supervised Config", "AP50"]) { checkpoint in
-      [format(value(checkpoint, Benchmark.voc0712FasterRCNN, metric: "AP50"), decimals: 2)]
+      [format(value(checkpoint, .voc0712FasterRCNN, metric: .ap50), decimals: 2)]
     }
   }
 
   /// Mask R-CNN FPN 1x on COCO2017, box then mask.
   public var cocoDetection: Table {
     let heads = [("bbox", "Box"), ("segm", "Mask")]
-    let metrics = ["mAP", "AP50", "AP75"]
-    let columns = heads.flatMap { head in metrics.map { "\($0)(\(head.1))" } }
+    let metrics: [Metric] = [.mAP, .ap50, .ap75]
+    let columns = heads.flatMap { head in metrics.map { "\($0.rawValue)(\(head.1))" } }
     return table("COCO2017", columns: ["Self-Supervised Config"] + columns) { checkpoint in
       heads.flatMap { head in
         metrics.map {
-          format(value(checkpoint, Benchmark.cocoMaskRCNN, metric: $0, layer: head.0), decimals: 1)
+          format(value(checkpoint, .cocoMaskRCNN, metric: $0, layer: head.0), decimals: 1)
         }
       }
     }
@@ -174,7 +198,7 @@ public struct StandardReports: Sendable {
   /// FCN on VOC12 + Aug.
   public var voc12AugSegmentation: Table {
     table("Pascal VOC 2012 + Aug", columns: ["Self-Supervised Config", "mIOU"]) { checkpoint in
-      [format(value(checkpoint, Benchmark.voc12AugFCN, metric: "mIoU"), decimals: 2)]
+      [format(value(checkpoint, .voc12AugFCN, metric: .mIoU), decimals: 2)]
     }
   }
 
@@ -185,12 +209,18 @@ public struct StandardReports: Sendable {
      ("Segmentation", [voc12AugSegmentation])]
   }
 
+  /// `sections` and, when some protocol result has no table, an "Other" section with `otherScores`.
+  public var sectionsWithOther: [(title: String, tables: [Table])] {
+    let other = otherScores
+    return sections + (other.rows.isEmpty ? [] : [("Other", [other])])
+  }
+
   /// Every table with at least one row, as Markdown sections (`###` section, `####` table).
   public func markdown(source: String? = nil) -> String {
     var text = "## Results\n\n"
     if let source { text += "Generated by `simsiam-bench report markdown` from `\(source)`. Do not edit by hand.\n\n" }
     var isEmpty = true
-    for section in sections {
+    for section in sectionsWithOther {
       let tables = section.tables.filter { !$0.rows.isEmpty }
       guard !tables.isEmpty else { continue }
       isEmpty = false
@@ -218,18 +248,20 @@ public struct StandardReports: Sendable {
   public static let missing = "–"
 
   /// The latest protocol result of `benchmark`/`metric` at `layer` and `k` (a re-evaluation replaces the old).
-  private func value(_ checkpoint: Checkpoint, _ benchmark: String, metric: String, layer: String? = nil,
+  private func value(_ checkpoint: Checkpoint, _ benchmark: BenchmarkID, metric: Metric, layer: String? = nil,
                      k: Int? = nil) -> Double? {
-    checkpoint.scores.last {
+    let benchmark = benchmark.rawValue, metric = metric.rawValue  // compared as stored
+    return checkpoint.scores.last {
       $0.benchmark == benchmark && $0.metric == metric && $0.layer == layer && $0.k == k
     }?.value
   }
 
   /// The latest value per layer, layers in `Benchmark.features` order, then any others by name.
-  private func layerValues(_ checkpoint: Checkpoint, _ benchmark: String, metric: String,
+  private func layerValues(_ checkpoint: Checkpoint, _ benchmark: BenchmarkID, metric: Metric,
                            k: Int? = nil) -> [(layer: String, value: Double)] {
+    let stored = benchmark.rawValue, storedMetric = metric.rawValue
     let layers = Set(checkpoint.scores.compactMap { score in
-      score.benchmark == benchmark && score.metric == metric && score.k == k ? score.layer : nil
+      score.benchmark == stored && score.metric == storedMetric && score.k == k ? score.layer : nil
     })
     let ordered = Benchmark.features.filter(layers.contains) + layers.subtracting(Benchmark.features).sorted()
     return ordered.compactMap { layer in

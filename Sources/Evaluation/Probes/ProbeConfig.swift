@@ -1,7 +1,8 @@
 // Configs of `run linear` and `run knn`: YAML over Codable defaults through ConfigYAML (unknown key → error naming
-// the closest key; `--set key=value` overrides). The Codable defaults are MMSelfSup's ImageNet protocols:
-// resnet50_mhead_8xb32-steplr-90e_in1k (linear) and knn_imagenet (kNN); configs/benchmarks/classification/ holds
-// the other MMSelfSup configs and the quick Fashion-MNIST ones.
+// the closest key; `--set key=value` overrides; every numeric key range-checked at load, see ConfigRanges.swift).
+// The Codable defaults are MMSelfSup's ImageNet protocols: resnet50_mhead_8xb32-steplr-90e_in1k (linear) and
+// knn_imagenet (kNN); configs/benchmarks/classification/ holds the other MMSelfSup configs and the quick
+// Fashion-MNIST ones.
 import Foundation
 import Datasets
 import Layers
@@ -72,13 +73,13 @@ public struct ClassificationDataConfig: Codable, Sendable, Equatable {
       try fail("train_transform", "must be one of "
                  + "\(ProbeTrainTransform.allCases.map(\.rawValue).joined(separator: ", ")), got '\(trainTransform)'")
     }
-    if crop < 8 || resize < crop { try fail("crop", "needs 8 ≤ crop ≤ resize, got crop \(crop), resize \(resize)") }
-    if mean.isEmpty || mean.count != std.count || !(mean.count == 1 || mean.count == 3) {
-      try fail("mean", "data.mean and data.std need 1 or 3 entries each, got \(mean.count) and \(std.count)")
-    }
-    if std.contains(0) { try fail("std", "must not contain 0") }
-    if limit < 0 || testLimit < 0 { try fail("limit", "limits must be 0 (all) or positive") }
-    if extractBatchSize < 1 { try fail("extract_batch_size", "must be at least 1") }
+    let ranges = ConfigRanges(prefix: prefix)
+    try ranges.check("crop", crop, in: 8...1024)
+    try ranges.check("resize", resize, in: crop...4096)
+    try ranges.checkNormalization(mean: mean, std: std)
+    try ranges.check("limit", limit, atLeast: 0)
+    try ranges.check("test_limit", testLimit, atLeast: 0)
+    try ranges.check("extract_batch_size", extractBatchSize, in: 1...4096)
   }
 }
 
@@ -185,15 +186,23 @@ public struct LinearProbeConfig: Codable, Sendable, Equatable {
     if ProbeOptimization.Method(rawValue: optimizer.type) == nil {
       try fail("optimizer.type", "must be sgd or lars, got '\(optimizer.type)'")
     }
-    if optimizer.lr <= 0 { try fail("optimizer.lr", "must be positive") }
-    if optimizer.baseBatchSize < 1 { try fail("optimizer.base_batch_size", "must be at least 1") }
+    let ranges = ConfigRanges()
+    try ranges.check("head.bn_momentum", head.bnMomentum, from: 0, to: 1)
+    try ranges.check("head.init_std", head.initStd, positive: true)
+    try ranges.check("optimizer.lr", optimizer.lr)
+    try ranges.check("optimizer.base_batch_size", optimizer.baseBatchSize, in: 1...1_048_576)
+    try ranges.check("optimizer.momentum", optimizer.momentum, from: 0, to: 1, upperOpen: true)
+    try ranges.check("optimizer.weight_decay", optimizer.weightDecay, positive: true)
     if optimizer.nesterov && optimizer.momentum <= 0 { try fail("optimizer.nesterov", "needs momentum > 0") }
-    if schedule.epochs < 1 { try fail("schedule.epochs", "must be at least 1") }
-    if schedule.batchSize < 2 { try fail("schedule.batch_size", "must be at least 2 (BatchNorm needs 2 samples)") }
+    try ranges.check("schedule.epochs", schedule.epochs, in: 1...100_000)
+    try ranges.check("schedule.batch_size", schedule.batchSize, in: 2...65_536)  // 2: BatchNorm needs 2 samples
     if !["step", "cosine"].contains(schedule.policy) {
       try fail("schedule.policy", "must be step or cosine, got '\(schedule.policy)'")
     }
-    if evaluation.interval < 1 { try fail("evaluation.interval", "must be at least 1") }
+    try ranges.check("schedule.milestones", schedule.milestones, eachIn: 1...100_000, allowEmpty: true)
+    try ranges.check("schedule.gamma", schedule.gamma, from: 0, to: 1, lowerOpen: true)
+    try ranges.check("schedule.min_lr", schedule.minLR, positive: true)
+    try ranges.check("evaluation.interval", evaluation.interval, in: 1...100_000)
   }
 
   /// Defaults, then `yaml`, then `overrides`; validated.
@@ -234,10 +243,19 @@ public struct KNNConfig: Codable, Sendable, Equatable {
   public func validate() throws {
     func fail(_ key: String, _ reason: String) throws { throw ConfigError.invalidValue(key: key, reason: reason) }
     try data.validate()
-    if knn.k.isEmpty || knn.k.contains(where: { $0 < 1 }) { try fail("knn.k", "must list positive neighbour counts") }
-    if knn.temperature <= 0 { try fail("knn.temperature", "must be positive") }
-    if knn.queryBlock < 1 || knn.bankBlock < 1 { try fail("knn.query_block", "block sizes must be at least 1") }
+    let ranges = ConfigRanges()
+    try ranges.check("knn.k", knn.k, eachIn: 1...100_000)
+    try ranges.check("knn.temperature", knn.temperature)
+    try ranges.check("knn.query_block", knn.queryBlock, in: 1...65_536)
+    try ranges.check("knn.bank_block", knn.bankBlock, in: 1...1_048_576)
+    if knn.queryBlock * knn.bankBlock > Self.maximumBlockScalars {
+      try fail("knn.bank_block", "makes query_block × bank_block = \(knn.queryBlock * knn.bankBlock) similarities "
+                 + "per block; the limit is \(Self.maximumBlockScalars) (1 GiB of Float)")
+    }
   }
+
+  /// The most similarities one block may hold (query_block × bank_block Floats: 1 GiB).
+  public static let maximumBlockScalars = 1 << 28
 
   public static func load(yaml: String?, source: String, overrides: [String] = []) throws -> KNNConfig {
     let config = try ConfigYAML.load(KNNConfig.self, defaults: KNNConfig(), yaml: yaml, source: source,
