@@ -69,7 +69,7 @@ let package = Package(
     .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints", "Models", "TestSupport"],
                 resources: [.copy("Fixtures")]),
     .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "TestSupport"], resources: [.copy("Fixtures")]),
-    .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Models", "Datasets", "TestSupport"],
+    .testTarget(name: "EvaluationTests", dependencies: ["Support", "Evaluation", "Models", "Datasets", "TestSupport"],
                 resources: [.copy("Fixtures")]),
     .testTarget(name: "ResultsTests", dependencies: ["Results"]),
     .testTarget(name: "SupportTests", dependencies: ["Support", "TestSupport"]),

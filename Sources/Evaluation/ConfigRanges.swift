@@ -1,8 +1,8 @@
 // Declared valid ranges of the evaluator configs' numeric keys, checked when a config is loaded (issue 14 item 4):
 // a value outside its range is a ConfigError naming the key, the value and the range, never a precondition failure
 // deep in a run or a silently wrong number.
+import Support
 import Foundation
-import Training
 
 /// Range checks for one config; `prefix` is prepended to every key (e.g. `data`).
 struct ConfigRanges {

@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 import Datasets
-import Training
+import Support
 @testable import Evaluation
 
 /// The declared ranges of the linear-probe and kNN configs' numeric keys. Every case here was accepted before the

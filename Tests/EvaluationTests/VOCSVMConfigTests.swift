@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 import Datasets
-import Training
+import Support
 @testable import Evaluation
 
 /// The VOC07 SVM config: defaults = PROTOCOLS §2/§3, the files and presets, the SVMSettings it hands over, and the
@@ -44,7 +44,7 @@ import Training
     expected.workers = 3
     expected.deterministic = true
     #expect(config.settings == expected)
-    #expect(config.settings.variantDescription == expected.variantDescription)
+    #expect(config.settings.variant == expected.variant)
     let solver = try VOCSVMConfig.load(yaml: nil, source: "default", overrides: [
       "svm.eps=0.001", "svm.positive_weight=1", "svm.negative_weight=0.5", "svm.bias=-1", "svm.folds=5"])
     #expect(solver.settings.liblinear.epsilon == 0.001 && solver.settings.liblinear.positiveWeight == 1)

@@ -2,9 +2,9 @@
 // (unknown key → error naming the closest key; `--set key=value` overrides). The Codable defaults are PROTOCOLS §2
 // and §3 for a ResNet-50 at 224 (configs/benchmarks/voc07/svm_voc07.yaml); VOCSVMPresets holds the quickstart's
 // scene config. `settings` hands the SVM maths exactly the SVMSettings the command-line flags give it.
+import Support
 import Foundation
 import Datasets
-import Training
 
 /// The VOC07 SVM config (`run voc-svm`).
 public struct VOCSVMConfig: Codable, Sendable, Equatable {
