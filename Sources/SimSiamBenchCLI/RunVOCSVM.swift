@@ -18,7 +18,7 @@ struct RunVOCSVM: ParsableCommand {
       svm_helper.calculate_ap. Difficult images are negatives in training and excluded at test, as in the \
       reference. --low-shot adds k positives + (classes−1)·k negatives per class (non-difficult images), 5 seeded \
       samples per k (or --low-shot-samples), the cost with the best mean test mAP per k. \
-      Finished units are journaled in --work-dir; rerunning the same command resumes.
+      Finished units are journaled in --work-dir; rerunning the same command resumes.       Every setting is a key of the config (configs/benchmarks/voc07/svm_voc07.yaml; --config FILE,       --set key=value); the flags below are shortcuts for the common keys.
       """)
 
   @OptionGroup var common: CommonOptions
@@ -36,6 +36,13 @@ struct RunVOCSVM: ParsableCommand {
       + "test_<layer>.npy (float32 or float64 [images, dim], not normalised)."))
   var features: String?
 
+  @Option(help: "A YAML config (configs/benchmarks/voc07/…); default: the protocol's defaults for the backbone.")
+  var config: String?
+
+  @Option(name: .customLong("set"), help: ArgumentHelp("Override a config key (dotted, repeatable; wins over the "
+                                                        + "flags).", valueName: "key=value"))
+  var overrides: [String] = []
+
   @OptionGroup var layoutOptions: LayoutOptions
 
   @OptionGroup var featureCacheOptions: FeatureCacheOptions
@@ -49,8 +56,8 @@ struct RunVOCSVM: ParsableCommand {
   @Option(help: "Read low-shot samples train_targets_sample{1..5}_k{k}.npy from this directory (implies --low-shot).")
   var lowShotSamples: String?
 
-  @Option(help: "Comma-separated k values for --low-shot.")
-  var lowShotK = CommaSeparated<Int>(referenceLowShotKs)
+  @Option(help: "Comma-separated k values for --low-shot (default 1,2,4,8,16,32,64,96).")
+  var lowShotK: CommaSeparated<Int>?
 
   @Option(help: "Comma-separated layers among feature1 … feature5 (default: all; --features: every one there).")
   var layers: CommaSeparated<String>?
@@ -64,8 +71,8 @@ struct RunVOCSVM: ParsableCommand {
   @Option(help: "Journal and log directory (default: work_dirs/voc-svm/<label>).")
   var workDir: String?
 
-  @Option(help: "Images per forward pass during feature extraction.")
-  var batchSize: Int = 32
+  @Option(help: "Images per forward pass during feature extraction (data.batch_size, default 32).")
+  var batchSize: Int?
 
   @Option(help: "The name reports show for this checkpoint (default: the file name).")
   var label: String?
@@ -82,8 +89,8 @@ struct RunVOCSVM: ParsableCommand {
   @Option(help: "Comma-separated per-channel stds; default ImageNet's, or Fashion-MNIST's for 1 channel.")
   var std: CommaSeparated<Float>?
 
-  @Option(help: "Concurrent liblinear fits (0: --threads).")
-  var workers: Int = 0
+  @Option(help: "Concurrent liblinear fits (svm.workers; 0: --threads).")
+  var workers: Int?
 
   @Flag(help: ArgumentHelp(
     "Bit-reproducible SVMs: one fit at a time, each with the same seed for liblinear's coordinate order.",
@@ -92,64 +99,63 @@ struct RunVOCSVM: ParsableCommand {
   var deterministic = false
 
   func validate() throws {
-    guard batchSize >= 1 else { throw ValidationError("--batch-size must be ≥ 1, got \(batchSize).") }
     if features != nil {
       guard checkpoint == nil, data == nil else {
         throw ValidationError("--features replaces --checkpoint and --data; give either --features DIR or both.")
       }
     } else {
-      guard checkpoint != nil, data != nil else {
-        throw ValidationError("Give --checkpoint and --data (a VOC year directory), or --features DIR.")
-      }
-      for name in layers?.values ?? [] where FeatureLayer(rawValue: name) == nil || name == "avgpool" {
-        throw ValidationError("--layers: '\(name)' is not one of feature1 … feature5.")
-      }
-    }
-    if let costs, !costs.values.allSatisfy({ $0 > 0 && $0.isFinite }) {
-      throw ValidationError("--costs: give positive numbers separated by commas, got \(costs.defaultValueDescription).")
-    }
-    guard lowShotK.values.allSatisfy({ $0 > 0 }) else {
-      throw ValidationError("--low-shot-k: give positive integers separated by commas.")
-    }
-    if let imageSize, !(8...1024).contains(imageSize) {
-      throw ValidationError("--image-size must be in 8…1024, got \(imageSize).")
-    }
-    if let resize, !(8...4096).contains(resize) { throw ValidationError("--resize must be in 8…4096, got \(resize).") }
-    guard workers >= 0 else { throw ValidationError("--workers must be 0 (--threads) or positive, got \(workers).") }
-    for (name, values) in [("mean", mean), ("std", std)] {
-      if let values, !values.values.allSatisfy({ $0.isFinite && (name == "mean" || $0 > 0) }) {
-        throw ValidationError("--\(name): give finite numbers\(name == "std" ? " > 0" : "") separated by commas.")
+      guard checkpoint != nil, data != nil || config != nil else {
+        throw ValidationError("Give --checkpoint and --data (a VOC year directory; or data.path in --config), or "
+                                + "--features DIR.")
       }
     }
   }
 
-  func run() throws {
-    common.configureThreads()
-    let input: VOCSVMRequest.Input
-    if let features {
-      input = .features(directory: features)
+  /// The config keys the flags stand for; `--set` comes after them and wins.
+  var flagOverrides: [String] {
+    func list<T>(_ values: [T]) -> String { "[" + values.map { "\($0)" }.joined(separator: ", ") + "]" }
+    var keys: [String] = []
+    if let data { keys.append("data.path=\(data)") }
+    if let layers { keys.append("layers=\(list(layers.values))") }
+    if let costs { keys.append("svm.costs=\(list(costs.values))") }
+    if let imageSize {
+      keys.append("data.image_size=\(imageSize)")
+      if resize == nil { keys.append("data.resize=\(imageSize)") }  // --image-size alone: no upscale before the squash
+    }
+    if let resize { keys.append("data.resize=\(resize)") }
+    if let mean { keys.append("data.mean=\(list(mean.values))") }
+    if let std { keys.append("data.std=\(list(std.values))") }
+    if let batchSize { keys.append("data.batch_size=\(batchSize)") }
+    if let workers { keys.append("svm.workers=\(workers)") }
+    if deterministic { keys.append("svm.deterministic=true") }
+    if lowShot || lowShotSamples != nil { keys.append("low_shot.enabled=true") }
+    if let lowShotK { keys.append("low_shot.k=\(list(lowShotK.values))") }
+    if let lowShotSamples { keys.append("low_shot.samples_dir=\(lowShotSamples)") }
+    if let seed = common.seed { keys.append("seed=\(seed)") }
+    return keys
+  }
+
+  /// The request these options ask for (its config checked against the protocol defaults).
+  func request() throws -> VOCSVMRequest {
+    let input: VOCSVMRequest.Input = if let features {
+      .features(directory: features)
     } else {
-      input = .checkpoint(BackboneRequest(checkpoint: checkpoint!, layout: layoutOptions.layout,
-                                          prefix: layoutOptions.prefix, allowMissing: allowMissing),
-                          data: data!)
+      .checkpoint(BackboneRequest(checkpoint: checkpoint!, layout: layoutOptions.layout,
+                                  prefix: layoutOptions.prefix, allowMissing: allowMissing), data: nil)
     }
     var request = VOCSVMRequest(input: input, database: common.db, featureCache: featureCacheOptions.directory)
-    request.layers = layers?.values
-    request.settings.costs = costs?.values ?? referenceSVMCosts
-    request.settings.workers = workers
-    request.settings.deterministic = deterministic
-    request.imageSize = imageSize
-    request.resize = resize
-    request.mean = mean?.values
-    request.std = std?.values
-    request.batchSize = batchSize
-    request.lowShotKs = lowShot || lowShotSamples != nil ? lowShotK.values : nil
-    request.lowShotSamples = lowShotSamples
-    request.seed = common.seed ?? 0
+    try request.useConfigFile(config)
+    request.overrides = flagOverrides + overrides
+    _ = try request.config()
     request.exportFeatures = exportFeatures
     request.label = label
     request.workDirectory = workDir.map { URL(fileURLWithPath: $0) }
-    let result = try VOCSVMProtocol.run(request)
+    return request
+  }
+
+  func run() throws {
+    common.configureThreads()
+    let result = try VOCSVMProtocol.run(try request())
     print(result.table.text())
     if !result.shortfalls.isEmpty {
       print("note: \(result.shortfalls.count) low-shot class/k pairs had fewer images than asked; all were used.")

@@ -247,7 +247,7 @@ import Results
                                  as? Quickstart)
     let plan = command.plan
     #expect(try plan.pretrainRequest().config.seed == 7)
-    #expect(plan.sceneSVMRequest(checkpoint: "c", label: "l", slug: "s").seed == 7)
+    #expect(try plan.sceneSVMRequest(checkpoint: "c", label: "l", slug: "s").config().seed == 7)
     #expect(try plan.linearRequest(checkpoint: "c", label: "l", slug: "s").config.seed == 7)
     #expect(try plan.knnRequest(checkpoint: "c", label: "l", slug: "s").config.seed == 7)
     let unseeded = try #require(try SimSiamBench.parseAsRoot(["quickstart"]) as? Quickstart)

@@ -3,6 +3,7 @@ import Datasets
 import Evaluation
 import Foundation
 import Testing
+import Protocols
 import Results
 import TestSupport
 import Tensors
@@ -173,5 +174,57 @@ import Tensors
     let (train, trainLabels) = split(30)
     let (test, testLabels) = split(20)
     return SVMLayerData(layer: "feature5", train: train, test: test, trainLabels: trainLabels, testLabels: testLabels)
+  }
+}
+
+@Suite struct RunVOCSVMConfigTests {
+  private func command(_ arguments: [String]) throws -> RunVOCSVM {
+    try #require(try SimSiamBench.parseAsRoot(["run", "voc-svm"] + arguments) as? RunVOCSVM)
+  }
+
+  /// The flags are shortcuts for config keys; `--set` wins over them; the backbone's defaults fill the rest.
+  @Test func flagsAreShortcutsForConfigKeys() throws {
+    let request = try command(["--checkpoint", "c.safetensors", "--data", "/d", "--image-size", "64", "--costs",
+                               "1,10", "--low-shot", "--low-shot-k", "1,2", "--seed", "3", "--workers", "2",
+                               "--set", "svm.folds=4"]).request()
+    let config = try request.config(inChannels: 1, cifarStem: true)
+    #expect(config.data.path == "/d" && config.data.imageSize == 64 && config.data.resize == 64)
+    #expect(config.data.mean == [0.2860] && config.data.std == [0.3530])
+    #expect(config.svm.costs == [1, 10] && config.svm.folds == 4 && config.svm.workers == 2)
+    #expect(config.lowShot.enabled && config.lowShot.k == [1, 2] && config.seed == 3)
+    // Without options: the protocol's defaults for the backbone (224/256 ImageNet; 32/32 for a CIFAR stem).
+    let plain = try command(["--checkpoint", "c.safetensors", "--data", "/d"]).request()
+    #expect(try plain.config().data.imageSize == 224 && plain.config().data.resize == 256)
+    #expect(try plain.config(inChannels: 1, cifarStem: true).data.imageSize == 32)
+    #expect(try !plain.config().lowShot.enabled && plain.config().settings == SVMSettings())
+  }
+
+  @Test func anUnknownKeyIsRefusedWithTheClosestKnownOne() throws {
+    #expect { try command(["--checkpoint", "c", "--data", "/d", "--set", "svm.cost=[1]"]).request() } throws: {
+      "\($0)".contains("svm.cost") && "\($0)".contains("Did you mean 'svm.costs'")
+    }
+    #expect { try command(["--checkpoint", "c", "--data", "/d", "--costs", "1,-2"]).request() } throws: {
+      "\($0)".contains("svm.costs")
+    }
+  }
+
+  @Test func theCommittedConfigLoadsAsTheFullProtocol() throws {
+    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+      .deletingLastPathComponent()
+    let file = root.appendingPathComponent("configs/benchmarks/voc07/svm_voc07.yaml").path
+    let request = try command(["--checkpoint", "c", "--config", file]).request()
+    let config = try request.config()
+    #expect(config.lowShot.enabled && config.data.imageSize == 224 && config.svm.costs == referenceSVMCosts)
+    #expect(request.configFile == file)
+  }
+
+  /// The quickstart's scene SVMs: the embedded scenes preset at the quickstart's --scene-image-size.
+  @Test func theQuickstartSceneConfigIsTheEmbeddedPreset() throws {
+    let plan = QuickstartPlan(workDirectory: URL(fileURLWithPath: "/tmp/qs"), database: "db", seed: nil,
+                              pretrainMinutes: 10, sceneImageSize: 64)
+    let config = try plan.sceneSVMRequest(checkpoint: "c", label: "l", slug: "s").config(inChannels: 1, cifarStem: true)
+    #expect(config.data.imageSize == 64 && config.data.resize == 64 && config.data.mean == [0.2860])
+    #expect(config.lowShot.enabled && config.lowShot.k == referenceLowShotKs && config.lowShot.samples == 5)
+    #expect(config.settings == SVMSettings() && config.seed == 0)
   }
 }

@@ -43,13 +43,15 @@ public struct QuickstartPlan {
                            database: database)
   }
 
-  /// VOC07 SVMs and low-shot SVMs on the scene devkit.
+  /// VOC07 SVMs and low-shot SVMs on the scene devkit (configs/benchmarks/voc07/svm_voc07_scenes_quick.yaml).
   public func sceneSVMRequest(checkpoint: String, label: String, slug: String) -> VOCSVMRequest {
     var request = VOCSVMRequest(input: .checkpoint(BackboneRequest(checkpoint: checkpoint), data: sceneDevkit.path),
                                 database: database, featureCache: featureCache)
-    request.lowShotKs = referenceLowShotKs
-    request.imageSize = sceneImageSize
-    request.seed = seed ?? 0
+    let preset = VOCSVMPresets.scenesQuick
+    request.configYAML = preset.yaml
+    request.configSource = preset.name
+    request.overrides = ["data.image_size=\(sceneImageSize)", "data.resize=\(sceneImageSize)"]
+      + (seed.map { ["seed=\($0)"] } ?? [])
     request.label = label
     request.workDirectory = workDirectory.appendingPathComponent("voc-svm/\(slug)")
     return request

@@ -15,31 +15,22 @@ import Tensors
 public struct VOCSVMRequest {
   /// Where the features come from.
   public enum Input {
-    /// A backbone and a VOC year directory (ImageSets/Main with <class>_trainval/test lists).
-    case checkpoint(BackboneRequest, data: String)
+    /// A backbone and a VOC year directory (ImageSets/Main with <class>_trainval/test lists); nil: the config's
+    /// data.path.
+    case checkpoint(BackboneRequest, data: String?)
     /// Features already extracted, in the layout `exportFeatures` writes.
     case features(directory: String)
   }
 
   public var input: Input
-  /// Layers among feature1 … feature5 (nil: all; with `.features`: every one in the directory).
-  public var layers: [String]?
-  public var settings = SVMSettings()
-  /// Square input side (nil: 224, or 32 for CIFAR-stem backbones); not 224 means adaptive pooling.
-  public var imageSize: Int?
-  /// Short side before the squash (nil: 256, or the image size when that is given).
-  public var resize: Int?
-  /// Per-channel Normalize mean and std (x/255); nil: ImageNet's, or Fashion-MNIST's for one channel.
-  public var mean: [Float]?
-  public var std: [Float]?
-  /// Images per forward pass during feature extraction.
-  public var batchSize = 32
-  /// Low-shot SVMs: the k values (nil: none).
-  public var lowShotKs: [Int]?
-  /// Read the low-shot samples from this directory instead of drawing them with `seed`.
-  public var lowShotSamples: String?
-  /// Seed of the low-shot draw and of the backbone's initialisation.
-  public var seed: UInt64 = 0
+  /// The config's YAML (a file's text or an embedded preset; nil: the defaults alone), laid over the defaults for the
+  /// backbone (`VOCSVMConfig.defaults(inChannels:cifarStem:)`), then `overrides` (`key=value`).
+  public var configYAML: String?
+  /// Names the YAML in errors (its path, or the preset's name).
+  public var configSource = "default"
+  /// The config file given, recorded with the run.
+  public var configFile: String?
+  public var overrides: [String] = []
   /// Write the features, labels (and low-shot samples) as .npy files here.
   public var exportFeatures: String?
   /// The name reports show (default: the checkpoint's or the feature directory's file name).
@@ -54,6 +45,20 @@ public struct VOCSVMRequest {
     self.input = input
     self.database = database
     self.featureCache = featureCache
+  }
+
+  /// The config for a backbone with `inChannels` input channels and (or not) a CIFAR stem.
+  public func config(inChannels: Int = 3, cifarStem: Bool = false) throws -> VOCSVMConfig {
+    try VOCSVMConfig.load(yaml: configYAML, source: configSource, overrides: overrides,
+                          defaults: .defaults(inChannels: inChannels, cifarStem: cifarStem))
+  }
+
+  /// A request with the config file at `path` (nil: none).
+  public mutating func useConfigFile(_ path: String?) throws {
+    guard let path else { return }
+    configYAML = try readConfigFile(path)
+    configSource = path
+    configFile = path
   }
 }
 
@@ -140,6 +145,7 @@ public struct VOCSVMResult {
 public enum VOCSVMProtocol {
   /// What the SVM stage needs, from a checkpoint and a devkit or from a feature directory.
   struct Inputs {
+    var config: VOCSVMConfig
     var label: String
     var work: WorkArea
     var run: NewRun
@@ -153,13 +159,13 @@ public enum VOCSVMProtocol {
 
   public static func run(_ request: VOCSVMRequest) throws -> VOCSVMResult {
     let start = DispatchTime.now()
-    let settings = request.settings
     let inputs = switch request.input {
     case let .checkpoint(backbone, data): try checkpointInputs(request, backbone: backbone, data: data)
     case let .features(directory): try featureDirectoryInputs(request, directory: URL(fileURLWithPath: directory))
     }
+    let settings = inputs.config.settings
     let log = inputs.work.log
-    let lowShotKs = request.lowShotKs ?? []
+    let lowShotKs = inputs.config.lowShot.enabled ? inputs.config.lowShot.k : []
     if let draw = inputs.draw, !draw.shortfalls.isEmpty {
       log.write("low-shot: fewer images than asked for (rule: use all of them): "
                   + draw.shortfalls.prefix(10).joined(separator: "; ") + (draw.shortfalls.count > 10 ? "; …" : ""))
@@ -216,23 +222,24 @@ public enum VOCSVMProtocol {
     }
   }
 
-  /// The low-shot samples: read from `lowShotSamples`, drawn with the seed for `lowShotKs`, or none.
-  static func lowShotDraw(_ request: VOCSVMRequest, trainLabels: SVMLabels) throws -> LowShotDraw? {
-    guard let ks = request.lowShotKs else { return nil }
-    if let directory = request.lowShotSamples {
-      return try readLowShotSamples(directory: URL(fileURLWithPath: directory), ks: ks, images: trainLabels.images,
-                                    classes: trainLabels.classes.count)
+  /// The low-shot samples: read from low_shot.samples_dir, drawn with the seed, or none (low_shot.enabled false).
+  static func lowShotDraw(_ config: VOCSVMConfig, trainLabels: SVMLabels) throws -> LowShotDraw? {
+    guard config.lowShot.enabled else { return nil }
+    if let directory = config.lowShotSamplesDirectory {
+      return try readLowShotSamples(directory: directory, ks: config.lowShot.k, samples: config.lowShot.samples,
+                                    images: trainLabels.images, classes: trainLabels.classes.count)
     }
-    return drawLowShotSamples(labels: trainLabels, ks: ks, seed: request.seed)
+    return drawLowShotSamples(labels: trainLabels, ks: config.lowShot.k, samples: config.lowShot.samples,
+                              seed: config.seed)
   }
 
   /// The SVM settings, the difficult rule and the low-shot draw as variant facets.
-  static func variant(_ request: VOCSVMRequest, draw: LowShotDraw?) -> ProtocolVariant {
-    var variant = request.settings.variant
+  static func variant(_ config: VOCSVMConfig, draw: LowShotDraw?) -> ProtocolVariant {
+    var variant = config.settings.variant
     variant["difficult"] = "negative-in-train,excluded-at-test"
     if let draw {
       variant["lowshot"] = draw.source.replacingOccurrences(of: " ", with: "_")
-      variant["lowshot-k"] = (request.lowShotKs ?? []).map(String.init).joined(separator: ",")
+      variant["lowshot-k"] = config.lowShot.k.map(String.init).joined(separator: ",")
       variant["lowshot-samples"] = "\(draw.sampleCount)"
       if !draw.shortfalls.isEmpty { variant["lowshot-shortfalls"] = "all-used(\(draw.shortfalls.count))" }
     }
@@ -243,25 +250,18 @@ public enum VOCSVMProtocol {
     try WorkArea(request.workDirectory ?? URL(fileURLWithPath: "work_dirs/voc-svm/\(label)"))
   }
 
-  static func jsonObject(_ values: [String: String]) -> String {
-    let data = (try? JSONSerialization.data(withJSONObject: values, options: [.sortedKeys])) ?? Data("{}".utf8)
-    return String(decoding: data, as: UTF8.self)
-  }
-
   /// A checkpoint and a devkit: the backbone, the devkit, the transform; features extracted (or read from the
   /// cache) when the run starts.
   static func checkpointInputs(_ request: VOCSVMRequest, backbone backboneRequest: BackboneRequest,
-                               data: String) throws -> Inputs {
-    let layerList = try (request.layers ?? FeatureLayer.stages.map(\.rawValue)).map { name in
-      guard let layer = FeatureLayer(rawValue: name), layer != .avgpool else {
-        throw ProtocolError.invalidRequest(reason: "'\(name)' is not a VOC SVM layer.",
-                                           hint: "Give layers among feature1 … feature5.")
-      }
-      return layer
-    }
+                               data: String?) throws -> Inputs {
     var backboneRequest = backboneRequest
-    backboneRequest.seed = request.seed
+    backboneRequest.seed = try request.config().seed  // and a bad config fails before the checkpoint is read
     let evaluation = try BackboneBuilder.build(backboneRequest)
+    var svmConfig = try request.config(inChannels: evaluation.backbone.config.inChannels,
+                                       cifarStem: evaluation.backbone.config.cifarStem)
+    if let data { svmConfig.data.path = data }
+    let layerList = svmConfig.featureLayers
+    let data = svmConfig.data.path
     let checkpoint = backboneRequest.checkpoint
     let label = request.label ?? URL(fileURLWithPath: checkpoint).deletingPathExtension().lastPathComponent
     let work = try workArea(request, label: label)
@@ -271,19 +271,18 @@ public enum VOCSVMProtocol {
 
     // Data and preprocessing.
     let source = try VOCImageSource(root: URL(fileURLWithPath: data))
-    let size = request.imageSize ?? (config.cifarStem ? 32 : 224)
-    let resizeSide = request.resize ?? (request.imageSize != nil || config.cifarStem ? size : 256)
-    let normalization = try makeNormalization(request, channels: config.inChannels)
-    let transform = EvaluationTransform(resize: resizeSide, size: size, mode: .squash, normalization: normalization)
+    let size = svmConfig.data.imageSize, resizeSide = svmConfig.data.resize
+    let transform = svmConfig.transform(channels: config.inChannels)
+    let normalization = transform.normalization
     let extractor = FeatureExtractor(backbone: evaluation.backbone)
     let pooling = extractor.pooling(forInputSize: size)
     let trainLabels = source.trainLabels
     let testLabels = source.testLabels
-    let draw = try lowShotDraw(request, trainLabels: trainLabels)
+    let draw = try lowShotDraw(svmConfig, trainLabels: trainLabels)
 
-    var variant = variant(request, draw: draw)
+    var variant = variant(svmConfig, draw: draw)
     variant["pooling"] = pooling == .specified ? "specified(MMSelfSup-AvgPool2d)" : "adaptive(12/6/4/3/2)"
-    variant["transform"] = "Resize(\(resizeSide))→squash(\(size))"
+    variant["transform"] = "Resize(\(resizeSide))→\(svmConfig.data.resizeMode)(\(size))"
     variant["mean"] = normalization.mean.map { "\($0)" }.joined(separator: ",")
     variant["std"] = normalization.std.map { "\($0)" }.joined(separator: ",")
     if evaluation.isRandomInit { variant.flag("random-init") }
@@ -294,24 +293,17 @@ public enum VOCSVMProtocol {
                 + "\(layerList.map(\.rawValue).joined(separator: ",")); \(Threads.count) threads")
     if let report = evaluation.report { log.write(report.rendered(), echo: false) }
     log.write("protocol: \(variant.canonical)")
-    let configJSON = jsonObject([
-      "checkpoint": checkpoint, "data": data, "layers": layerList.map(\.rawValue).joined(separator: ","),
-      "costs": request.settings.costs.map { "\($0)" }.joined(separator: ","),
-      "ap_cv": "sklearn average_precision_score", "ap_test": "all-point (svm_helper.calculate_ap)",
-      "pooling": pooling.rawValue, "image_size": "\(size)", "resize": "\(resizeSide)", "seed": "\(request.seed)",
-      "low_shot": draw?.source ?? "off", "low_shot_shortfalls": draw?.shortfalls.joined(separator: "; ") ?? "",
-      "work_dir": work.directory.path,
-    ])
     let run = NewRun(
-      kind: .evaluate, protocolName: Benchmark.voc07SVM, label: label, config: configJSON, checkpointPath: checkpoint,
+      kind: .evaluate, protocolName: Benchmark.voc07SVM, label: label, configFile: request.configFile,
+      config: svmConfig.json, checkpointPath: checkpoint,
       checkpointSHA256: sha, checkpointLayout: evaluation.layout, datasetPath: data,
       datasetFingerprint: source.fingerprint, protocolVariant: variant.stored, codeVersion: codeVersion,
       threads: Threads.count)
     let featureCache = request.featureCache
-    let batchSize = request.batchSize
+    let batchSize = svmConfig.data.batchSize
     return Inputs(
-      label: label, work: work, run: run,
-      identity: "features=\(evaluation.featureKey)|\(source.fingerprint)|Resize(\(resizeSide))→squash(\(size)) "
+      config: svmConfig, label: label, work: work, run: run,
+      identity: "features=\(evaluation.featureKey)|\(source.fingerprint)|Resize(\(resizeSide))→\(svmConfig.data.resizeMode)(\(size)) "
         + "mean=\(normalization.mean) std=\(normalization.std)|\(pooling.rawValue)",
       draw: draw, classes: trainLabels.classes.count,
       layers: {
@@ -340,13 +332,16 @@ public enum VOCSVMProtocol {
 
   /// A feature directory: the classes, labels and features of a directory in the export layout, read up front.
   static func featureDirectoryInputs(_ request: VOCSVMRequest, directory: URL) throws -> Inputs {
-    let files = try readSVMInputs(from: directory, layers: request.layers)
+    let svmConfig = try request.config()
+    // The default layer list reads every layer the directory has; a list given reads those.
+    let files = try readSVMInputs(from: directory,
+                                  layers: svmConfig.layers == VOCSVMConfig().layers ? nil : svmConfig.layers)
     let label = request.label ?? directory.lastPathComponent
     let work = try workArea(request, label: label)
     let log = work.log
     let first = files.layers[0]
-    let draw = try lowShotDraw(request, trainLabels: first.trainLabels)
-    var variant = variant(request, draw: draw)
+    let draw = try lowShotDraw(svmConfig, trainLabels: first.trainLabels)
+    var variant = variant(svmConfig, draw: draw)
     variant["features"] = "npy-files(pooling-and-transform-as-their-producer-made-them)"
     log.write("simsiam-bench \(codeVersion) run voc-svm \(label): features from \(directory.path) (sha256 "
                 + "\(files.sha256.prefix(12))); \(first.trainLabels.images) trainval, \(first.testLabels.images) "
@@ -354,34 +349,12 @@ public enum VOCSVMProtocol {
                 + files.layers.map { "\($0.layer) (\($0.train.columns) dims)" }.joined(separator: ", ")
                 + "; \(Threads.count) threads")
     log.write("protocol: \(variant.canonical)")
-    let configJSON = jsonObject([
-      "features": directory.path, "layers": files.layers.map(\.layer).joined(separator: ","),
-      "costs": request.settings.costs.map { "\($0)" }.joined(separator: ","),
-      "ap_cv": "sklearn average_precision_score", "ap_test": "all-point (svm_helper.calculate_ap)",
-      "seed": "\(request.seed)", "low_shot": draw?.source ?? "off",
-      "low_shot_shortfalls": draw?.shortfalls.joined(separator: "; ") ?? "", "work_dir": work.directory.path,
-    ])
     let run = NewRun(
-      kind: .evaluate, protocolName: Benchmark.voc07SVM, label: label, config: configJSON,
-      checkpointPath: directory.path, checkpointSHA256: files.sha256, checkpointLayout: "npy-features",
+      kind: .evaluate, protocolName: Benchmark.voc07SVM, label: label, configFile: request.configFile,
+      config: svmConfig.json, checkpointPath: directory.path, checkpointSHA256: files.sha256, checkpointLayout: "npy-features",
       datasetPath: directory.path, datasetFingerprint: files.sha256, protocolVariant: variant.stored,
       codeVersion: codeVersion, threads: Threads.count)
-    return Inputs(label: label, work: work, run: run, identity: "npy=\(files.sha256)", draw: draw,
+    return Inputs(config: svmConfig, label: label, work: work, run: run, identity: "npy=\(files.sha256)", draw: draw,
                   classes: first.trainLabels.classes.count, layers: { files.layers })
-  }
-
-  static func makeNormalization(_ request: VOCSVMRequest, channels: Int) throws -> Normalization {
-    func checked(_ values: [Float]?, _ fallback: [Float], _ name: String) throws -> [Float] {
-      guard let values else { return fallback }
-      guard values.count == channels else {
-        throw ProtocolError.invalidRequest(reason: "The \(name) has \(values.count) value(s) for a \(channels)-channel "
-                                             + "backbone.", hint: "Give \(channels) comma-separated number(s).")
-      }
-      return values
-    }
-    let defaults: ([Float], [Float]) = channels == 3
-      ? (Normalization.imagenet.mean, Normalization.imagenet.std)
-      : ([Float](repeating: 0.2860, count: channels), [Float](repeating: 0.3530, count: channels))
-    return Normalization(mean: try checked(request.mean, defaults.0, "mean"), std: try checked(request.std, defaults.1, "std"))
   }
 }
