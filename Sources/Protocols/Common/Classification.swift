@@ -99,7 +99,7 @@ struct FrozenClassificationSetup {
   let featureCache: FeatureCache?
   let train: ClassificationSource
   let test: ClassificationSource
-  let benchmark: String
+  let benchmark: BenchmarkID
 
   var classCount: Int { max(train.classCount, test.classCount) }
   var log: LogFile { work.log }
@@ -107,7 +107,7 @@ struct FrozenClassificationSetup {
   /// - Parameter workDirectory: the request's, else work_dirs/<config name>/<`defaultWorkName(label, default label)`>.
   init(backbone request: BackboneRequest, seed: UInt64, data: ClassificationDataConfig, label: String?,
        workDirectory: URL?, configName: String, defaultWorkName: (String, String) -> String, featureCache: URL?,
-       benchmarkSuffix: String) throws {
+       evaluationProtocol: EvaluationProtocol) throws {
     var request = request
     request.seed = seed
     evaluation = try BackboneBuilder.build(request)
@@ -120,7 +120,7 @@ struct FrozenClassificationSetup {
     let channels = evaluation.backbone.config.inChannels
     train = try ClassificationSource.open(data.location, split: .train, channels: channels)
     test = try ClassificationSource.open(data.location, split: .test, channels: channels)
-    benchmark = "\(data.location.kind.benchmarkName)-\(benchmarkSuffix)"
+    benchmark = BenchmarkID(BenchmarkDataset(data.location.kind), evaluationProtocol)
   }
 
   /// Logs what was loaded (the load report, or the random initialisation's seed).
@@ -131,9 +131,23 @@ struct FrozenClassificationSetup {
 
   /// The stored run: provenance of the weights, the data and the config.
   func newRun(configFile: String?, configJSON: String, dataPath: String, variant: ProtocolVariant) -> NewRun {
-    NewRun(kind: .evaluate, protocolName: benchmark, label: label, configFile: configFile, config: configJSON,
+    NewRun(kind: .evaluate, protocolName: benchmark.rawValue, label: label, configFile: configFile, config: configJSON,
            checkpointPath: checkpoint, checkpointSHA256: evaluation.sha256, checkpointLayout: evaluation.layout,
            datasetPath: dataPath, datasetFingerprint: "train \(train.fingerprint) test \(test.fingerprint)",
            protocolVariant: variant.stored, codeVersion: codeVersion, threads: Threads.count)
+  }
+}
+
+extension BenchmarkDataset {
+  /// The benchmark dataset a classification data layout is scored as (ImageNet for any ImageNet-layout folder).
+  init(_ kind: ClassificationDataKind) {
+    self = switch kind {
+    case .fashionMNIST: .fashionMNIST
+    case .cifar10: .cifar10
+    case .imageFolder, .imageList: .imagenet
+    case .places205: .places205
+    case .inaturalist2018: .inat18
+    case .synthetic: .synthetic
+    }
   }
 }

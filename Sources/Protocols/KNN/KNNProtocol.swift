@@ -66,15 +66,15 @@ public struct KNNRequest {
 public struct KNNResult {
   public var runID: RunID
   public var label: String
-  public var benchmark: String
+  public var benchmark: BenchmarkID
   public var accuracies: [KNNAccuracy]
 
   /// Top-1 and top-5 per k. No layer: the protocol always reads the GAP features, and its tables and references
   /// key on k alone.
   public var scores: [Score] {
     accuracies.flatMap { accuracy in
-      [Score(benchmark: benchmark, metric: "top1", k: accuracy.k, value: accuracy.top1, count: accuracy.queries),
-       Score(benchmark: benchmark, metric: "top5", k: accuracy.k, value: accuracy.top5, count: accuracy.queries)]
+      [Score(benchmark: benchmark, metric: .top1, k: accuracy.k, value: accuracy.top1, count: accuracy.queries),
+       Score(benchmark: benchmark, metric: .top5, k: accuracy.k, value: accuracy.top5, count: accuracy.queries)]
     }
   }
 
@@ -92,7 +92,7 @@ public enum KNNProtocol {
     let setup = try FrozenClassificationSetup(
       backbone: request.backbone, seed: config.seed, data: config.data, label: request.label,
       workDirectory: request.workDirectory, configName: request.configName, defaultWorkName: { label, _ in label },
-      featureCache: request.featureCache, benchmarkSuffix: "knn")
+      featureCache: request.featureCache, evaluationProtocol: .knn)
     let (evaluation, log, bank, queries, label, featureCache) = (setup.evaluation, setup.log, setup.train, setup.test,
                                                                  setup.label, setup.featureCache)
     let classCount = setup.classCount, benchmark = setup.benchmark

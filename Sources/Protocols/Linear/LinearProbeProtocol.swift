@@ -88,7 +88,7 @@ public struct LinearProbeRequest {
 public struct LinearProbeResult {
   public var runID: RunID
   public var label: String
-  public var benchmark: String
+  public var benchmark: BenchmarkID
   /// The final evaluation's epoch and hits per head.
   public var epoch: Int
   public var hits: [FeatureLayer: ProbeHits]
@@ -100,10 +100,10 @@ public struct LinearProbeResult {
     }
   }
 
-  static func scores(benchmark: String, layer: FeatureLayer, hits: ProbeHits, epoch: Int?) -> [Score] {
-    [Score(benchmark: benchmark, metric: "top1", layer: layer.rawValue, epoch: epoch, value: hits.top1Percent,
+  static func scores(benchmark: BenchmarkID, layer: FeatureLayer, hits: ProbeHits, epoch: Int?) -> [Score] {
+    [Score(benchmark: benchmark, metric: .top1, layer: layer.rawValue, epoch: epoch, value: hits.top1Percent,
            count: hits.count),
-     Score(benchmark: benchmark, metric: "top5", layer: layer.rawValue, epoch: epoch, value: hits.top5Percent,
+     Score(benchmark: benchmark, metric: .top5, layer: layer.rawValue, epoch: epoch, value: hits.top5Percent,
            count: hits.count)]
   }
 
@@ -136,7 +136,7 @@ public enum LinearProbeProtocol {
       backbone: request.backbone, seed: config.seed, data: config.data, label: request.label,
       workDirectory: request.workDirectory, configName: request.configName,
       defaultWorkName: { _, checkpointName in checkpointName }, featureCache: request.featureCache,
-      benchmarkSuffix: "linear")
+      evaluationProtocol: .linear)
     let (evaluation, log, train, test, label, featureCache) = (setup.evaluation, setup.log, setup.train, setup.test,
                                                                setup.label, setup.featureCache)
     let directory = setup.work.directory

@@ -186,18 +186,19 @@ public enum PretrainProtocol {
   /// The kNN scores of a run: the random-init baseline (the mean over init seeds with `count` and `std`, then one
   /// detail row per seed with `sample` = its index) and the final weights; percentages.
   public static func knnScores(_ summary: PretrainSummary, config: PretrainConfig) -> [Score] {
+    // Named after data.kind (`image-folder-knn` for an ImageNet folder), as stored since the first version.
     let benchmark = "\(config.data.kind)-knn", k = config.monitor.knnK
     var scores: [Score] = []
     if let baseline = summary.randomInit {
-      scores.append(Score(benchmark: benchmark, metric: "top1", layer: "avgpool-random-init", k: k,
+      scores.append(Score(benchmark: benchmark, metric: Metric.top1.rawValue, layer: "avgpool-random-init", k: k,
                           value: 100 * baseline.mean, count: baseline.accuracies.count, std: 100 * baseline.std))
       for (index, accuracy) in baseline.accuracies.enumerated() {
-        scores.append(Score(benchmark: benchmark, metric: "top1", layer: "avgpool-random-init", k: k, sample: index,
+        scores.append(Score(benchmark: benchmark, metric: Metric.top1.rawValue, layer: "avgpool-random-init", k: k, sample: index,
                             value: 100 * accuracy))
       }
     }
     if let final = summary.finalKNNAccuracy {
-      scores.append(Score(benchmark: benchmark, metric: "top1", layer: "avgpool", k: k, value: 100 * final))
+      scores.append(Score(benchmark: benchmark, metric: Metric.top1.rawValue, layer: "avgpool", k: k, value: 100 * final))
     }
     return scores
   }

@@ -96,16 +96,16 @@ public struct VOCSVMResult {
   /// `voc07-svm` mAP (per-class test APs) and, per cost, the CV AP (mean over classes of the 3-fold means), and the
   /// chosen cost per class.
   public static func scores(_ result: FullSVMResult) -> [Score] {
-    var scores = [Score(benchmark: Benchmark.voc07SVM, metric: "mAP", layer: result.layer, value: 100 * result.mAP,
+    var scores = [Score(benchmark: .voc07SVM, metric: .mAP, layer: result.layer, value: 100 * result.mAP,
                         count: result.classes.count,
                         perClass: zip(result.classes, result.testAP).map { ClassValue(className: $0, value: 100 * $1) })]
     for (costIndex, cost) in result.costs.enumerated() {
       let perClass = result.classes.indices.map { result.meanCV($0, costIndex) }
-      scores.append(Score(benchmark: Benchmark.voc07SVM, metric: "cv-AP", layer: result.layer, cost: cost,
+      scores.append(Score(benchmark: .voc07SVM, metric: .cvAP, layer: result.layer, cost: cost,
                           value: 100 * perClass.reduce(0, +) / Double(perClass.count), count: perClass.count,
                           perClass: zip(result.classes, perClass).map { ClassValue(className: $0, value: 100 * $1) }))
     }
-    scores.append(Score(benchmark: Benchmark.voc07SVM, metric: "chosen-cost", layer: result.layer,
+    scores.append(Score(benchmark: .voc07SVM, metric: .chosenCost, layer: result.layer,
                         value: result.costs[result.chosenCost.first ?? 0], count: result.classes.count,
                         perClass: zip(result.classes, result.chosenCost).map {
                           ClassValue(className: $0, value: result.costs[$1])
@@ -120,18 +120,18 @@ public struct VOCSVMResult {
     for summary in result.summaries {
       let samples = result.classAP[summary.k]!.count
       let k = summary.k
-      scores.append(Score(benchmark: Benchmark.voc07LowShotSVM, metric: "mAP", layer: result.layer, k: k,
+      scores.append(Score(benchmark: .voc07LowShotSVM, metric: .mAP, layer: result.layer, k: k,
                           value: 100 * summary.mean, count: samples, std: 100 * summary.std))
-      scores.append(Score(benchmark: Benchmark.voc07LowShotSVM, metric: "mAP-min", layer: result.layer, k: k,
+      scores.append(Score(benchmark: .voc07LowShotSVM, metric: .mAPMin, layer: result.layer, k: k,
                           value: 100 * summary.min, count: samples))
-      scores.append(Score(benchmark: Benchmark.voc07LowShotSVM, metric: "mAP-max", layer: result.layer, k: k,
+      scores.append(Score(benchmark: .voc07LowShotSVM, metric: .mAPMax, layer: result.layer, k: k,
                           value: 100 * summary.max, count: samples))
-      scores.append(Score(benchmark: Benchmark.voc07LowShotSVM, metric: "chosen-cost", layer: result.layer, k: k,
+      scores.append(Score(benchmark: .voc07LowShotSVM, metric: .chosenCost, layer: result.layer, k: k,
                           value: result.costs[summary.chosenCost]))
       for sample in 0..<samples {
         for (costIndex, cost) in result.costs.enumerated() {
           let aps = result.classAP[k]![sample][costIndex]
-          scores.append(Score(benchmark: Benchmark.voc07LowShotSVM, metric: "mAP", layer: result.layer, k: k,
+          scores.append(Score(benchmark: .voc07LowShotSVM, metric: .mAP, layer: result.layer, k: k,
                               sample: sample + 1, cost: cost,
                               value: 100 * result.mAP(k: k, sample: sample, cost: costIndex), count: aps.count,
                               perClass: zip(result.classes, aps).map { ClassValue(className: $0, value: 100 * $1) }))
@@ -294,7 +294,7 @@ public enum VOCSVMProtocol {
     if let report = evaluation.report { log.write(report.rendered(), echo: false) }
     log.write("protocol: \(variant.canonical)")
     let run = NewRun(
-      kind: .evaluate, protocolName: Benchmark.voc07SVM, label: label, configFile: request.configFile,
+      kind: .evaluate, protocolName: BenchmarkID.voc07SVM.rawValue, label: label, configFile: request.configFile,
       config: svmConfig.json, checkpointPath: checkpoint,
       checkpointSHA256: sha, checkpointLayout: evaluation.layout, datasetPath: data,
       datasetFingerprint: source.fingerprint, protocolVariant: variant.stored, codeVersion: codeVersion,
@@ -350,7 +350,7 @@ public enum VOCSVMProtocol {
                 + "; \(Threads.count) threads")
     log.write("protocol: \(variant.canonical)")
     let run = NewRun(
-      kind: .evaluate, protocolName: Benchmark.voc07SVM, label: label, configFile: request.configFile,
+      kind: .evaluate, protocolName: BenchmarkID.voc07SVM.rawValue, label: label, configFile: request.configFile,
       config: svmConfig.json, checkpointPath: directory.path, checkpointSHA256: files.sha256, checkpointLayout: "npy-features",
       datasetPath: directory.path, datasetFingerprint: files.sha256, protocolVariant: variant.stored,
       codeVersion: codeVersion, threads: Threads.count)
