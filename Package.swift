@@ -28,11 +28,11 @@ let package = Package(
     .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
     .systemLibrary(name: "CMalloc"),  // glibc's malloc.h (mallopt)
 
-    // MARK: - Support (the bottom layer: hashing, compression, atomic files, work queues, config loading)
+    // MARK: - Support (the bottom layer: hashing, compression, atomic files, the work queue, config loading)
     .target(name: "Support", dependencies: [.product(name: "Yams", package: "Yams")]),
 
     // MARK: - Engine (a target imports only targets listed above it)
-    .target(name: "Tensors", dependencies: ["COpenBLAS", "CMalloc"]),
+    .target(name: "Tensors", dependencies: ["Support", "COpenBLAS", "CMalloc"]),
     .target(name: "Layers", dependencies: ["Tensors"]),
     .target(name: "Models", dependencies: ["Layers"]),
     .target(name: "Training", dependencies: ["Support", "Layers", "Models", "Datasets", "Checkpoints"]),
