@@ -20,6 +20,10 @@ let package = Package(
     .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.19"),
     .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
   ],
+  // Targets are listed bottom to top, and a target imports only targets listed above it. Training (pretraining) and
+  // Evaluation (the evaluation protocols) are siblings that do not import each other: what both use sits below
+  // them (config loading and the work queue in Support, the weighted kNN in Tensors, the optimisers in Layers, the
+  // pretraining and classification datasets in Datasets), and Protocols composes them.
   targets: [
     // MARK: - System libraries (installed by `make setup`; see Makefile)
     .systemLibrary(name: "COpenBLAS", providers: [.apt(["libopenblas-dev"])]),
@@ -28,19 +32,23 @@ let package = Package(
     .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
     .systemLibrary(name: "CMalloc"),  // glibc's malloc.h (mallopt)
 
-    // MARK: - Support (the bottom layer: hashing, compression, atomic files, work queues, config loading)
+    // MARK: - Support (the bottom layer: hashing, compression, atomic files, the work queue, config loading)
     .target(name: "Support", dependencies: [.product(name: "Yams", package: "Yams")]),
 
-    // MARK: - Engine (a target imports only targets listed above it)
-    .target(name: "Tensors", dependencies: ["COpenBLAS", "CMalloc"]),
+    // MARK: - Engine
+    // Tensor, gemm, parallelFor / parallelForEach; FeatureMatrix and the weighted kNN (a blocked-sgemm kernel).
+    .target(name: "Tensors", dependencies: ["Support", "COpenBLAS", "CMalloc"]),
+    // Layers, losses, and the optimisers that update their parameters (SGD, LARS, learning-rate schedules).
     .target(name: "Layers", dependencies: ["Tensors"]),
     .target(name: "Models", dependencies: ["Layers"]),
-    .target(name: "Training", dependencies: ["Support", "Layers", "Models", "Datasets", "Checkpoints"]),
     .target(name: "Checkpoints", dependencies: ["Layers", .product(name: "ZIPFoundation", package: "ZIPFoundation")]),
     .target(name: "Datasets", dependencies: ["Tensors", "CTurboJPEG", "CPNG"]),
 
+    // MARK: - Pretraining (SimSiam: config, loop, checkpoints, kNN monitor)
+    .target(name: "Training", dependencies: ["Support", "Layers", "Models", "Checkpoints", "Datasets"]),
+
     // MARK: - Evaluation protocols (feature extraction and cache, VOC07 SVMs, linear probes, kNN)
-    .target(name: "Evaluation", dependencies: ["Support", "Tensors", "Layers", "Models", "Datasets", "Checkpoints",
+    .target(name: "Evaluation", dependencies: ["Support", "Tensors", "Layers", "Models", "Checkpoints", "Datasets",
                                             "CLiblinear"]),
 
     // MARK: - Results store (SQLite through GRDB)

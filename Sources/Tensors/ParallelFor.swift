@@ -1,10 +1,12 @@
-// The engine's one place that runs a loop body on several threads.
+// The engine's ways of running a loop body on several threads: `parallelFor` (a fixed equal split) and
+// `parallelForEach` (Support's work queue, with the engine's thread count).
 //
 // Threading rule: GEMMs run on OpenBLAS's own thread pool (all cores); every other kernel runs through
 // `parallelFor`. The two never nest: never call BLAS from inside a `parallelFor` body.
 import Dispatch
 import Foundation
 import COpenBLAS
+import Support
 
 /// Engine-wide thread settings.
 public enum Threads {
@@ -51,51 +53,21 @@ public func parallelFor(_ range: Range<Int>, minimumChunk: Int = 1,
 }
 
 /// Runs `body(index, worker)` once for every index in `0..<count`, on `parallelForEachWorkers(count)` threads that
-/// each claim the next unclaimed index when they finish one. `worker` (in `0..<parallelForEachWorkers(count)`)
-/// names the thread running the call, so a caller can hand each worker its own slice of a scratch buffer
-/// allocated once beforehand. Such a caller passes the `workers` it sized the buffer for: `Threads.count` may change
-/// between the two reads (in-process CLI tests configure threads while other suites run), and a worker index past
-/// the buffer would write outside it.
+/// each claim the next unclaimed index when they finish one: Support's `runWorkQueue` with the engine's thread count.
+/// `worker` (in `0..<parallelForEachWorkers(count)`) names the thread running the call, so a caller can hand each
+/// worker its own slice of a scratch buffer allocated once beforehand. Such a caller passes the `workers` it sized
+/// the buffer for: `Threads.count` may change between the two reads (in-process CLI tests configure threads while
+/// other suites run), and a worker index past the buffer would write outside it.
 ///
 /// Unlike `parallelFor`'s fixed equal split, this balances itself: a thread slowed by another process (the data
 /// loader's workers, other jobs on the machine) simply claims fewer indices. Meant for a few dozen to a few
 /// thousand coarse work items (each claim takes a lock). Different indices must write different elements.
 public func parallelForEach(_ count: Int, workers: Int? = nil, _ body: (_ index: Int, _ worker: Int) -> Void) {
-  guard count > 0 else { return }
-  let threads = workers ?? parallelForEachWorkers(count)
-  precondition(threads >= 1, "parallelForEach needs at least one worker, got \(threads).")
-  if threads <= 1 {
-    for index in 0..<count { body(index, 0) }
-    return
-  }
-  let counter = ClaimCounter(count)
-  withoutActuallyEscaping(body) { body in
-    let box = UncheckedSendableBox(body)
-    DispatchQueue.concurrentPerform(iterations: threads) { worker in
-      while let index = counter.claim() { box.value(index, worker) }
-    }
-  }
+  runWorkQueue(count: count, workers: workers ?? parallelForEachWorkers(count), body)
 }
 
 /// The number of threads `parallelForEach(count, _:)` uses: min(Threads.count, count), at least 1.
 public func parallelForEachWorkers(_ count: Int) -> Int { max(1, min(Threads.count, count)) }
-
-/// Hands out 0, 1, …, count − 1, each once, to whichever thread asks first.
-private final class ClaimCounter: @unchecked Sendable {
-  private let lock = NSLock()
-  private var next = 0
-  private let count: Int
-
-  init(_ count: Int) { self.count = count }
-
-  func claim() -> Int? {
-    lock.lock()
-    defer { lock.unlock() }
-    guard next < count else { return nil }
-    next += 1
-    return next - 1
-  }
-}
 
 /// Carries a non-Sendable closure into `concurrentPerform`. Safe here because `parallelFor` waits for
 /// every chunk before returning, and each chunk writes a disjoint part of the output.

@@ -4,6 +4,7 @@
 import Datasets
 import Foundation
 import Tensors
+import Support
 
 /// The reference's k values and sample count.
 public let referenceLowShotKs = [1, 2, 4, 8, 16, 32, 64, 96]
@@ -209,7 +210,7 @@ extension SVMLayer {
     let (frozenRows, frozenLabels) = (rowsOf, labelsOf)
     // One work item per class (its rows, hence its Gram factor, are shared by all costs), largest cost first.
     let costOrder = costs.indices.sorted { costs[$0] > costs[$1] }
-    try runWorkQueue(count: classes, workers: settings.effectiveWorkers) { [self] c in
+    try runWorkQueue(count: classes, workers: settings.effectiveWorkers) { [self] c, _ in
       try fitShared(rows: frozenRows[c], jobs: costOrder.map { (frozenLabels[c], costs[$0]) }, settings: settings) {
         index, model in models.set(costOrder[index] * classes + c, model)
       }

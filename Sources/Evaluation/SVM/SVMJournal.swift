@@ -1,7 +1,6 @@
 // Resume support: every finished unit of an SVM protocol (one CV fold's AP, a class's final test AP, a low-shot
 // (k, sample) group's APs) is appended to a journal file and fsync'ed; a rerun with the same key skips what is there.
 import Datasets
-import Dispatch
 import Foundation
 
 /// An append-only record of finished units, one line each: `<unit>\t<v1>,<v2>,…`. Values are written with
@@ -74,36 +73,4 @@ public final class SVMJournal: @unchecked Sendable {
     }
     entries[unit] = values
   }
-}
-
-/// Runs `count` independent jobs on `workers` threads pulling from a shared counter; jobs are taken in index
-/// order (callers put the longest first). The first error stops further jobs and is rethrown.
-func runWorkQueue(count: Int, workers: Int, _ job: @escaping @Sendable (Int) throws -> Void) throws {
-  guard count > 0 else { return }
-  final class State: @unchecked Sendable {
-    let lock = NSLock()
-    var next = 0
-    var error: Error?
-  }
-  let state = State()
-  let threads = max(1, min(workers, count))
-  DispatchQueue.concurrentPerform(iterations: threads) { _ in
-    while true {
-      state.lock.lock()
-      if state.error != nil || state.next >= count {
-        state.lock.unlock()
-        return
-      }
-      let index = state.next
-      state.next += 1
-      state.lock.unlock()
-      do { try job(index) } catch {
-        state.lock.lock()
-        if state.error == nil { state.error = error }
-        state.lock.unlock()
-        return
-      }
-    }
-  }
-  if let error = state.error { throw error }
 }

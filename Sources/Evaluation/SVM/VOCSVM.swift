@@ -5,6 +5,7 @@ import Datasets
 import Foundation
 import Support
 import Tensors
+import Support
 
 /// How the protocols run.
 public struct SVMSettings: Sendable, Equatable {
@@ -284,7 +285,7 @@ extension SVMLayer {
     }
     let frozenGroups = groups
     let (frozenLabels, frozenFolds) = (labels, foldOf)
-    try runWorkQueue(count: frozenGroups.count, workers: workers) { [self] index in
+    try runWorkQueue(count: frozenGroups.count, workers: workers) { [self] index, _ in
       let group = frozenGroups[index]
       let (c, fold) = (group[0].c, group[0].fold)
       let y = frozenLabels[c]
@@ -323,7 +324,7 @@ extension SVMLayer {
     // Every final fit uses all trainval rows: one factor for all classes.
     let allRows = Array(0..<n)
     let finalFactor: GramFactor? = frozenFinal.isEmpty ? nil : gramFactor(rows: allRows)
-    try runWorkQueue(count: frozenFinal.count, workers: workers) { [self] slot in
+    try runWorkQueue(count: frozenFinal.count, workers: workers) { [self] slot, _ in
       let c = frozenFinal[slot]
       try fitShared(rows: allRows, jobs: [(frozenLabels[c], costs[chosen[c]])], settings: settings,
                     factor: .some(finalFactor)) { _, model in models.set(slot, model) }
