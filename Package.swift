@@ -11,8 +11,8 @@ let package = Package(
   name: "simsiam-bench",
   products: [
     .executable(name: "simsiam-bench", targets: ["SimSiamBenchCLI"]),
-    .library(name: "SimSiamEngine", targets: ["Tensors", "Layers", "Models", "Training", "Checkpoints", "Datasets",
-                                                          "Evaluation"]),
+    .library(name: "SimSiamEngine", targets: ["Support", "Tensors", "Layers", "Models", "Training", "Checkpoints",
+                                                          "Datasets", "Evaluation"]),
   ],
   dependencies: [
     .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -27,9 +27,10 @@ let package = Package(
     .systemLibrary(name: "CTurboJPEG", pkgConfig: "libturbojpeg", providers: [.apt(["libturbojpeg0-dev"])]),
     .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
     .systemLibrary(name: "CMalloc"),  // glibc's malloc.h (mallopt)
+    .systemLibrary(name: "COpenSSL", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),  // SHA-256
 
     // MARK: - Support (the bottom layer: hashing, compression, atomic files, work queues, config loading)
-    .target(name: "Support", dependencies: [.product(name: "Yams", package: "Yams")]),
+    .target(name: "Support", dependencies: ["COpenSSL", .product(name: "Yams", package: "Yams")]),
 
     // MARK: - Engine (a target imports only targets listed above it)
     .target(name: "Tensors", dependencies: ["COpenBLAS", "CMalloc"]),
@@ -38,11 +39,11 @@ let package = Package(
     .target(name: "Training", dependencies: ["Layers", "Models", "Datasets", "Checkpoints",
                                           .product(name: "Yams", package: "Yams")]),
     .target(name: "Checkpoints", dependencies: ["Layers", .product(name: "ZIPFoundation", package: "ZIPFoundation")]),
-    .target(name: "Datasets", dependencies: ["Tensors", "CTurboJPEG", "CPNG"]),
+    .target(name: "Datasets", dependencies: ["Support", "Tensors", "CTurboJPEG", "CPNG"]),
 
     // MARK: - Evaluation protocols (feature extraction and cache, VOC07 SVMs, linear probes, kNN)
-    .target(name: "Evaluation", dependencies: ["Tensors", "Layers", "Models", "Datasets", "Checkpoints", "Training",
-                                            "CLiblinear"]),
+    .target(name: "Evaluation", dependencies: ["Support", "Tensors", "Layers", "Models", "Datasets", "Checkpoints",
+                                            "Training", "CLiblinear"]),
 
     // MARK: - Results store (SQLite through GRDB)
     .target(name: "Results", dependencies: [.product(name: "GRDB", package: "GRDB.swift")]),
@@ -72,7 +73,7 @@ let package = Package(
     .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Models", "Datasets", "TestSupport"],
                 resources: [.copy("Fixtures")]),
     .testTarget(name: "ResultsTests", dependencies: ["Results"]),
-    .testTarget(name: "SupportTests", dependencies: ["Support", "TestSupport"]),
+    .testTarget(name: "SupportTests", dependencies: ["Support", "TestSupport"], resources: [.copy("Fixtures")]),
     .testTarget(name: "ProtocolsTests", dependencies: ["Protocols", "Results", "Evaluation", "Training", "TestSupport"]),
     .testTarget(name: "CLITests", dependencies: ["SimSiamBenchCLI", "TestSupport"]),
     .testTarget(name: "NativeLibrariesTests", dependencies: ["COpenBLAS", "CLiblinear", "CTurboJPEG", "CPNG"]),

@@ -1,6 +1,7 @@
 // `simsiam-bench data check`: recognise a dataset layout, count images and classes, find missing or unreadable
 // files, and fingerprint the file list for provenance.
 import Foundation
+import Support
 import Tensors
 
 /// The on-disk layouts the readers understand.

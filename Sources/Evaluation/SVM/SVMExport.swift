@@ -3,6 +3,7 @@
 // extracted by another tool (VISSL's or MMSelfSup's extract scripts, saved with numpy) run through our SVMs.
 import Datasets
 import Foundation
+import Support
 
 /// Writes `DIR/classes.txt`, `trainval_labels.npy` and `test_labels.npy` (int32 [images, classes]; 1 / 0 / −1),
 /// `trainval_<layer>.npy` and `test_<layer>.npy` (float32 [images, dim], not normalised) for each layer, and, with

@@ -1,8 +1,8 @@
 // Resume support: every finished unit of an SVM protocol (one CV fold's AP, a class's final test AP, a low-shot
 // (k, sample) group's APs) is appended to a journal file and fsync'ed; a rerun with the same key skips what is there.
-import Datasets
 import Dispatch
 import Foundation
+import Support
 
 /// An append-only record of finished units, one line each: `<unit>\t<v1>,<v2>,…`. Values are written with
 /// Swift's shortest round-tripping Double description, so a resumed run reads back exactly what was computed.
