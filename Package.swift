@@ -28,9 +28,10 @@ let package = Package(
     .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
     .systemLibrary(name: "CMalloc"),  // glibc's malloc.h (mallopt)
     .systemLibrary(name: "COpenSSL", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),  // SHA-256
+    .systemLibrary(name: "CZlibShim", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),  // inflate
 
     // MARK: - Support (the bottom layer: hashing, compression, atomic files, work queues, config loading)
-    .target(name: "Support", dependencies: ["COpenSSL", .product(name: "Yams", package: "Yams")]),
+    .target(name: "Support", dependencies: ["COpenSSL", "CZlibShim", .product(name: "Yams", package: "Yams")]),
 
     // MARK: - Engine (a target imports only targets listed above it)
     .target(name: "Tensors", dependencies: ["COpenBLAS", "CMalloc"]),
