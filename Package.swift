@@ -37,9 +37,10 @@ let package = Package(
     .target(name: "Tensors", dependencies: ["COpenBLAS", "CMalloc"]),
     .target(name: "Layers", dependencies: ["Tensors"]),
     .target(name: "Models", dependencies: ["Layers"]),
-    .target(name: "Training", dependencies: ["Layers", "Models", "Datasets", "Checkpoints",
+    .target(name: "Training", dependencies: ["Support", "Layers", "Models", "Datasets", "Checkpoints",
                                           .product(name: "Yams", package: "Yams")]),
-    .target(name: "Checkpoints", dependencies: ["Layers", .product(name: "ZIPFoundation", package: "ZIPFoundation")]),
+    .target(name: "Checkpoints", dependencies: ["Support", "Layers",
+                                             .product(name: "ZIPFoundation", package: "ZIPFoundation")]),
     .target(name: "Datasets", dependencies: ["Support", "Tensors", "CTurboJPEG", "CPNG"]),
 
     // MARK: - Evaluation protocols (feature extraction and cache, VOC07 SVMs, linear probes, kNN)
