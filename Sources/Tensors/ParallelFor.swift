@@ -5,9 +5,12 @@
 import Dispatch
 import Foundation
 import COpenBLAS
+import Synchronization
 
 /// Engine-wide thread settings.
 public enum Threads {
+  // nonisolated(unsafe): written by `configure` under BLASThreadMode's condition lock (a lock that waits, which
+  // Mutex cannot do), read without it; callers configure once at start-up, before kernels run.
   nonisolated(unsafe) private static var configuredCount = ProcessInfo.processInfo.activeProcessorCount
 
   /// Worker threads for our kernels and for OpenBLAS (default: all active cores).
@@ -59,7 +62,7 @@ public func parallelFor(_ range: Range<Int>, minimumChunk: Int = 1,
 ///
 /// Unlike `parallelFor`'s fixed equal split, this balances itself: a thread slowed by another process (the data
 /// loader's workers, other jobs on the machine) simply claims fewer indices. Meant for a few dozen to a few
-/// thousand coarse work items (each claim takes a lock). Different indices must write different elements.
+/// thousand coarse work items (each claim is one atomic increment). Different indices must write different elements.
 public func parallelForEach(_ count: Int, workers: Int? = nil, _ body: (_ index: Int, _ worker: Int) -> Void) {
   guard count > 0 else { return }
   let threads = workers ?? parallelForEachWorkers(count)
@@ -81,24 +84,24 @@ public func parallelForEach(_ count: Int, workers: Int? = nil, _ body: (_ index:
 public func parallelForEachWorkers(_ count: Int) -> Int { max(1, min(Threads.count, count)) }
 
 /// Hands out 0, 1, …, count − 1, each once, to whichever thread asks first.
-private final class ClaimCounter: @unchecked Sendable {
-  private let lock = NSLock()
-  private var next = 0
+private final class ClaimCounter: Sendable {
+  private let next = Atomic<Int>(0)
   private let count: Int
 
   init(_ count: Int) { self.count = count }
 
   func claim() -> Int? {
-    lock.lock()
-    defer { lock.unlock() }
-    guard next < count else { return nil }
-    next += 1
-    return next - 1
+    // Each increment returns a different old value; a thread stops at its first one ≥ count, so `next` ends at most
+    // one per worker past `count`. Relaxed: the indices only need to be distinct, and concurrentPerform's join
+    // orders the bodies' writes before the caller reads them.
+    let index = next.wrappingAdd(1, ordering: .relaxed).oldValue
+    return index < count ? index : nil
   }
 }
 
 /// Carries a non-Sendable closure into `concurrentPerform`. Safe here because `parallelFor` waits for
-/// every chunk before returning, and each chunk writes a disjoint part of the output.
+/// every chunk before returning, and each chunk writes a disjoint part of the output. It stays @unchecked: the
+/// closures capture unsafe pointers and caller state the compiler cannot prove disjoint.
 private struct UncheckedSendableBox<T>: @unchecked Sendable {
   let value: T
   init(_ value: T) { self.value = value }
