@@ -11,8 +11,8 @@ let package = Package(
   name: "simsiam-bench",
   products: [
     .executable(name: "simsiam-bench", targets: ["SimSiamBenchCLI"]),
-    .library(name: "SimSiamEngine", targets: ["Tensors", "Layers", "Models", "Training", "Checkpoints", "Datasets",
-                                                          "Evaluation"]),
+    .library(name: "SimSiamEngine", targets: ["Support", "Tensors", "Layers", "Models", "Training", "Checkpoints",
+                                                          "Datasets", "Evaluation"]),
   ],
   dependencies: [
     .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -31,9 +31,11 @@ let package = Package(
     .systemLibrary(name: "CTurboJPEG", pkgConfig: "libturbojpeg", providers: [.apt(["libturbojpeg0-dev"])]),
     .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
     .systemLibrary(name: "CMalloc"),  // glibc's malloc.h (mallopt)
+    .systemLibrary(name: "COpenSSL", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),  // SHA-256
+    .systemLibrary(name: "CZlibShim", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),  // inflate
 
     // MARK: - Support (the bottom layer: hashing, compression, atomic files, the work queue, config loading)
-    .target(name: "Support", dependencies: [.product(name: "Yams", package: "Yams")]),
+    .target(name: "Support", dependencies: ["COpenSSL", "CZlibShim", .product(name: "Yams", package: "Yams")]),
 
     // MARK: - Engine
     // Tensor, gemm, parallelFor / parallelForEach; FeatureMatrix and the weighted kNN (a blocked-sgemm kernel).
@@ -41,8 +43,9 @@ let package = Package(
     // Layers, losses, and the optimisers that update their parameters (SGD, LARS, learning-rate schedules).
     .target(name: "Layers", dependencies: ["Tensors"]),
     .target(name: "Models", dependencies: ["Layers"]),
-    .target(name: "Checkpoints", dependencies: ["Layers", .product(name: "ZIPFoundation", package: "ZIPFoundation")]),
-    .target(name: "Datasets", dependencies: ["Tensors", "CTurboJPEG", "CPNG"]),
+    .target(name: "Checkpoints", dependencies: ["Support", "Layers",
+                                             .product(name: "ZIPFoundation", package: "ZIPFoundation")]),
+    .target(name: "Datasets", dependencies: ["Support", "Tensors", "CTurboJPEG", "CPNG"]),
 
     // MARK: - Pretraining (SimSiam: config, loop, checkpoints, kNN monitor)
     .target(name: "Training", dependencies: ["Support", "Layers", "Models", "Checkpoints", "Datasets"]),
@@ -74,15 +77,15 @@ let package = Package(
                 resources: [.copy("Fixtures")]),
     .testTarget(name: "TrainingTests", dependencies: ["Support", "Training", "Models", "Datasets", "Checkpoints",
                                                    "TestSupport"]),
-    .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints", "Models", "TestSupport"],
+    .testTarget(name: "CheckpointsTests", dependencies: ["Support", "Checkpoints", "Models", "TestSupport"],
                 resources: [.copy("Fixtures")]),
-    .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "TestSupport"], resources: [.copy("Fixtures")]),
+    .testTarget(name: "DatasetsTests", dependencies: ["Support", "Datasets", "TestSupport"], resources: [.copy("Fixtures")]),
     .testTarget(name: "EvaluationTests", dependencies: ["Support", "Evaluation", "Models", "Datasets", "TestSupport"],
                 resources: [.copy("Fixtures")]),
     .testTarget(name: "ResultsTests", dependencies: ["Results"]),
-    .testTarget(name: "SupportTests", dependencies: ["Support", "TestSupport"]),
+    .testTarget(name: "SupportTests", dependencies: ["Support", "TestSupport"], resources: [.copy("Fixtures")]),
     .testTarget(name: "ProtocolsTests", dependencies: ["Protocols", "Results", "Evaluation", "Training", "TestSupport"]),
-    .testTarget(name: "CLITests", dependencies: ["SimSiamBenchCLI", "Protocols", "TestSupport"]),
+    .testTarget(name: "CLITests", dependencies: ["SimSiamBenchCLI", "Support", "Protocols", "TestSupport"]),
     .testTarget(name: "NativeLibrariesTests", dependencies: ["COpenBLAS", "CLiblinear", "CTurboJPEG", "CPNG"]),
   ]
 )

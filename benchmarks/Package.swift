@@ -21,6 +21,11 @@ let package = Package(
       name: "KernelBench",
       dependencies: [.product(name: "SimSiamEngine", package: "simsiam-bench")],
       swiftSettings: [.unsafeFlags(["-Ounchecked"])]),
+    // SHA-256 through OpenSSL and inflate through zlib against the pure-Swift code they replaced (kept in this target
+    // only) and the command-line tools. Plain -O like the main package, so the old code is timed as it was built.
+    .executableTarget(
+      name: "SupportBench",
+      dependencies: [.product(name: "SimSiamEngine", package: "simsiam-bench")]),
     // VOC07-sized SVM protocol (liblinear) against the scikit-learn reference on the same features.
     .executableTarget(
       name: "SVMBench",

@@ -1,6 +1,7 @@
 // Writing PyTorch-loadable .pth files: torch.save's zip layout (torch/serialization.py `_save`) with a
 // protocol-2 pickle of an OrderedDict of tensors, so `torch.load(f, weights_only=True)` reads them.
 import Foundation
+import Support
 import Tensors
 import ZIPFoundation
 
@@ -42,26 +43,23 @@ public enum PyTorchCheckpointWriter {
   }
 
   /// Writes a stored (uncompressed) zip of `records` in order to `url`, replacing an existing file only once the
-  /// new one is complete.
+  /// new one is complete and synced (`AtomicFile`; ZIPFoundation creates the temporary itself).
   static func writeArchive(_ records: [(String, Data)], to url: URL) throws {
-    let temporary = url.deletingLastPathComponent()
-      .appendingPathComponent(".\(url.lastPathComponent).\(UUID().uuidString).partial")
-    defer { try? FileManager.default.removeItem(at: temporary) }
     do {
-      let archive = try Archive(url: temporary, accessMode: .create)
-      for (name, data) in records {
-        // A fixed date keeps the bytes reproducible.
-        try archive.addEntry(with: name, type: .file, uncompressedSize: Int64(data.count),
-                             modificationDate: Date(timeIntervalSince1970: 315_532_800)) { position, size in
-          data.subdata(in: Int(position)..<(Int(position) + size))
+      try AtomicFile.write(to: url, creatingFileAt: { temporary in
+        let archive = try Archive(url: temporary, accessMode: .create)
+        for (name, data) in records {
+          // A fixed date keeps the bytes reproducible.
+          try archive.addEntry(with: name, type: .file, uncompressedSize: Int64(data.count),
+                               modificationDate: Date(timeIntervalSince1970: 315_532_800)) { position, size in
+            data.subdata(in: Int(position)..<(Int(position) + size))
+          }
         }
-      }
+      })
+    } catch let error as SupportError {
+      throw CheckpointError.unwritableFile(path: url.path, reason: error.reason)
     } catch {
       throw CheckpointError.unwritableFile(path: url.path, reason: SafeTensors.reason(error))
-    }
-    // rename(2) replaces the destination atomically.
-    guard rename(temporary.path, url.path) == 0 else {
-      throw CheckpointError.unwritableFile(path: url.path, reason: String(cString: strerror(errno)))
     }
   }
 

@@ -6,6 +6,7 @@
 // (possibly padded with spaces); then the data, each tensor's row-major little-endian bytes at
 // [begin, end) counted from the end of the header. Regions are contiguous and cover the data exactly.
 import Foundation
+import Support
 import Tensors
 
 /// A tensor element type as the safetensors header names it.
@@ -259,12 +260,12 @@ public struct SafeTensors: Sendable, Equatable {
     return data
   }
 
-  /// Writes the file atomically (a temporary file renamed into place).
+  /// Writes the file atomically (`AtomicFile`: a synced temporary file renamed into place).
   public func write(to url: URL) throws {
     do {
-      try encoded().write(to: url, options: .atomic)
+      try AtomicFile.write(encoded(), to: url)
     } catch {
-      throw CheckpointError.unwritableFile(path: url.path, reason: SafeTensors.reason(error))
+      throw CheckpointError.unwritableFile(path: url.path, reason: error.reason)
     }
   }
 

@@ -36,7 +36,8 @@ public struct EpochPlan: Sendable, Equatable {
 /// `SplitMix64.derived(seed, epoch, index)`), which makes the output identical for any number of workers. An error
 /// thrown by `makeBatch` is rethrown by `next()` for that batch; later batches are not handed out.
 public final class BatchLoader<Batch: Sendable>: @unchecked Sendable {
-  // @unchecked: every mutable field below is read and written only while holding `condition`.
+  // @unchecked: every mutable field below is read and written only while holding `condition`. Not a
+  // Synchronization.Mutex: workers and the consumer wait on the condition for each other, which Mutex cannot do.
   private let plan: EpochPlan
   private let makeBatch: @Sendable ([Int], Int) throws -> Batch
   private let prefetch: Int

@@ -1,6 +1,7 @@
 // Labelled image sources for the classification probes and the kNN classifier (PROTOCOLS §4): the embedded
 // Fashion-MNIST and CIFAR data, ImageNet-layout folders, MMSelfSup image lists ("path label"), Places205 csv lists
 // and iNaturalist 2018 (image list or the official COCO-style JSON). Every source has class names and a fingerprint.
+import Support
 import Foundation
 import Tensors
 

@@ -1,9 +1,20 @@
 // Errors for bad input from outside: missing or malformed dataset files (HOUSE_STYLE D8).
 import Foundation
+import Support
 
 /// An error reading a dataset from disk. Each message names the file or directory, says what is wrong,
 /// and gives a hint.
 public enum DatasetError: Error, CustomStringConvertible, Equatable, Sendable {
+  /// The support layer's error for the same failure (reading, decompressing) in this module's terms.
+  init(_ error: SupportError) {
+    switch error {
+    case let .unreadableFile(path, reason): self = .unreadableFile(path: path, reason: reason)
+    case let .unwritableFile(path, reason): self = .unreadableFile(path: path, reason: "cannot write it: " + reason)
+    case let .corruptCompressedData(path, reason): self = .corruptCompressedData(path: path, reason: reason)
+    case let .decompressedSizeExceedsLimit(path, limit): self = .decompressedSizeExceedsLimit(path: path, limit: limit)
+    }
+  }
+
   /// A directory the layout needs does not exist (or is a file).
   case missingDirectory(path: String, hint: String)
   /// A file the layout needs does not exist.
@@ -24,6 +35,8 @@ public enum DatasetError: Error, CustomStringConvertible, Equatable, Sendable {
   case malformedBinary(path: String, reason: String)
   /// A compressed stream (gzip / DEFLATE) is corrupt.
   case corruptCompressedData(path: String, reason: String)
+  /// A compressed file inflates to more than `limit` bytes, the most its reader accepts (decompression stopped there).
+  case decompressedSizeExceedsLimit(path: String, limit: Int)
   /// A run-length-encoded COCO mask is invalid (bad characters, or run lengths that do not cover the image).
   case invalidRLE(reason: String)
   /// Two lists of a dataset disagree (e.g. a VOC split list and its class lists name different images).
@@ -55,6 +68,8 @@ public enum DatasetError: Error, CustomStringConvertible, Equatable, Sendable {
       "\(path) is not a valid dataset file: \(reason). The file may be truncated; download or extract it again."
     case let .corruptCompressedData(path, reason):
       "\(path) holds corrupt compressed data: \(reason). Check it with `gzip -t` and download it again."
+    case let .decompressedSizeExceedsLimit(path, limit):
+      SupportError.decompressedSizeExceedsLimit(path: path, limit: limit).description
     case let .invalidRLE(reason):
       "Invalid COCO RLE mask: \(reason). The annotation file may be corrupt."
     case let .inconsistentSplits(path, reason):

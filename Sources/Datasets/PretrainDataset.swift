@@ -1,5 +1,6 @@
 // The unlabelled images a pretraining run draws its views from, whatever their source, with a fingerprint that
 // checkpoints record so a resume on other data is noticed.
+import Support
 import Foundation
 import Tensors
 

@@ -6,7 +6,8 @@ import Foundation
 
 /// Row-major Float32 features: row i is image i, `columns` values in PyTorch's flattened NCHW order.
 public struct FeatureMatrix: @unchecked Sendable {
-  // @unchecked: the storage is immutable after creation (arrays are never mutated; mappings are read-only).
+  // @unchecked: the storage is immutable after creation (arrays are never mutated; mappings are read-only). A mapping
+  // is reached through a raw pointer, which is never Sendable, so the compiler cannot check this; no lock is needed.
   public let rows: Int
   public let columns: Int
   private let storage: Storage

@@ -99,6 +99,9 @@ public func withSingleThreadedBLAS<R>(_ body: () throws -> R) rethrows -> R {
 
 /// Who is using OpenBLAS: multi-threaded `gemm` calls or single-threaded regions, never both at once (calls from
 /// other threads wait), so that a region's `openblas_set_num_threads(1)` never changes another caller's GEMM.
+///
+/// The counters are `nonisolated(unsafe)` and guarded by hand: both modes wait on `condition` for the other to end,
+/// and `Synchronization.Mutex` has no condition variable to wait on. Touch them only while holding `condition`.
 enum BLASThreadMode {
   nonisolated(unsafe) static var regions = 0
   nonisolated(unsafe) static var multiThreadedCalls = 0

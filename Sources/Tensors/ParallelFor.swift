@@ -10,6 +10,8 @@ import Support
 
 /// Engine-wide thread settings.
 public enum Threads {
+  // nonisolated(unsafe): written by `configure` under BLASThreadMode's condition lock (a lock that waits, which
+  // Mutex cannot do), read without it; callers configure once at start-up, before kernels run.
   nonisolated(unsafe) private static var configuredCount = ProcessInfo.processInfo.activeProcessorCount
 
   /// Worker threads for our kernels and for OpenBLAS (default: all active cores).
@@ -61,7 +63,7 @@ public func parallelFor(_ range: Range<Int>, minimumChunk: Int = 1,
 ///
 /// Unlike `parallelFor`'s fixed equal split, this balances itself: a thread slowed by another process (the data
 /// loader's workers, other jobs on the machine) simply claims fewer indices. Meant for a few dozen to a few
-/// thousand coarse work items (each claim takes a lock). Different indices must write different elements.
+/// thousand coarse work items (each claim is one atomic increment). Different indices must write different elements.
 public func parallelForEach(_ count: Int, workers: Int? = nil, _ body: (_ index: Int, _ worker: Int) -> Void) {
   runWorkQueue(count: count, workers: workers ?? parallelForEachWorkers(count), body)
 }
@@ -70,7 +72,8 @@ public func parallelForEach(_ count: Int, workers: Int? = nil, _ body: (_ index:
 public func parallelForEachWorkers(_ count: Int) -> Int { max(1, min(Threads.count, count)) }
 
 /// Carries a non-Sendable closure into `concurrentPerform`. Safe here because `parallelFor` waits for
-/// every chunk before returning, and each chunk writes a disjoint part of the output.
+/// every chunk before returning, and each chunk writes a disjoint part of the output. It stays @unchecked: the
+/// closures capture unsafe pointers and caller state the compiler cannot prove disjoint.
 private struct UncheckedSendableBox<T>: @unchecked Sendable {
   let value: T
   init(_ value: T) { self.value = value }

@@ -7,6 +7,7 @@ import Tensors
 import Layers
 import Models
 import Checkpoints
+import Support
 
 extension Pretrainer {
   /// The checkpoint format tag in the metadata.
@@ -76,25 +77,12 @@ extension Pretrainer {
     return url
   }
 
-  /// Temporary file in the same folder, fsync, rename over the target, fsync the folder.
+  /// Temporary file in the same folder, fsync, rename over the target, fsync the folder (`AtomicFile`).
   static func writeAtomically(_ data: Data, to url: URL) throws {
-    let temporary = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())")
     do {
-      guard FileManager.default.createFile(atPath: temporary.path, contents: nil) else {
-        throw CocoaError(.fileWriteNoPermission)
-      }
-      let handle = try FileHandle(forWritingTo: temporary)
-      try handle.write(contentsOf: data)
-      try handle.synchronize()
-      try handle.close()
-      guard rename(temporary.path, url.path) == 0 else {
-        throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO)
-      }
-      let folder = open(url.deletingLastPathComponent().path, O_RDONLY)
-      if folder >= 0 { _ = fsync(folder); close(folder) }
+      try AtomicFile.write(data, to: url)
     } catch {
-      try? FileManager.default.removeItem(at: temporary)
-      throw CheckpointError.unwritableFile(path: url.path, reason: (error as NSError).localizedDescription)
+      throw CheckpointError.unwritableFile(path: url.path, reason: error.reason)
     }
   }
 

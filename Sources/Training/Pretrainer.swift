@@ -3,6 +3,7 @@
 // on every parameter, the predictor at a fixed LR, LR = lr × batch / 256 with mmcv's per-epoch cosine,
 // drop_last, and a loader that prepares the next batches while the step computes.
 import Foundation
+import Synchronization
 import Tensors
 import Layers
 import Models
@@ -112,13 +113,14 @@ public struct RandomInitBaseline: Sendable, Equatable {
 }
 
 /// The images `makeViews` skipped as unreadable, shared by the loader threads.
-public final class SkippedImages: @unchecked Sendable {
-  // @unchecked: `byIndex` is read and written only while holding `lock`.
-  private let lock = NSLock()
-  private var byIndex: [Int: String] = [:]
+public final class SkippedImages: Sendable {
+  private let byIndex = Mutex<[Int: String]>([:])
   public init() {}
-  func record(_ index: Int, _ error: Error) { lock.withLock { byIndex[index] = "\(error)" } }
-  public var all: [Int: String] { lock.withLock { byIndex } }
+  func record(_ index: Int, _ error: Error) {
+    let message = "\(error)"
+    byIndex.withLock { $0[index] = message }
+  }
+  public var all: [Int: String] { byIndex.withLock { $0 } }
 }
 
 public enum PretrainError: Error, CustomStringConvertible, Equatable {

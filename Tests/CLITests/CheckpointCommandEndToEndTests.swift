@@ -1,3 +1,4 @@
+import Support
 import Protocols
 import ArgumentParser
 import Foundation
@@ -150,7 +151,7 @@ import Datasets
       try PyTorchCheckpointWriter.write(tensors.sorted { $0.key < $1.key }.map { ($0.key, $0.value) },
                                         metadata: [:], to: url)
       let digest = try fileSHA256(url.path)
-      #expect(digest == Datasets.SHA256.hexDigest(of: try Data(contentsOf: url)))  // the one-shot path agrees
+      #expect(digest == Support.SHA256.hexDigest(of: try Data(contentsOf: url)))  // the one-shot path agrees
       #expect(digest.count == 64)
       let text = try command(["inspect", url.path], as: Checkpoint.Inspect.self).report()
       #expect(text.contains("\nsha256:      \(digest)\n"))

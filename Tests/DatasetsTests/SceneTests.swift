@@ -1,5 +1,6 @@
 // `data make-scenes`: the small scene set read back through VOCDataset, COCODataset and DatasetCheck, its
 // determinism, and hand-checked pieces (RLE encoding, outline mask, classification flags).
+import Support
 import Foundation
 import Testing
 import Tensors

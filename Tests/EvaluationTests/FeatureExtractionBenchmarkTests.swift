@@ -2,6 +2,7 @@
 //   SIMSIAM_BENCH_FEATURES=1 swift build -c release --build-tests --scratch-path .build-features
 //   SIMSIAM_BENCH_FEATURES=1 swift test -c release --skip-build --scratch-path .build-features \
 //     --filter FeatureExtractionBenchmarkTests
+import Support
 import Foundation
 import Testing
 import Tensors

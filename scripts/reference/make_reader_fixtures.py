@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
-"""Writes the tiny dataset trees the reader tests read (Tests/DatasetsTests/ReadersTests).
+"""Writes the tiny dataset trees the reader tests read (Tests/DatasetsTests/ReadersTests), and the gzip files the
+gzip and SHA-256 tests read (Tests/SupportTests).
 
-Run: `python3 scripts/reference/make_reader_fixtures.py` (writes Tests/DatasetsTests/Fixtures/readers). Deterministic: gzip members carry mtime 0, and the random
+Run: `python3 scripts/reference/make_reader_fixtures.py` (writes Tests/DatasetsTests/Fixtures/readers and
+Tests/SupportTests/Fixtures/gzip). Deterministic: gzip members carry mtime 0, and the random
 bytes come from a seeded generator. Images are dummies (JPEG / PNG magic bytes only): the readers never decode.
 """
 import gzip
@@ -11,14 +13,15 @@ import random
 import shutil
 import struct
 
-HERE = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-                    "Tests", "DatasetsTests", "Fixtures", "readers")
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+HERE = os.path.join(ROOT, "Tests", "DatasetsTests", "Fixtures", "readers")
+SUPPORT = os.path.join(ROOT, "Tests", "SupportTests", "Fixtures")
 JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 12 + b"\xff\xd9"
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 8
 
 
-def write(path, data):
-    path = os.path.join(HERE, path)
+def write(path, data, root=HERE):
+    path = os.path.join(root, path)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "wb") as f:
         f.write(data.encode() if isinstance(data, str) else data)
@@ -35,13 +38,15 @@ def gzip_fixtures(rng):
     text = b" ".join(rng.choice(words) for _ in range(12000))
     noise = bytes(rng.getrandbits(8) for _ in range(3000))
     data = text[:30000] + b"\x07" * 5000 + noise + text[30000:]
-    write("gzip/data.bin", data)
-    write("gzip/data.bin.gz", gz(data))
-    write("gzip/data-level1.bin.gz", gz(data, 1))
-    write("gzip/data-stored.bin.gz", gz(data, 0))
-    write("gzip/two-members.bin.gz", gz(data[:1000]) + gz(data[1000:2000]))
-    write("gzip/empty.gz", gz(b""))
-    write("gzip/short.txt.gz", gz(b"abcabcabcabc hello hello"))  # short input: a fixed-Huffman block
+    write("gzip/data.bin", data, SUPPORT)
+    write("gzip/data.bin.gz", gz(data), SUPPORT)
+    write("gzip/data-level1.bin.gz", gz(data, 1), SUPPORT)
+    write("gzip/data-stored.bin.gz", gz(data, 0), SUPPORT)
+    write("gzip/two-members.bin.gz", gz(data[:1000]) + gz(data[1000:2000]), SUPPORT)
+    write("gzip/empty.gz", gz(b""), SUPPORT)
+    write("gzip/short.txt.gz", gz(b"abcabcabcabc hello hello"), SUPPORT)  # short input: a fixed-Huffman block
+    # 64 MiB of zeros in 65 KB: the decompression limit must stop it early (issue 14, item 3).
+    write("gzip/zeros-64MiB.gz", gz(bytes(64 << 20)), SUPPORT)
 
 
 def idx_bytes(array_dims, values):
@@ -198,6 +203,7 @@ if __name__ == "__main__":
     for entry in os.listdir(HERE):
         if os.path.isdir(os.path.join(HERE, entry)):
             shutil.rmtree(os.path.join(HERE, entry))
+    shutil.rmtree(os.path.join(SUPPORT, "gzip"), ignore_errors=True)
     gzip_fixtures(random.Random(3))
     idx_fixtures()
     cifar_fixtures()

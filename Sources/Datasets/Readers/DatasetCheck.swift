@@ -1,6 +1,7 @@
 // `simsiam-bench data check`: recognise a dataset layout, count images and classes, find missing or unreadable
 // files, and fingerprint the file list for provenance.
 import Foundation
+import Support
 import Tensors
 
 /// The on-disk layouts the readers understand.
@@ -293,7 +294,7 @@ public struct DatasetCheck: Sendable {
     switch error {
     case let .missingFile(path, _): inventory.missing.append(inventory.relativePath(URL(fileURLWithPath: path)))
     case let .malformedBinary(path, _), let .corruptCompressedData(path, _), let .unreadableFile(path, _),
-         let .inconsistentSplits(path, _):
+         let .inconsistentSplits(path, _), let .decompressedSizeExceedsLimit(path, _):
       inventory.unreadable.append(Problem(path: inventory.relativePath(URL(fileURLWithPath: path)),
                                           reason: error.description))
     default:

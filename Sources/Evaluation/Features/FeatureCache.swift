@@ -189,7 +189,7 @@ func hex(_ value: UInt64) -> String {
 
 /// A whole file mapped read-only (`mmap(PROT_READ, MAP_PRIVATE)`), unmapped when released.
 final class MappedFile: @unchecked Sendable {
-  // @unchecked: the mapping is read-only and never changes after init.
+  // @unchecked: the mapping is read-only and never changes after init (a raw pointer: the compiler cannot check it).
   let base: UnsafeRawPointer
   let length: Int
   private let mappedLength: Int

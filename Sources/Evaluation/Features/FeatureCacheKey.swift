@@ -3,6 +3,7 @@
 import Foundation
 import Datasets
 import Models
+import Support
 
 /// The key of one cache file: features of `layer` for every image of one dataset list, computed by one backbone.
 ///

@@ -1,8 +1,9 @@
-// Streams one feature matrix into the cache, row block by row block, and publishes it atomically: the rows go to
-// a hidden temporary file; `commit` appends the checksum, fsyncs, renames it to its final name and fsyncs the
-// directory. Until then (a crash, a thrown error, a released writer) no file with the final name exists.
+// Streams one feature matrix into the cache, row block by row block, and publishes it atomically
+// (`AtomicFile.Writer`): the rows go to a hidden temporary file; `commit` appends the checksum, fsyncs, renames it to
+// its final name and fsyncs the directory. Until then (a crash, a thrown error, a released writer) no file with the
+// final name exists.
 import Foundation
-import Glibc
+import Support
 import Tensors
 
 /// Writes the `rows × columns` features of one cache key. Used from one thread.
@@ -13,22 +14,21 @@ public final class FeatureCacheWriter {
   public let columns: Int
   /// Rows appended so far.
   public private(set) var rowsWritten = 0
-  let temporaryURL: URL
-  private var descriptor: Int32
+  private let file: AtomicFile.Writer
   private var hash = XXHash64()
   private var isFinished = false
+
+  var temporaryURL: URL { file.temporaryURL }
 
   init(url: URL, keyJSON: [UInt8], rows: Int, columns: Int) throws {
     precondition(rows >= 0 && columns >= 0, "A feature cache file holds rows, columns ≥ 0, got \(rows) × \(columns).")
     self.url = url
     self.rows = rows
     self.columns = columns
-    let nonce = String(UInt64.random(in: 0...UInt64.max), radix: 16)
-    temporaryURL = url.deletingLastPathComponent()
-      .appendingPathComponent(".\(url.lastPathComponent).\(getpid()).\(nonce).tmp")
-    descriptor = open(temporaryURL.path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-    guard descriptor >= 0 else {
-      throw FeatureCacheError.writeFailed(path: temporaryURL.path, reason: String(cString: strerror(errno)))
+    do {
+      file = try AtomicFile.Writer(url)
+    } catch {
+      throw FeatureCacheError.writeFailed(path: url.path, reason: error.reason)
     }
     let header = FeatureCacheFormat.header(keyJSON: keyJSON, rows: rows, columns: columns)
     do {
@@ -67,51 +67,32 @@ public final class FeatureCacheWriter {
     do {
       var checksum = hash.digest.littleEndian
       try withUnsafeBytes(of: &checksum) { try write($0, hashing: false) }
-      guard fsync(descriptor) == 0 else { throw failure("fsync") }
-      guard close(descriptor) == 0 else { descriptor = -1; throw failure("close") }
-      descriptor = -1
-      guard rename(temporaryURL.path, url.path) == 0 else { throw failure("rename to \(url.lastPathComponent)") }
+      do {
+        try file.commit()
+      } catch {
+        throw FeatureCacheError.writeFailed(path: url.path, reason: error.reason)
+      }
       isFinished = true
     } catch {
       discard()
       throw error
     }
-    // Make the rename itself durable.
-    let directory = open(url.deletingLastPathComponent().path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-    if directory >= 0 {
-      _ = fsync(directory)
-      close(directory)
-    }
   }
 
   /// Closes and deletes the temporary file (nothing appears in the cache). Idempotent; called on release.
   public func discard() {
-    if descriptor >= 0 {
-      close(descriptor)
-      descriptor = -1
-    }
     if !isFinished {
-      unlink(temporaryURL.path)
+      file.discard()
       isFinished = true
     }
   }
 
-  private func failure(_ operation: String) -> FeatureCacheError {
-    .writeFailed(path: temporaryURL.path, reason: "\(operation) failed: \(String(cString: strerror(errno)))")
-  }
-
   private func write(_ bytes: UnsafeRawBufferPointer, hashing: Bool = true) throws {
     if hashing { hash.update(bytes) }
-    guard var next = bytes.baseAddress else { return }
-    var remaining = bytes.count
-    while remaining > 0 {
-      let written = Glibc.write(descriptor, next, remaining)
-      if written < 0 {
-        if errno == EINTR { continue }
-        throw failure("write")
-      }
-      next += written
-      remaining -= written
+    do {
+      try file.write(bytes)
+    } catch {
+      throw FeatureCacheError.writeFailed(path: url.path, reason: error.reason)
     }
   }
 }

@@ -1,6 +1,7 @@
 // Feature matrices as NumPy .npy files (format version 1.0, numpy/lib/format.py), for `--export-features DIR`:
 // other tools (scikit-learn, the reference scripts) read them with `np.load` or `np.load(mmap_mode='r')`.
 import Foundation
+import Support
 import Tensors
 
 extension FeatureMatrix {
@@ -20,35 +21,27 @@ extension FeatureMatrix {
   }
 
   /// Writes the matrix to `url` as .npy (float32, little-endian, C order), through a temporary file renamed into
-  /// place, so a partial export never has the final name.
+  /// place (`AtomicFile`), so a partial export never has the final name.
   public func writeNPY(to url: URL) throws {
     precondition(UInt32(1).littleEndian == 1, "The .npy export writes little-endian floats; this host is not.")
-    let temporary = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).tmp")
     do {
-      guard FileManager.default.createFile(atPath: temporary.path, contents: nil) else {
-        throw FeatureCacheError.writeFailed(path: temporary.path, reason: "the file cannot be created")
-      }
-      let handle = try FileHandle(forWritingTo: temporary)
-      defer { try? handle.close() }
-      try handle.write(contentsOf: Self.npyHeader(rows: rows, columns: columns))
-      try withUnsafeBufferPointer { buffer in
-        let raw = UnsafeRawBufferPointer(buffer)
-        var start = 0
-        let chunk = 16 << 20
-        while start < raw.count {
-          let end = min(raw.count, start + chunk)
-          try handle.write(contentsOf: Data(bytesNoCopy: UnsafeMutableRawPointer(mutating: raw.baseAddress! + start),
-                                            count: end - start, deallocator: .none))
-          start = end
+      try AtomicFile.write(to: url) { handle in
+        try handle.write(contentsOf: Self.npyHeader(rows: rows, columns: columns))
+        try withUnsafeBufferPointer { buffer in
+          let raw = UnsafeRawBufferPointer(buffer)
+          var start = 0
+          let chunk = 16 << 20
+          while start < raw.count {
+            let end = min(raw.count, start + chunk)
+            let piece = UnsafeMutableRawPointer(mutating: raw.baseAddress! + start)
+            try handle.write(contentsOf: Data(bytesNoCopy: piece, count: end - start, deallocator: .none))
+            start = end
+          }
         }
       }
-      try handle.synchronize()
-      try handle.close()
-      if FileManager.default.fileExists(atPath: url.path) { try FileManager.default.removeItem(at: url) }
-      try FileManager.default.moveItem(at: temporary, to: url)
+    } catch let error as SupportError {
+      throw FeatureCacheError.writeFailed(path: url.path, reason: error.reason)
     } catch {
-      try? FileManager.default.removeItem(at: temporary)
-      if let error = error as? FeatureCacheError { throw error }
       throw FeatureCacheError.writeFailed(path: url.path, reason: "\(error.localizedDescription)")
     }
   }

@@ -6,6 +6,7 @@
 // test-transformed images are computed once and the heads train on them; a documented deviation from the protocol.
 // Test features are always the deterministic test transform, so they are extracted once in both modes.
 import Foundation
+import Synchronization
 import Datasets
 import Layers
 import Models
@@ -128,8 +129,7 @@ public struct AugmentedProbeImages: ProbeTrainingData {
     let channels = backbone.config.inChannels
     let size = augmentation.crop
     let per = size * size * channels
-    var failure: (index: Int, error: Error)?
-    let lock = NSLock()
+    let failure = Mutex<(index: Int, error: Error)?>(nil)
     let images = Tensor(uninitializedShape: [indices.count, size, size, channels]) { output in
       let target = output.baseAddress!
       // Decoding and augmenting are per-image work; each image draws from its own (seed, epoch, index) stream,
@@ -142,13 +142,13 @@ public struct AugmentedProbeImages: ProbeTrainingData {
             let view = augmentation(image, using: &generator)
             view.scalars.withUnsafeBufferPointer { (target + slot * per).update(from: $0.baseAddress!, count: per) }
           } catch {
-            lock.lock(); if failure == nil { failure = (indices[slot], error) }; lock.unlock()
+            failure.withLock { if $0 == nil { $0 = (indices[slot], error) } }
             (target + slot * per).update(repeating: 0, count: per)
           }
         }
       }
     }
-    if let failure { throw failure.error }
+    if let failure = failure.withLock({ $0 }) { throw failure.error }
     let stages = backbone.inferFeatures(images, upTo: layers.map(\.stageIndex).max()! + 1)
     let features = layers.map { pooling.pooledFlat(stages[$0.stageIndex], layer: $0) }
     return ProbeBatch(features: features, labels: indices.map { source.labels[$0] })

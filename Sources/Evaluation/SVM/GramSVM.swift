@@ -15,6 +15,7 @@
 import CLiblinear
 import COpenBLAS
 import Foundation
+import Synchronization
 import Tensors
 
 /// Serialises the OpenBLAS/LAPACK calls made from concurrent SVM workers (each call still uses every core): we take
@@ -32,7 +33,7 @@ public let gramMinPivotRatio = 1e-10
 /// K = X Xᵀ of a problem's normalised rows (float64, as liblinear's own products), [rows, rows] row-major,
 /// both triangles filled. Every fit's K_S is a sub-block of it: CV folds, final fits and low-shot subsets.
 public final class SVMGramMatrix: @unchecked Sendable {
-  // @unchecked: written once in init, read-only afterwards.
+  // @unchecked: written once in init, read-only afterwards; a raw pointer, which the compiler cannot check.
   public let rows: Int
   let values: UnsafeMutablePointer<Double>  // [rows, rows]
 
@@ -78,7 +79,8 @@ public final class SVMGramMatrix: @unchecked Sendable {
 /// 1…n, the bias node at n + 1). Shared by every fit on the same rows (all costs, all classes of a final fit);
 /// read-only after init, so fits may run concurrently.
 public final class GramFactor: @unchecked Sendable {
-  // @unchecked: written once in init; liblinear reads the nodes through const pointers.
+  // @unchecked: written once in init; liblinear reads the nodes through const pointers. Raw pointers are never
+  // Sendable, so the compiler cannot check this; nothing mutable needs a lock.
   public let subset: [Int]
   let problem: LiblinearProblem
   let factor: UnsafeMutablePointer<Double>  // [n, n] row-major; lower triangle (with diagonal) = L
@@ -207,24 +209,19 @@ public struct SVMFitPaths: Sendable, Equatable {
   }
 }
 
-final class FitPathCounter: @unchecked Sendable {
-  private let lock = NSLock()
-  private var paths = SVMFitPaths()
+final class FitPathCounter: Sendable {
+  private let paths = Mutex(SVMFitPaths())
   func add(gram: Bool, outcome: LiblinearOutcome) {
-    lock.lock()
-    if gram { paths.gram += 1 } else { paths.plain += 1 }
-    switch outcome {
-    case .converged: break
-    case .finishedByPrimal: paths.finishedByPrimal += 1
-    case .stoppedAtCap: paths.stoppedAtCap += 1
+    paths.withLock { paths in
+      if gram { paths.gram += 1 } else { paths.plain += 1 }
+      switch outcome {
+      case .converged: break
+      case .finishedByPrimal: paths.finishedByPrimal += 1
+      case .stoppedAtCap: paths.stoppedAtCap += 1
+      }
     }
-    lock.unlock()
   }
-  var value: SVMFitPaths {
-    lock.lock()
-    defer { lock.unlock() }
-    return paths
-  }
+  var value: SVMFitPaths { paths.withLock { $0 } }
 }
 
 extension SVMLayer {

@@ -122,6 +122,9 @@ public struct LiblinearSettings: Sendable, Equatable {
 
 /// Who may draw from `rand()` for liblinear's coordinate order: any number of ordinary solves at once, or one
 /// reseeded solve alone (it waits for running solves, and new ones wait for it).
+///
+/// The counters are `nonisolated(unsafe)` and guarded by hand, only while holding `condition`: this lock waits for
+/// the other mode to end, which `Synchronization.Mutex` (no condition variable) cannot express.
 enum LiblinearRandomOrder {
   nonisolated(unsafe) private static var ordinarySolves = 0
   nonisolated(unsafe) private static var reseededWaiting = 0
@@ -154,7 +157,8 @@ enum LiblinearRandomOrder {
 /// The rows of a feature matrix, L2-normalised in float64 as x / (‖x‖₂ + 1e-5), in liblinear's `feature_node`
 /// format with the bias node, in one allocation.
 public final class LiblinearProblem: @unchecked Sendable {
-  // @unchecked: the storage is written once in init and only read afterwards (liblinear takes const problems).
+  // @unchecked: the storage is written once in init and only read afterwards (liblinear takes const problems). Raw
+  // pointers are never Sendable, so the compiler cannot check this; nothing mutable needs a lock.
   public let rows: Int
   /// Feature dimension without the bias column.
   public let dimension: Int

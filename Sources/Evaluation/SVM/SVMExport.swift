@@ -3,6 +3,7 @@
 // extracted by another tool (VISSL's or MMSelfSup's extract scripts, saved with numpy) run through our SVMs.
 import Datasets
 import Foundation
+import Support
 import Tensors
 
 /// Writes `DIR/classes.txt`, `trainval_labels.npy` and `test_labels.npy` (int32 [images, classes]; 1 / 0 / −1),

@@ -4,6 +4,7 @@
 import Datasets
 import Foundation
 import Support
+import Synchronization
 import Tensors
 import Support
 
@@ -105,8 +106,7 @@ public struct SVMLayerData: Sendable {
 }
 
 /// A layer prepared once for all its fits: the liblinear problem over trainval and the normalised test matrix.
-public final class SVMLayer: @unchecked Sendable {
-  // @unchecked: immutable after init; LiblinearProblem is read-only.
+public final class SVMLayer: Sendable {
   public let data: SVMLayerData
   public let problem: LiblinearProblem
   /// Trainval Gram matrix (when `SVMSettings.gram`), the source of every fit's factor.
@@ -181,17 +181,16 @@ public final class SVMLayer: @unchecked Sendable {
 }
 
 /// Counts units recorded in one call, for progress and the test hook.
-final class UnitCounter: @unchecked Sendable {
-  private let lock = NSLock()
-  private var recorded = 0
+final class UnitCounter: Sendable {
+  private let recorded = Mutex(0)
   let limit: Int?
   init(limit: Int?) { self.limit = limit }
   /// Counts one recorded unit; throws `interrupted` when the limit is reached.
   func count() throws {
-    lock.lock()
-    recorded += 1
-    let now = recorded
-    lock.unlock()
+    let now = recorded.withLock { recorded in
+      recorded += 1
+      return recorded
+    }
     if let limit, now >= limit { throw SVMError.interrupted(afterUnits: now) }
   }
 }
@@ -345,48 +344,34 @@ extension SVMLayer {
 }
 
 /// Thread-safe [class][cost][fold] grid.
-final class ResultGrid: @unchecked Sendable {
-  private let lock = NSLock()
-  private var grid: [[[Double]]]
+final class ResultGrid: Sendable {
+  private let grid: Mutex<[[[Double]]]>
   init(classes: Int, costs: Int, folds: Int) {
-    grid = Array(repeating: Array(repeating: Array(repeating: .nan, count: folds), count: costs), count: classes)
+    grid = Mutex(Array(repeating: Array(repeating: Array(repeating: .nan, count: folds), count: costs),
+                       count: classes))
   }
   func set(_ c: Int, _ cost: Int, _ fold: Int, _ value: Double) {
-    lock.lock()
-    grid[c][cost][fold] = value
-    lock.unlock()
+    grid.withLock { $0[c][cost][fold] = value }
   }
-  var values: [[[Double]]] {
-    lock.lock()
-    defer { lock.unlock() }
-    return grid
-  }
+  var values: [[[Double]]] { grid.withLock { $0 } }
 }
 
-final class ModelSlots: @unchecked Sendable {
-  private let lock = NSLock()
-  private var models: [LinearSVMModel?]
-  init(count: Int) { models = Array(repeating: nil, count: count) }
+final class ModelSlots: Sendable {
+  private let models: Mutex<[LinearSVMModel?]>
+  init(count: Int) { models = Mutex(Array(repeating: nil, count: count)) }
   func set(_ slot: Int, _ model: LinearSVMModel) {
-    lock.lock()
-    models[slot] = model
-    lock.unlock()
+    models.withLock { $0[slot] = model }
   }
-  var all: [LinearSVMModel] {
-    lock.lock()
-    defer { lock.unlock() }
-    return models.map { $0! }
-  }
+  var all: [LinearSVMModel] { models.withLock { $0.map { $0! } } }
 }
 
-final class ProgressCount: @unchecked Sendable {
-  private let lock = NSLock()
-  private var value: Int
-  init(start: Int) { value = start }
+final class ProgressCount: Sendable {
+  private let value: Mutex<Int>
+  init(start: Int) { value = Mutex(start) }
   func increment() -> Int {
-    lock.lock()
-    defer { lock.unlock() }
-    value += 1
-    return value
+    value.withLock { value in
+      value += 1
+      return value
+    }
   }
 }

@@ -1,5 +1,6 @@
 // The VOC07 SVM benchmark's images (PROTOCOLS §2.1): the extraction list trainval.txt + test.txt of a devkit year
 // directory, read from JPEGImages, in list order (features row i ↔ extractionList[i]).
+import Support
 import Datasets
 import Foundation
 

@@ -2,6 +2,7 @@
 // in the results is of exactly what was loaded and the file is not read a second time), detect its layout, build
 // our ResNet for its architecture, load it strictly through `BackboneLoader`, or keep the random initialisation
 // for a baseline.
+import Support
 import Checkpoints
 import Datasets
 import Foundation
@@ -59,20 +60,20 @@ public struct HashedCheckpoint: Sendable {
   public var sha256: String
 }
 
-/// Reads `path` once — mapped, hashed, decoded from the same bytes — choosing the container from its first bytes.
+/// Reads `path` once, hashing the bytes as they arrive (`readFileHashing`), and decodes the contents from those same
+/// bytes, choosing the container from the first bytes.
 public func readCheckpoint(_ path: String, io: PyTorchIO = .current) throws -> HashedCheckpoint {
   let url = URL(fileURLWithPath: path)
   let format = try CheckpointFileFormat.detect(url)
-  let data: Data
-  do { data = try Data(contentsOf: url, options: .mappedIfSafe) } catch {
-    throw CheckpointError.unreadableFile(path: path, reason: (error as NSError).localizedDescription)
+  let file: (data: Data, sha256Hex: String)
+  do { file = try readFileHashing(url) } catch {
+    throw CheckpointError.unreadableFile(path: path, reason: "\(error)")
   }
-  let sha256 = SHA256.hexDigest(of: data)
   let contents = switch format {
-  case .safetensors: CheckpointContents(try SafeTensors(decoding: data, path: path), source: path)
-  case .pytorchZip: try io.read(data, path)
+  case .safetensors: CheckpointContents(try SafeTensors(decoding: file.data, path: path), source: path)
+  case .pytorchZip: try io.read(file.data, path)
   }
-  return HashedCheckpoint(contents: contents, sha256: sha256)
+  return HashedCheckpoint(contents: contents, sha256: file.sha256Hex)
 }
 
 /// A backbone ready for frozen or fine-tuned evaluation, with the provenance of its weights.
@@ -160,14 +161,9 @@ public enum BackboneBuilder {
 
 /// SHA-256 (lowercase hex) of the file at `path`, read in chunks.
 public func fileSHA256(_ path: String) throws -> String {
-  let handle: FileHandle
-  do { handle = try FileHandle(forReadingFrom: URL(fileURLWithPath: path)) } catch {
-    throw CheckpointError.unreadableFile(path: path, reason: (error as NSError).localizedDescription)
+  do { return try SHA256.hexDigest(ofFileAt: URL(fileURLWithPath: path)) } catch {
+    throw CheckpointError.unreadableFile(path: path, reason: "\(error)")
   }
-  defer { try? handle.close() }
-  var hash = SHA256()
-  try hash.update(reading: handle)
-  return hash.finalize().map { String(format: "%02x", $0) }.joined()
 }
 
 extension ResNetConfig {

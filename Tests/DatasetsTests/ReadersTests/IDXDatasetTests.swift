@@ -21,6 +21,28 @@ import Tensors
     #expect(test.image(at: 1).pixels == Array(212..<224).map(UInt8.init))
   }
 
+  /// A gzipped IDX file stops inflating at the limit with an error naming it and the limit; corrupt gzip data is
+  /// `corruptCompressedData`. Both are DatasetErrors, which `data check` lists as unreadable files.
+  @Test func gzipLimitAndCorruptionAreDatasetErrors() throws {
+    let compressed = try ReaderFixtures.bytes("idx/train-images-idx3-ubyte.gz")
+    let path = "/data/train-images-idx3-ubyte.gz"
+    let full = try IDXArray(bytes: compressed, path: path, maximumInflatedBytes: 16 + 5 * 3 * 4)
+    #expect(full.dimensions == [5, 3, 4])
+    #expect(throws: DatasetError.decompressedSizeExceedsLimit(path: path, limit: 16 + 5 * 3 * 4 - 1)) {
+      try IDXArray(bytes: compressed, path: path, maximumInflatedBytes: 16 + 5 * 3 * 4 - 1)
+    }
+    #expect(DatasetError.decompressedSizeExceedsLimit(path: path, limit: 1 << 32).description
+              .contains("\(path): it inflates to more than 4294967296 bytes (4.0 GiB)"))
+    var corrupt = compressed
+    corrupt[corrupt.count - 8] ^= 1  // CRC-32
+    #expect {
+      try IDXArray(bytes: corrupt, path: path)
+    } throws: { error in
+      guard case let .corruptCompressedData(errorPath, reason) = error as? DatasetError else { return false }
+      return errorPath == path && reason.contains("CRC-32")
+    }
+  }
+
   @Test func truncatedOrGarbageIDXThrows() throws {
     let plain = try ReaderFixtures.bytes("idx/t10k-images-idx3-ubyte")
     for length in 0..<plain.count {

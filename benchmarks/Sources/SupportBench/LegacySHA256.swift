@@ -1,8 +1,9 @@
-// SHA-256 (FIPS 180-4 §6.2), for dataset fingerprints recorded as provenance.
+// The pure-Swift SHA-256 (FIPS 180-4 §6.2) that Sources/Datasets/SHA256.swift held until the move to OpenSSL,
+// kept here only so SupportBench can time old against new. Not used by the package.
 import Foundation
 
 /// An incremental SHA-256 hash: `update` any number of times, then `finalize()` once.
-public struct SHA256: Sendable {
+struct LegacySHA256: Sendable {
   private var state: (UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32) =
     (0x6a09_e667, 0xbb67_ae85, 0x3c6e_f372, 0xa54f_f53a, 0x510e_527f, 0x9b05_688c, 0x1f83_d9ab, 0x5be0_cd19)
   private var block = [UInt8](repeating: 0, count: 64)
@@ -21,11 +22,11 @@ public struct SHA256: Sendable {
     0x748f_82ee, 0x78a5_636f, 0x84c8_7814, 0x8cc7_0208, 0x90be_fffa, 0xa450_6ceb, 0xbef9_a3f7, 0xc671_78f2,
   ]
 
-  public init() {}
+  init() {}
 
   /// Hashes `bytes` in one call and returns the lowercase hex digest.
-  public static func hexDigest<Bytes: Sequence>(of bytes: Bytes) -> String where Bytes.Element == UInt8 {
-    var hash = SHA256()
+  static func hexDigest<Bytes: Sequence>(of bytes: Bytes) -> String where Bytes.Element == UInt8 {
+    var hash = LegacySHA256()
     hash.update(bytes)
     return hash.finalize().map { byte in
       let hex = String(byte, radix: 16)
@@ -34,7 +35,7 @@ public struct SHA256: Sendable {
   }
 
   /// Appends `bytes` to the message.
-  public mutating func update<Bytes: Sequence>(_ bytes: Bytes) where Bytes.Element == UInt8 {
+  mutating func update<Bytes: Sequence>(_ bytes: Bytes) where Bytes.Element == UInt8 {
     for byte in bytes {
       block[blockCount] = byte
       blockCount += 1
@@ -46,15 +47,15 @@ public struct SHA256: Sendable {
   }
 
   /// Appends the UTF-8 bytes of `text`.
-  public mutating func update(_ text: String) { update(Array(text.utf8)) }
+  mutating func update(_ text: String) { update(Array(text.utf8)) }
 
   /// Appends everything `handle` still has to read, in 1 MiB chunks (files reach hundreds of MB).
-  public mutating func update(reading handle: FileHandle) throws {
+  mutating func update(reading handle: FileHandle) throws {
     while let chunk = try handle.read(upToCount: 1 << 20), !chunk.isEmpty { update(chunk) }
   }
 
   /// Pads the message (§5.1.1) and returns the 32-byte digest.
-  public mutating func finalize() -> [UInt8] {
+  mutating func finalize() -> [UInt8] {
     let bitLength = (messageBytes &+ UInt64(blockCount)) &* 8
     block[blockCount] = 0x80
     blockCount += 1

@@ -1,5 +1,7 @@
+import Support
+import Foundation
 import Testing
-@testable import Datasets
+@testable import Support
 
 @Suite struct SHA256Tests {
   /// FIPS 180-4 example vectors (NIST CSRC "SHA256.pdf") and the long-message vector of FIPS 180-2 appendix B.3.
@@ -35,7 +37,7 @@ import Testing
   }
 
   @Test func incrementalUpdatesMatchOneShot() throws {
-    let data = try ReaderFixtures.bytes("gzip/data.bin")
+    let data = try SupportFixtures.bytes("gzip/data.bin")
     var hash = SHA256()
     var start = 0
     for chunk in [1, 63, 64, 65, 1000, 7] {
@@ -47,5 +49,34 @@ import Testing
     // hashlib.sha256(open("gzip/data.bin", "rb").read()).hexdigest()
     #expect(hex == "49fb9b053d96b7972b937d912aa62cb777a63e083781bada153a8f850b7ebda5")
     #expect(SHA256.hexDigest(of: data) == hex)
+    #expect(SHA256.hexDigest(of: Data(data)) == hex)
+    #expect(data.withUnsafeBytes { SHA256.hexDigest(of: $0) } == hex)
+    // Not contiguous: gathered into 64 KiB blocks before libcrypto sees them.
+    #expect(SHA256.hexDigest(of: data.lazy.map { $0 }) == hex)
+    var text = SHA256()
+    text.update(String(decoding: data[..<5000].filter { $0 < 0x80 }, as: UTF8.self))
+    #expect(SHA256.hex(text.finalize()) == SHA256.hexDigest(of: data[..<5000].filter { $0 < 0x80 }))
+  }
+
+  /// A non-contiguous sequence longer than one 64 KiB block, against hashlib:
+  /// hashlib.sha256(bytes(i % 251 for i in range(200_000))).hexdigest().
+  @Test func longNonContiguousSequence() {
+    let bytes = (0..<200_000).lazy.map { UInt8($0 % 251) }
+    #expect(SHA256.hexDigest(of: bytes) == SHA256.hexDigest(of: Array(bytes)))
+    #expect(SHA256.hexDigest(of: bytes) == "e24bc62381f1224fbbb74688663f8f9743b9680b193edd666835e97b06e730eb")
+  }
+
+  /// Copies are independent (the OpenSSL context is copied on write), as with the pure-Swift value type it replaced.
+  @Test func copiesAreIndependent() {
+    var first = SHA256()
+    first.update(Array("abc".utf8))
+    var second = first
+    second.update(Array("def".utf8))
+    let third = second
+    #expect(SHA256.hex(first.finalize()) == SHA256.hexDigest(of: Array("abc".utf8)))
+    #expect(SHA256.hex(second.finalize()) == SHA256.hexDigest(of: Array("abcdef".utf8)))
+    var resumed = third
+    resumed.update(Array("g".utf8))
+    #expect(SHA256.hex(resumed.finalize()) == SHA256.hexDigest(of: Array("abcdefg".utf8)))
   }
 }

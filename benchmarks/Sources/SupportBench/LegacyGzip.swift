@@ -1,17 +1,18 @@
-// gzip (RFC 1952) and DEFLATE (RFC 1951) decompression, for the .gz IDX files of MNIST / Fashion-MNIST.
+// The hand-written gzip (RFC 1952) / DEFLATE (RFC 1951) decoder that Sources/Datasets/Readers/Gzip.swift held until
+// inflate moved to zlib, kept here only so SupportBench can time old against new. Not used by the package.
 // Written in Swift because the package has no zlib shim; decoding follows the RFC with table-driven Huffman codes
 // (a 2^10-entry lookup for short codes, canonical bit-by-bit decoding for longer ones, as zlib's puff.c does).
 
 /// gzip decompression.
-public enum Gzip {
+enum LegacyGzip {
   /// Whether `bytes` starts with the gzip magic number 1F 8B.
-  public static func isCompressed(_ bytes: [UInt8]) -> Bool {
+  static func isCompressed(_ bytes: [UInt8]) -> Bool {
     bytes.count >= 2 && bytes[0] == 0x1F && bytes[1] == 0x8B
   }
 
   /// Decompresses every member of a gzip file and checks each member's CRC-32 and length.
   /// `path` only names the file in errors.
-  public static func decompress(_ bytes: [UInt8], path: String) throws(DatasetError) -> [UInt8] {
+  static func decompress(_ bytes: [UInt8], path: String) throws(LegacyGzipError) -> [UInt8] {
     do {
       return try bytes.withUnsafeBufferPointer { input throws(InflateFailure) in
         // The last member's ISIZE (length mod 2^32) is a good first guess of the output size.
@@ -47,12 +48,12 @@ public enum Gzip {
         return output.array()
       }
     } catch {
-      throw .corruptCompressedData(path: path, reason: error.reason)
+      throw LegacyGzipError(path: path, reason: error.reason)
     }
   }
 
   /// Decompresses a raw DEFLATE stream (no gzip or zlib wrapper). `path` only names the source in errors.
-  public static func inflate(_ bytes: [UInt8], path: String) throws(DatasetError) -> [UInt8] {
+  static func inflate(_ bytes: [UInt8], path: String) throws(LegacyGzipError) -> [UInt8] {
     do {
       return try bytes.withUnsafeBufferPointer { input throws(InflateFailure) in
         let output = OutputBuffer(capacity: max(1024, input.count * 4))
@@ -61,7 +62,7 @@ public enum Gzip {
         return output.array()
       }
     } catch {
-      throw .corruptCompressedData(path: path, reason: error.reason)
+      throw LegacyGzipError(path: path, reason: error.reason)
     }
   }
 
@@ -383,4 +384,10 @@ private func inflateBlock(_ reader: inout BitReader, literalLength: HuffmanCode,
     for i in 0..<length { destination[i] = source[i] }
     output.count += length
   }
+}
+
+struct LegacyGzipError: Error, CustomStringConvertible {
+  var path: String
+  var reason: String
+  var description: String { "\(path) holds corrupt compressed data: \(reason)" }
 }
