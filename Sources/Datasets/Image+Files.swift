@@ -1,4 +1,5 @@
 // Reading and writing image files: the codec is chosen from the magic bytes (reading) or the extension (writing).
+import Support
 import Foundation
 
 /// An image file format this package decodes and encodes.
@@ -171,7 +172,7 @@ func readFile(_ url: URL) throws -> Data {
 
 func writeFile(_ bytes: [UInt8], to url: URL) throws {
   do {
-    try Data(bytes).write(to: url, options: .atomic)
+    try AtomicFile.write(Data(bytes), to: url)
   } catch {
     throw ImageIOError.unwritableFile(path: url.path, reason: error.localizedDescription)
   }

@@ -1,6 +1,7 @@
 // NumPy .npy files (format versions 1.0 and 2.0, numpy/lib/format.py): little-endian float32, float64, int32 and
 // int64 arrays in C order. Used for `--export-features` (features and labels other tools read) and for the FAIR
 // benchmark's low-shot sample files (`train_targets_sample{s}_k{k}.npy`, int32 [5011, 20]).
+import Support
 import Foundation
 import Tensors
 
@@ -247,8 +248,8 @@ public enum NPY {
     case .int32(let values): values.withUnsafeBytes { bytes.append(contentsOf: $0) }
     case .int64(let values): values.withUnsafeBytes { bytes.append(contentsOf: $0) }
     }
-    do { try bytes.write(to: url, options: .atomic) } catch {
-      throw NPYError.unreadable(path: url.path, reason: "cannot write: \(error.localizedDescription)")
+    do { try AtomicFile.write(bytes, to: url) } catch {
+      throw NPYError.unreadable(path: url.path, reason: "cannot write: \(error)")
     }
   }
 

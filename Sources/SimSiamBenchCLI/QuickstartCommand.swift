@@ -3,6 +3,7 @@
 // everything, and prints the tables, a compare of the two and the path of the HTML report. The protocol steps are
 // the library calls of `QuickstartPlan` (Sources/Protocols/Quickstart); the data and report steps are the ordinary
 // commands. A re-run reuses what is done.
+import Support
 import ArgumentParser
 import Foundation
 import Protocols
@@ -82,7 +83,7 @@ struct Quickstart: ParsableCommand {
         throw ValidationError("Pretraining wrote no checkpoint in \(plan.pretrainDirectory.path).")
       }
       pretrained = latest.resolvingSymlinksInPath()
-      try pretrained.path.write(to: finishedMarker, atomically: true, encoding: .utf8)
+      try AtomicFile.write(Data(pretrained.path.utf8), to: finishedMarker)
     }
 
     // 2. The random-init baseline: the pretraining's own initial weights (same config, same seed).

@@ -1,4 +1,5 @@
 // `simsiam-bench results …` and `simsiam-bench report …`: read the results database; the work is in Results.
+import Support
 import ArgumentParser
 import Foundation
 import Results
@@ -139,6 +140,6 @@ private func emit(_ text: String, to path: String?) throws {
   guard let path else { return print(text, terminator: "") }
   let url = URL(fileURLWithPath: path)
   try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-  try Data(text.utf8).write(to: url, options: .atomic)
+  try AtomicFile.write(Data(text.utf8), to: url)
   print("Wrote \(path)")
 }

@@ -1,6 +1,7 @@
 // Errors of the support layer: files that cannot be read or written, compressed data that is corrupt or too large.
 // Each message names the file; callers in other targets map them into their own error types where tests or users
 // rely on those.
+import Foundation
 
 /// An error reading, writing or decompressing a file.
 public enum SupportError: Error, CustomStringConvertible, Equatable, Sendable {
@@ -57,4 +58,9 @@ func formatBytes(_ bytes: Int) -> String {
   guard unit > 0 else { return "\(bytes) bytes" }
   let tenths = Int((value * 10).rounded())
   return "\(tenths / 10).\(tenths % 10) \(units[unit])"
+}
+
+extension SupportError: LocalizedError {
+  /// The same sentence as `description`, so callers that wrap `error.localizedDescription` keep the file and reason.
+  public var errorDescription: String? { description }
 }

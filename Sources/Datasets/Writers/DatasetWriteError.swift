@@ -1,4 +1,5 @@
 // Errors writing a dataset to disk (`data make-scenes`, `data preview`).
+import Support
 import Foundation
 
 /// An error writing dataset files. Each message names the path, says what is wrong, and gives a hint.
@@ -22,7 +23,7 @@ enum DatasetWriting {
   /// Writes `text` as UTF-8 to `url`.
   static func write(_ text: String, to url: URL) throws {
     do {
-      try Data(text.utf8).write(to: url, options: .atomic)
+      try AtomicFile.write(Data(text.utf8), to: url)
     } catch {
       throw DatasetWriteError.unwritableFile(path: url.path, reason: error.localizedDescription)
     }

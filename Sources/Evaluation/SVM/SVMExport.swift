@@ -14,8 +14,8 @@ public func exportSVMInputs(to directory: URL, layers: [SVMLayerData], lowShot: 
   let fileManager = FileManager.default
   do {
     try fileManager.createDirectory(at: directory, withIntermediateDirectories: true)
-    try Data((first.trainLabels.classes.joined(separator: "\n") + "\n").utf8)
-      .write(to: directory.appendingPathComponent("classes.txt"), options: .atomic)
+    try AtomicFile.write(Data((first.trainLabels.classes.joined(separator: "\n") + "\n").utf8),
+                         to: directory.appendingPathComponent("classes.txt"))
   } catch {
     throw NPYError.unreadable(path: directory.path, reason: "cannot write: \(error.localizedDescription)")
   }

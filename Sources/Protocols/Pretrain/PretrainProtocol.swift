@@ -83,7 +83,7 @@ struct PretrainRunRecord: Codable, Equatable {
   }
 
   func write(in directory: URL) throws {
-    try JSONEncoder().encode(self).write(to: Self.url(in: directory), options: .atomic)
+    try AtomicFile.write(JSONEncoder().encode(self), to: Self.url(in: directory))
   }
 
   static func absolute(_ path: String) -> String { URL(fileURLWithPath: path).standardizedFileURL.path }
