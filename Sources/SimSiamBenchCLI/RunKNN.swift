@@ -17,45 +17,16 @@ struct RunKNN: ParsableCommand {
 
   @OptionGroup var common: CommonOptions
 
-  @Option(help: "The checkpoint to evaluate (.safetensors or .pth, any layout `checkpoint inspect` knows).")
-  var checkpoint: String
-
-  @Option(help: "The dataset folder (sets data.path).")
-  var data: String?
-
-  @Option(help: "A YAML config (configs/benchmarks/classification/…); default: the embedded quick config.")
-  var config: String?
-
-  @Option(name: .customLong("set"), help: ArgumentHelp("Override a config key (dotted, repeatable).",
-                                                      valueName: "key=value"))
-  var overrides: [String] = []
-
-  @Flag(help: "Evaluate the checkpoint's architecture at random initialisation instead of its weights (baseline).")
-  var randomInit = false
-
-  @Option(help: "Where log.txt goes (default: work_dirs/<config name>/<checkpoint name>).")
-  var workDir: String?
-
-  @Option(help: "The name reports show for this checkpoint (default: the checkpoint file name).")
-  var label: String?
-
-  @Option(help: "Seconds between progress lines when the output is not a terminal.")
-  var logInterval: Double = 10
-
-  @OptionGroup var layoutOptions: LayoutOptions
-
-  @OptionGroup var featureCacheOptions: FeatureCacheOptions
+  @OptionGroup var options: FrozenBackboneOptions
 
   /// The request these options ask for.
   func request() throws -> KNNRequest {
-    let (config, name) = try KNNRequest.config(file: self.config, data: data, overrides: overrides, seed: common.seed)
+    let (config, name) = try KNNRequest.config(file: options.config, data: options.data,
+                                               overrides: options.overrides, seed: common.seed)
     var request = KNNRequest(
-      backbone: BackboneRequest(checkpoint: checkpoint, layout: layoutOptions.layout, prefix: layoutOptions.prefix,
-                                randomInit: randomInit),
-      config: config, configName: name, configFile: self.config, label: label,
-      workDirectory: workDir.map { URL(fileURLWithPath: $0) }, database: common.db,
-      featureCache: featureCacheOptions.directory)
-    request.logInterval = logInterval
+      backbone: options.backbone, config: config, configName: name, configFile: options.config, label: options.label,
+      workDirectory: options.workDirectory, database: common.db, featureCache: options.featureCacheOptions.directory)
+    request.logInterval = options.logInterval
     return request
   }
 

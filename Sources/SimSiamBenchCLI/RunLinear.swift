@@ -21,22 +21,11 @@ struct RunLinear: ParsableCommand {
 
   @OptionGroup var common: CommonOptions
 
-  @Option(help: "The checkpoint to evaluate (.safetensors or .pth, any layout `checkpoint inspect` knows).")
-  var checkpoint: String
+  @OptionGroup var options: FrozenBackboneOptions
 
   @Option(help: ArgumentHelp("mhead (feature1–5) or avgpool; default: the config's head.type.",
                              valueName: "mhead|avgpool"))
   var head: ProbeKind?
-
-  @Option(help: "The dataset folder (sets data.path).")
-  var data: String?
-
-  @Option(help: "A YAML config (configs/benchmarks/classification/…); default: the embedded quick config.")
-  var config: String?
-
-  @Option(name: .customLong("set"), help: ArgumentHelp("Override a config key (dotted, repeatable).",
-                                                      valueName: "key=value"))
-  var overrides: [String] = []
 
   @Flag(help: "Train the heads on features extracted once with the test transform (protocol deviation).")
   var cacheFeatures = false
@@ -44,34 +33,16 @@ struct RunLinear: ParsableCommand {
   @Flag(help: "Continue from the work directory's head checkpoint (same checkpoint, config and data).")
   var resume = false
 
-  @Flag(help: "Evaluate the checkpoint's architecture at random initialisation instead of its weights (baseline).")
-  var randomInit = false
-
-  @Option(help: "Where head checkpoints and log.txt go (default: work_dirs/<config name>/<checkpoint name>).")
-  var workDir: String?
-
-  @Option(help: "The name reports show for this checkpoint (default: the checkpoint file name).")
-  var label: String?
-
-  @Option(help: "Seconds between progress lines when the output is not a terminal.")
-  var logInterval: Double = 10
-
-  @OptionGroup var layoutOptions: LayoutOptions
-
-  @OptionGroup var featureCacheOptions: FeatureCacheOptions
-
   /// The request these options ask for.
   func request() throws -> LinearProbeRequest {
-    let (config, name) = try LinearProbeRequest.config(file: self.config, data: data, head: head,
-                                                       overrides: overrides, cacheFeatures: cacheFeatures,
+    let (config, name) = try LinearProbeRequest.config(file: options.config, data: options.data, head: head,
+                                                       overrides: options.overrides, cacheFeatures: cacheFeatures,
                                                        seed: common.seed)
     var request = LinearProbeRequest(
-      backbone: BackboneRequest(checkpoint: checkpoint, layout: layoutOptions.layout, prefix: layoutOptions.prefix,
-                                randomInit: randomInit),
-      config: config, configName: name, configFile: self.config, label: label,
-      workDirectory: workDir.map { URL(fileURLWithPath: $0) }, resume: resume, database: common.db,
-      featureCache: featureCacheOptions.directory)
-    request.logInterval = logInterval
+      backbone: options.backbone, config: config, configName: name, configFile: options.config, label: options.label,
+      workDirectory: options.workDirectory, resume: resume, database: common.db,
+      featureCache: options.featureCacheOptions.directory)
+    request.logInterval = options.logInterval
     return request
   }
 
