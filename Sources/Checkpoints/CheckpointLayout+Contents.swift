@@ -1,5 +1,6 @@
 // What a checkpoint file holds, independent of its container: named tensors plus scalar values, and the
 // magic-byte dispatch between safetensors and PyTorch's zip container.
+import Support
 import Foundation
 
 /// A checkpoint's tensors and scalar values, flattened to dotted paths from the top of the file.
@@ -61,6 +62,13 @@ public enum CheckpointFileFormat: Sendable, Equatable {
   /// safetensors; a pickle opcode (0x80 PROTO) at byte 0 means the legacy pre-zip torch format, refused with a
   /// hint. Anything else (and files too short to tell) goes to the safetensors reader, whose errors are precise.
   public static func detect(_ url: URL) throws -> CheckpointFileFormat {
+    switch PathKind(url.path) {
+    case .directory:
+      throw CheckpointError.unreadableFile(path: url.path, reason: "it is a folder; give the checkpoint file inside "
+                                             + "it (.safetensors or .pth)")
+    case .missing, .file:
+      break  // a missing file is reported by the open below, with the system's reason
+    }
     let prefix: [UInt8]
     do {
       let handle = try FileHandle(forReadingFrom: url)
@@ -68,6 +76,10 @@ public enum CheckpointFileFormat: Sendable, Equatable {
       prefix = [UInt8](try handle.read(upToCount: 9) ?? Data())
     } catch {
       throw CheckpointError.unreadableFile(path: url.path, reason: SafeTensors.reason(error))
+    }
+    if prefix.isEmpty {
+      throw CheckpointError.unreadableFile(path: url.path, reason: "the file is empty (0 bytes); it was probably "
+                                             + "not written to the end — write or download it again")
     }
     if prefix.starts(with: zipMagic) { return .pytorchZip }
     if prefix.count == 9 && prefix[8] == UInt8(ascii: "{") { return .safetensors }

@@ -1,6 +1,7 @@
 // `simsiam-bench data …`: check the datasets the pretraining and evaluations read, make the scene set, preview
 // augmentations.
 import ArgumentParser
+import Support
 import Datasets
 import Foundation
 import Tensors
@@ -112,6 +113,9 @@ struct DataCommand: ParsableCommand {
     var threads: Int = 0
 
     func validate() throws {
+      if PathKind(out) == .file {
+        throw ValidationError("--out \(out) is a file; give a folder (it is created if missing).")
+      }
       if let train, train < 0 { throw ValidationError("--train must be 0 or more, got \(train).") }
       if let test, test < 0 { throw ValidationError("--test must be 0 or more, got \(test).") }
       guard threads >= 0 else { throw ValidationError("--threads must be 0 (all cores) or positive, got \(threads).") }

@@ -138,6 +138,9 @@ struct Report: ParsableCommand {
 /// Prints `text`, or writes it to `path` (creating its folder) and says so.
 private func emit(_ text: String, to path: String?) throws {
   guard let path else { return print(text, terminator: "") }
+  if PathKind(path) == .directory {
+    throw ValidationError("--output \(path) is a folder; give a file path, e.g. \(path)/report.html.")
+  }
   let url = URL(fileURLWithPath: path)
   try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
   try AtomicFile.write(Data(text.utf8), to: url)

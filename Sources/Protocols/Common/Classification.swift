@@ -28,6 +28,10 @@ public let cifarOverrides = ["data.kind=cifar10", "data.mean=[0.4914, 0.4822, 0.
 
 /// A config file's text, or an error naming the file.
 func readConfigFile(_ path: String) throws -> String {
+  if PathKind(path) == .directory {
+    throw ConfigError.unreadable(source: path, reason: "it is a folder; give the YAML file (e.g. "
+                                   + "configs/pretrain/simsiam_resnet18_fashion-mnist_quick.yaml)")
+  }
   do { return try String(contentsOf: URL(fileURLWithPath: path), encoding: .utf8) } catch {
     throw ConfigError.unreadable(source: path, reason: (error as NSError).localizedDescription)
   }
@@ -43,6 +47,10 @@ public struct WorkArea {
 
   /// Creates `directory` and opens `directory/log.txt`.
   public init(_ directory: URL) throws {
+    if PathKind(directory.path) == .file {
+      throw ProtocolError.invalidRequest(reason: "The work directory \(directory.path) is a file, not a folder.",
+                                         hint: "Give --work-dir a folder (it is created if missing).")
+    }
     do { try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true) } catch {
       throw ProtocolError.unwritable(path: directory.path, reason: (error as NSError).localizedDescription)
     }
@@ -110,6 +118,11 @@ struct FrozenClassificationSetup {
        evaluationProtocol: EvaluationProtocol) throws {
     var request = request
     request.seed = seed
+    if PathKind(data.path) == .file {
+      throw ProtocolError.invalidRequest(reason: "The dataset path \(data.path) is a file, not a folder.",
+                                         hint: "Give --data (data.path) the dataset's folder, e.g. the one holding "
+                                           + "train-images-idx3-ubyte.gz, data_batch_1.bin or train/ and val/.")
+    }
     evaluation = try BackboneBuilder.build(request)
     checkpoint = request.checkpoint
     let defaultLabel = evaluation.defaultLabel(request.checkpoint)

@@ -270,6 +270,10 @@ public enum VOCSVMProtocol {
     let sha = evaluation.sha256
 
     // Data and preprocessing.
+    if PathKind(data) == .file {
+      throw ProtocolError.invalidRequest(reason: "The VOC path \(data) is a file, not a folder.",
+                                         hint: "Give --data (data.path) a VOC year folder, e.g. VOCdevkit/VOC2007.")
+    }
     let source = try VOCImageSource(root: URL(fileURLWithPath: data))
     let size = svmConfig.data.imageSize, resizeSide = svmConfig.data.resize
     let transform = svmConfig.transform(channels: config.inChannels)
