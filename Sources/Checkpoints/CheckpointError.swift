@@ -27,7 +27,7 @@ public enum CheckpointError: Error, Equatable, CustomStringConvertible {
   case corruptHeader(path: String, reason: String)
   /// A tensor's dtype, shape and data offsets disagree, or the data regions overlap or leave gaps.
   case invalidTensor(path: String, name: String, reason: String)
-  /// A tensor is stored in a dtype this version cannot load into a `Tensor` (only F32 and I64 can).
+  /// A tensor is stored in a dtype this version cannot load into a `Tensor` (`SafeTensorsDType.isLoadable`).
   case unsupportedDType(path: String, name: String, dtype: String)
   /// The checkpoint's tensors do not match the model's state dict (strict loading).
   case stateDictMismatch(path: String, missing: [String], unexpected: [String], wrongShapes: [ShapeMismatch])
@@ -47,8 +47,9 @@ public enum CheckpointError: Error, Equatable, CustomStringConvertible {
     case let .invalidTensor(path, name, reason):
       return "Checkpoint \(path): tensor '\(name)' \(reason). The file is corrupt or was written by a faulty tool."
     case let .unsupportedDType(path, name, dtype):
-      return "Checkpoint \(path): tensor '\(name)' is stored as \(dtype), but this version loads only F32 and I64. "
-        + "Convert it in PyTorch with tensor.float() before saving."
+      return "Checkpoint \(path): tensor '\(name)' is stored as \(dtype), but this version loads only "
+        + SafeTensorsDType.allCases.filter(\.isLoadable).map(\.rawValue).joined(separator: ", ")
+        + ". Convert it in PyTorch with tensor.float() before saving."
     case let .stateDictMismatch(path, missing, unexpected, wrongShapes):
       var parts: [String] = []
       if !missing.isEmpty { parts.append("missing \(missing.count): \(listed(missing))") }

@@ -121,6 +121,11 @@ extension Pretrainer {
   /// Restores weights, BN statistics, momentum buffers and counters from a checkpoint of this architecture.
   /// Refuses, with the reason, checkpoints of another architecture, format or dataset.
   public func resume(from url: URL) throws {
+    if PathKind(url.path) == .directory {
+      throw PretrainError.incompatibleCheckpoint(
+        path: url.path, reason: "it is a folder; give a checkpoint file in it, or --resume auto to take the work "
+          + "directory's latest")
+    }
     let file: SafeTensors
     do { file = try SafeTensors(contentsOf: url) } catch {
       throw PretrainError.incompatibleCheckpoint(path: url.path, reason: "\(error)")

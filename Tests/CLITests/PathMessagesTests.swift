@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
 import Testing
+import Checkpoints
+import Evaluation
 import Protocols
 import Results
 @testable import SimSiamBenchCLI
@@ -70,5 +72,18 @@ import Results
       let report = failure(["report", "markdown", "--db", db, "--output", dir.path])
       #expect(report.contains(dir.path) && report.contains("is a folder"), "\(report)")
     }
+  }
+
+  @Test func resumeFromAFolderAndHintsNameWhatExists() throws {
+    try withFolder { dir, _, db in
+      let text = failure(["pretrain", "--resume", dir.path, "--db", db, "--work-dir", dir.appendingPathComponent("w").path,
+                          "--set", "data.kind=synthetic", "--set", "data.limit=64", "--set", "schedule.batch_size=16"])
+      #expect(text.contains(dir.path) && text.contains("is a folder") && text.contains("--resume auto"), "\(text)")
+    }
+    // The dtype message lists every dtype the reader loads; the cache hint names the real option.
+    let dtype = "\(CheckpointError.unsupportedDType(path: "x", name: "w", dtype: "U8"))"
+    #expect(["F32", "F16", "BF16", "F64", "I64"].allSatisfy(dtype.contains), "\(dtype)")
+    let cache = "\(FeatureCacheError.unusableDirectory(path: "/c", reason: "read-only"))"
+    #expect(cache.contains("--feature-cache") && !cache.contains("--cache-dir"), "\(cache)")
   }
 }

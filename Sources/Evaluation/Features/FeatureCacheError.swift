@@ -13,10 +13,10 @@ public enum FeatureCacheError: Error, CustomStringConvertible, LocalizedError, E
   public var description: String {
     switch self {
     case let .unusableDirectory(path, reason):
-      "Cannot use \(path) as the feature cache directory: \(reason). Pass a writable directory with --cache-dir."
+      "Cannot use \(path) as the feature cache directory: \(reason). Pass a writable directory with --feature-cache."
     case let .writeFailed(path, reason):
       "Cannot write the feature cache file \(path): \(reason). Check the free space of the disk "
-        + "(features take rows × columns × 4 bytes per layer) or pass another --cache-dir."
+        + "(features take rows × columns × 4 bytes per layer) or pass another --feature-cache."
     case let .invalidFile(path, problem):
       "\(path) is not a valid feature cache file: it \(problem). Delete it; the next run extracts the features again."
     }
