@@ -46,6 +46,12 @@ public enum DatasetError: Error, CustomStringConvertible, Equatable, Sendable {
   /// The layout of a dataset directory could not be recognised.
   case unknownLayout(path: String, hint: String)
 
+  /// At most `limit` characters of `text` (line ends shown as \\n, \\r), so a message never quotes a whole file.
+  static func excerpt(_ text: String, limit: Int = 80) -> String {
+    let shown = text.prefix(limit).map { $0 == "\n" ? "\\n" : $0 == "\r" ? "\\r" : $0 == "\r\n" ? "\\r\\n" : String($0) }
+    return shown.joined() + (text.count > limit ? "… (\(text.count) characters)" : "")
+  }
+
   public var description: String {
     switch self {
     case let .missingDirectory(path, hint):
@@ -55,13 +61,13 @@ public enum DatasetError: Error, CustomStringConvertible, Equatable, Sendable {
     case let .unreadableFile(path, reason):
       "Cannot read \(path): \(reason). Check the file's permissions and that the disk is mounted."
     case let .malformedLine(path, line, text, expected):
-      "\(path), line \(line): cannot parse '\(text)'; expected \(expected). Is this the right file for the format?"
+      "\(path), line \(line): cannot parse '\(Self.excerpt(text))'; expected \(expected). Is this the right file for the format?"
     case let .malformedXML(path, reason):
       "\(path) is not well-formed XML: \(reason). The file may be truncated; re-extract the dataset archive."
     case let .missingField(path, field):
       "\(path) has no <\(field)>, which the reader needs. Annotations must follow the PASCAL VOC schema."
     case let .invalidField(path, field, value, expected):
-      "\(path): field \(field) is '\(value)', expected \(expected)."
+      "\(path): field \(field) is '\(Self.excerpt(value))', expected \(expected)."
     case let .malformedJSON(path, reason):
       "\(path) is not a valid annotation file: \(reason). Is it a COCO instances_*.json file, complete and not truncated?"
     case let .malformedBinary(path, reason):

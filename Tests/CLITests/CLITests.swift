@@ -1,10 +1,12 @@
 import Support
 import ArgumentParser
+import Datasets
 import Foundation
 import Testing
 import Tensors
 import Checkpoints
 import Results
+import TestSupport
 @testable import SimSiamBenchCLI
 
 @Suite struct ParsingTests {
@@ -237,6 +239,48 @@ import Results
                                            encoding: .utf8)
     var list = try SimSiamBench.parseAsRoot(["data", "check", "--data", folder.appendingPathComponent("list.txt").path])
     #expect(throws: ExitCode.failure) { try list.run() }
+  }
+}
+
+/// Issue 14 item 7: `data check` reads CRLF lists as LF ones, and fails on a missing class list or on a class list
+/// that names an image its split does not list.
+@Suite struct DataCheckVOCListTests {
+  func check(_ root: URL) throws -> (DatasetCheck, passes: Bool) {
+    var command = try SimSiamBench.parseAsRoot(["data", "check", "--data", root.path])
+    let result = try #require(command as? DataCommand.Check).check()
+    do { try command.run() } catch let code as ExitCode where code == .failure { return (result, false) }
+    return (result, true)
+  }
+
+  @Test func crlfListsPassAndBrokenClassListsFail() throws {
+    let folder = FileManager.default.temporaryDirectory.appendingPathComponent("simsiam-cli-\(UUID().uuidString)")
+    defer { try? FileManager.default.removeItem(at: folder) }
+    _ = try SceneSet.write(to: folder, seed: 1, size: SceneSetSize(trainval: 6, test: 6),
+                           trainItems: .syntheticForTests(), testItems: .syntheticForTests())
+    let root = folder.appendingPathComponent("VOCdevkit/VOC2007")
+    let main = root.appendingPathComponent("ImageSets/Main")
+    let (lf, lfPasses) = try check(root)
+    #expect(lfPasses)
+    for name in try FileManager.default.contentsOfDirectory(atPath: main.path) where name.hasSuffix(".txt") {
+      let url = main.appendingPathComponent(name)
+      let text = try String(contentsOf: url, encoding: .utf8)
+      try Data(text.replacingOccurrences(of: "\n", with: "\r\n").utf8).write(to: url)
+    }
+    let (crlf, crlfPasses) = try check(root)
+    #expect(crlfPasses && crlf.counts == lf.counts)
+    #expect(crlf.counts.first { $0.name == "trainval images" }?.value == 6)
+
+    let classList = try #require(try FileManager.default.contentsOfDirectory(atPath: main.path)
+                                   .filter { $0.hasSuffix("_trainval.txt") }.sorted().first)
+    let saved = try Data(contentsOf: main.appendingPathComponent(classList))
+    try FileManager.default.removeItem(at: main.appendingPathComponent(classList))
+    let (missing, missingPasses) = try check(root)
+    #expect(!missingPasses && missing.missing == ["ImageSets/Main/\(classList)"])
+
+    try (saved + Data("stray_image 1\r\n".utf8)).write(to: main.appendingPathComponent(classList))
+    let (stray, strayPasses) = try check(root)
+    #expect(!strayPasses && stray.unreadable.map(\.path) == ["ImageSets/Main/\(classList)"])
+    #expect(stray.rendered().contains("'stray_image'"))
   }
 }
 

@@ -60,4 +60,48 @@ func writeScenes(trainval: Int, test: Int, seed: UInt64 = 0, fashionMNIST: Bool 
     }
     #expect(throws: DatasetError.self) { _ = try VOCImageSource(root: root.appendingPathComponent("nowhere")) }
   }
+
+  /// Issue 14 item 7: CRLF lists give the same images, labels and fingerprint as LF ones.
+  @Test func crlfListsGiveTheSameSource() throws {
+    let root = try writeScenes(trainval: 6, test: 6)
+    defer { try? FileManager.default.removeItem(at: root.deletingLastPathComponent().deletingLastPathComponent()) }
+    let lf = try VOCImageSource(root: root)
+    let checkLF = try DatasetCheck.run(data: root)
+    let main = root.appendingPathComponent("ImageSets/Main")
+    for name in try FileManager.default.contentsOfDirectory(atPath: main.path) where name.hasSuffix(".txt") {
+      let url = main.appendingPathComponent(name)
+      let text = try String(contentsOf: url, encoding: .utf8)
+      try Data(text.replacingOccurrences(of: "\n", with: "\r\n").utf8).write(to: url)
+    }
+    let crlf = try VOCImageSource(root: root)
+    #expect(crlf.count == 12 && crlf.splits == lf.splits && crlf.fingerprint == lf.fingerprint)
+    let checkCRLF = try DatasetCheck.run(data: root)
+    #expect(checkCRLF.isComplete && checkCRLF.counts == checkLF.counts)
+    #expect(checkCRLF.counts.first { $0.name == "trainval images" }?.value == 6)
+  }
+
+  /// Issue 14 item 7: a missing <class>_trainval.txt is named (not "test classes: expected …"), and so is an image
+  /// of a class list that the split list lacks (not trainval.txt's count).
+  @Test func aMissingClassListOrAStrayImageIsNamed() throws {
+    let root = try writeScenes(trainval: 6, test: 6)
+    defer { try? FileManager.default.removeItem(at: root.deletingLastPathComponent().deletingLastPathComponent()) }
+    let main = root.appendingPathComponent("ImageSets/Main")
+    let classList = try #require(try FileManager.default.contentsOfDirectory(atPath: main.path)
+                                   .filter { $0.hasSuffix("_trainval.txt") }.sorted().first)
+    let saved = try Data(contentsOf: main.appendingPathComponent(classList))
+    try FileManager.default.removeItem(at: main.appendingPathComponent(classList))
+    #expect {
+      _ = try VOCImageSource(root: root)
+    } throws: { error in
+      guard case DatasetError.missingFile(let path, _) = error else { return false }
+      return path.hasSuffix("ImageSets/Main/\(classList)")
+    }
+    try (saved + Data("stray_image 1\n".utf8)).write(to: main.appendingPathComponent(classList))
+    #expect {
+      _ = try VOCImageSource(root: root)
+    } throws: { error in
+      guard case DatasetError.inconsistentSplits(let path, let reason) = error else { return false }
+      return path.hasSuffix("ImageSets/Main/\(classList)") && reason.contains("'stray_image'")
+    }
+  }
 }

@@ -141,25 +141,38 @@ public struct DatasetCheck: Sendable {
   private mutating func checkVOC(_ data: URL, _ inventory: inout FileInventory) throws {
     let dataset = try VOCDataset(root: data)
     var ids = Set<String>()
+    var splitIDs: [String: [String]] = [:]
     for split in try dataset.mainSplits() {
-      let splitIDs = try dataset.imageIDs(split: split)
-      counts.append(Count(name: "\(split) images", value: splitIDs.count))
-      ids.formUnion(splitIDs)
+      let listed = try dataset.imageIDs(split: split)
+      counts.append(Count(name: "\(split) images", value: listed.count))
+      ids.formUnion(listed)
+      splitIDs[split] = listed
     }
     for name in try DatasetFiles.contents(of: dataset.mainSetsDirectory) where name.hasSuffix(".txt") {
       inventory.addFile(dataset.mainSetsDirectory.appendingPathComponent(name))
     }
-    // Class names from the ImageSets/Main/<class>_<split>.txt lists of trainval (else the first split that has
-    // them); a malformed list is reported, a devkit without class lists (segmentation only) is fine.
+    // The ImageSets/Main/<class>_<split>.txt lists: each split that has some needs its image list and a list for
+    // every class, and its class lists must name the images of its list. A malformed or inconsistent list is
+    // reported; a devkit without class lists (segmentation only) is fine. Class names come from trainval (else
+    // the first split that has class lists).
+    let labelledSplits = try dataset.classListSplits()
+    for split in labelledSplits where splitIDs[split] == nil {
+      inventory.missing.append(inventory.relativePath(dataset.mainSetsDirectory.appendingPathComponent("\(split).txt")))
+    }
+    for url in try dataset.missingClassLists(splits: labelledSplits) {
+      inventory.missing.append(inventory.relativePath(url))
+    }
     var classLists: [String]?
-    for split in ["trainval"] + (try dataset.mainSplits()) where classLists == nil {
+    let trainvalFirst = labelledSplits.filter { $0 == "trainval" } + labelledSplits.filter { $0 != "trainval" }
+    for split in trainvalFirst {
       do {
-        classLists = try dataset.classificationLabels(split: split).classes
-      } catch DatasetError.missingFile {
-        continue
+        let labels = try dataset.classificationLabels(split: split)
+        if classLists == nil { classLists = labels.classes }
+        if let listed = splitIDs[split], let error = dataset.membershipError(split: split, ids: listed, labels: labels) {
+          throw error
+        }
       } catch let error as DatasetError {
-        inventory.unreadable.append(Problem(path: "ImageSets/Main/<class>_\(split).txt", reason: error.description))
-        break
+        record(error, data: data, &inventory)
       }
     }
     var objects: [String: (all: Int, difficult: Int)] = [:]
@@ -294,7 +307,7 @@ public struct DatasetCheck: Sendable {
     switch error {
     case let .missingFile(path, _): inventory.missing.append(inventory.relativePath(URL(fileURLWithPath: path)))
     case let .malformedBinary(path, _), let .corruptCompressedData(path, _), let .unreadableFile(path, _),
-         let .inconsistentSplits(path, _), let .decompressedSizeExceedsLimit(path, _):
+         let .inconsistentSplits(path, _), let .decompressedSizeExceedsLimit(path, _), let .malformedLine(path, _, _, _):
       inventory.unreadable.append(Problem(path: inventory.relativePath(URL(fileURLWithPath: path)),
                                           reason: error.description))
     default:

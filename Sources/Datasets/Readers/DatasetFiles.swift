@@ -33,15 +33,13 @@ enum DatasetFiles {
     }
   }
 
-  /// The file's lines as UTF-8 text, with line ends (LF or CRLF) removed.
+  /// The file's lines as UTF-8 text, split by `listLines`.
   static func readLines(_ url: URL, hint: String = "") throws -> [Substring] {
     let bytes = try readBytes(url, hint: hint)
     guard let text = String(validating: bytes, as: UTF8.self) else {
       throw DatasetError.unreadableFile(path: url.path, reason: "it is not UTF-8 text")
     }
-    var lines = text.split(separator: "\n", omittingEmptySubsequences: false)
-    if lines.last?.isEmpty == true { lines.removeLast() }
-    return lines.map { $0.hasSuffix("\r") ? $0.dropLast() : $0 }
+    return listLines(text)
   }
 
   /// Names in a directory (hidden ones included, as `os.scandir` lists them).
@@ -59,6 +57,18 @@ enum DatasetFiles {
           let size = attributes[.size] as? NSNumber else { return nil }
     return size.int64Value
   }
+}
+
+/// The lines of a text list (image list, ImageSets, class names): split at LF, CRLF or a lone CR, as Python's
+/// universal newlines split the files the reference scripts read, without the line ends. A final line end does not
+/// start another line; blank lines are kept, so that line numbers in errors match an editor's.
+///
+/// Every list reader goes through here. (Splitting a Swift `String` at "\n" alone misses CRLF: "\r\n" is one
+/// `Character`, so a CRLF file would be one line.)
+public func listLines(_ text: String) -> [Substring] {
+  var lines = text.split(omittingEmptySubsequences: false) { $0 == "\n" || $0 == "\r\n" || $0 == "\r" }
+  if lines.last?.isEmpty == true { lines.removeLast() }
+  return lines
 }
 
 extension String {

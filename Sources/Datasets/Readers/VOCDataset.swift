@@ -81,11 +81,8 @@ public struct VOCDataset: Sendable {
   /// Class files are those named `<class>_<split>.txt` with no other underscore (`validate_files`), taken in
   /// sorted file-name order. Blank lines are skipped; any other line must be `<id> <flag>` with flag 1, −1 or 0.
   public func classificationLabels(split: String) throws -> VOCLabelMatrix {
-    try DatasetFiles.requireDirectory(mainSetsDirectory, hint: "VOC classification needs ImageSets/Main.")
     let suffix = "_\(split).txt"
-    let files = try DatasetFiles.contents(of: mainSetsDirectory)
-      .filter { $0.hasSuffix(suffix) && $0.split(separator: "_", omittingEmptySubsequences: false).count == 2 }
-      .sortedByCodePoint()
+    let files = try classListFiles(split: split)
     guard !files.isEmpty else {
       throw DatasetError.missingFile(
         path: mainSetsDirectory.appendingPathComponent("<class>\(suffix)").path,
@@ -112,20 +109,93 @@ public struct VOCDataset: Sendable {
     return VOCLabelMatrix(classes: classes, imageIDs: ids, labels: ids.flatMap { rows[$0]! })
   }
 
+  /// The class-list file names of `split` (`<class>_<split>.txt`, one underscore), sorted.
+  func classListFiles(split: String) throws -> [String] {
+    try DatasetFiles.requireDirectory(mainSetsDirectory, hint: "VOC classification needs ImageSets/Main.")
+    return try DatasetFiles.contents(of: mainSetsDirectory)
+      .filter { $0.hasSuffix("_\(split).txt") && $0.split(separator: "_", omittingEmptySubsequences: false).count == 2 }
+      .sortedByCodePoint()
+  }
+
+  /// The splits that have at least one class list `ImageSets/Main/<class>_<split>.txt`, sorted.
+  public func classListSplits() throws -> [String] {
+    guard DatasetFiles.isDirectory(mainSetsDirectory) else { return [] }
+    let splits = try DatasetFiles.contents(of: mainSetsDirectory).compactMap { name -> String? in
+      let parts = name.split(separator: "_", omittingEmptySubsequences: false)
+      guard name.hasSuffix(".txt"), parts.count == 2, !parts[0].isEmpty, parts[1].count > 4 else { return nil }
+      return String(parts[1].dropLast(4))
+    }
+    return Set(splits).sortedByCodePoint()
+  }
+
+  /// The class lists missing from `splits`: `<class>_<split>.txt` for every class that has a list in another of
+  /// `splits` but not in `split`, in split then class order. Every class needs a list in each split, or its labels
+  /// would be missing from one side of the benchmark.
+  public func missingClassLists(splits: [String]) throws -> [URL] {
+    let classes = try splits.map { split in
+      Set(try classListFiles(split: split).map { String($0.dropLast("_\(split).txt".count)) })
+    }
+    let all = classes.reduce(Set<String>()) { $0.union($1) }
+    return zip(splits, classes).flatMap { split, present in
+      all.subtracting(present).sortedByCodePoint().map { mainSetsDirectory.appendingPathComponent("\($0)_\(split).txt") }
+    }
+  }
+
+  /// The first disagreement between `ImageSets/Main/<split>.txt` (`ids`) and the images its class lists name
+  /// (`labels.imageIDs`), or nil when both name the same images (in any order): an image a class list names that
+  /// the split list lacks (the error's path is that class list), else one the split list has that no class list
+  /// names (the path is the split list).
+  public func membershipError(split: String, ids: [String], labels: VOCLabelMatrix) -> DatasetError? {
+    let listed = Set(ids)
+    let labelled = Set(labels.imageIDs)
+    let splitList = "ImageSets/Main/\(split).txt"
+    if let extra = labels.imageIDs.first(where: { !listed.contains($0) }) {
+      let others = labels.imageIDs.count { !listed.contains($0) } - 1
+      let file = (try? classListFiles(split: split))?.first { name in
+        let lines = (try? DatasetFiles.readLines(mainSetsDirectory.appendingPathComponent(name))) ?? []
+        return lines.contains { $0.whitespaceFields.first.map(String.init) == extra }
+      } ?? "<class>_\(split).txt"
+      return .inconsistentSplits(
+        path: mainSetsDirectory.appendingPathComponent(file).path,
+        reason: "it names image '\(DatasetError.excerpt(extra))', which \(splitList) does not list"
+          + (others > 0 ? " (nor \(others) more images of the class lists)" : ""))
+    }
+    if let extra = ids.first(where: { !labelled.contains($0) }) {
+      let others = ids.count { !labelled.contains($0) } - 1
+      return .inconsistentSplits(
+        path: mainSetsDirectory.appendingPathComponent("\(split).txt").path,
+        reason: "it lists image '\(DatasetError.excerpt(extra))', which no <class>_\(split).txt names"
+          + (others > 0 ? " (nor \(others) more of its images)" : ""))
+    }
+    return nil
+  }
+
   /// The VOC07 SVM benchmark's splits (PROTOCOLS §2.1): labels of `trainSplit` and `testSplit`, and the feature
   /// extraction list `trainSplit.txt + testSplit.txt`. For VOC2012, which has no test lists, pass "train", "val".
-  /// Throws `DatasetError.inconsistentSplits` when a list's order differs from its label matrix's sorted order,
-  /// since features and labels would then be paired wrongly.
+  /// Throws `DatasetError.missingFile` naming a class list one split lacks and the other has, and
+  /// `DatasetError.inconsistentSplits` naming an image that a class list names and the split list lacks (or the
+  /// reverse), or when a list's order differs from its label matrix's sorted order, since features and labels would
+  /// then be paired wrongly.
   public func svmSplits(trainSplit: String = "trainval", testSplit: String = "test") throws -> VOCSVMSplits {
     let train = try classificationLabels(split: trainSplit)
     let test = try classificationLabels(split: testSplit)
+    if let missing = try missingClassLists(splits: [trainSplit, testSplit]).first {
+      let other = missing.lastPathComponent.hasSuffix("_\(trainSplit).txt") ? testSplit : trainSplit
+      let className = missing.lastPathComponent.split(separator: "_").first.map(String.init) ?? ""
+      throw DatasetError.missingFile(
+        path: missing.path, hint: "\(className)_\(other).txt exists; every class needs a list for both \(trainSplit) "
+          + "and \(testSplit). Re-extract the dataset's ImageSets.")
+    }
     let trainIDs = try imageIDs(split: trainSplit)
     let testIDs = try imageIDs(split: testSplit)
+    for (split, ids, matrix) in [(trainSplit, trainIDs, train), (testSplit, testIDs, test)] {
+      if let error = membershipError(split: split, ids: ids, labels: matrix) { throw error }
+    }
     for (split, ids, matrix) in [(trainSplit, trainIDs, train), (testSplit, testIDs, test)] where ids != matrix.imageIDs {
       throw DatasetError.inconsistentSplits(
         path: mainSetsDirectory.appendingPathComponent("\(split).txt").path,
-        reason: "it lists \(ids.count) images, the class lists name \(matrix.imageIDs.count) (sorted); the SVM "
-          + "protocol pairs features (list order) with labels (sorted order)")
+        reason: "it lists the images of its class lists, but not in sorted order (or some twice); the SVM protocol "
+          + "pairs features (list order) with labels (sorted order)")
     }
     return VOCSVMSplits(train: train, test: test, extractionList: (trainIDs + testIDs).map { $0 + ".jpg" },
                         splitAt: trainIDs.count)

@@ -74,8 +74,8 @@ public func readSVMInputs(from directory: URL, layers requested: [String]?) thro
     try digest.update(reading: handle)
   }
   let classesURL = try file("classes.txt")
-  let classes = (try? String(contentsOf: classesURL, encoding: .utf8))?
-    .split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } ?? []
+  let classesText = (try? String(contentsOf: classesURL, encoding: .utf8)) ?? ""
+  let classes = listLines(classesText).map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
   guard !classes.isEmpty else {
     throw SVMError.badFeatureDirectory(path: classesURL.path, reason: "no class names (one per line)")
   }

@@ -157,3 +157,117 @@ import Tensors
     #expect(throws: DatasetError.self) { try VOCAnnotation(contentsOf: URL(fileURLWithPath: "/nonexistent/1.xml")) }
   }
 }
+
+/// Issue 14 item 7: list files with CRLF line ends, a missing class list, and a class list naming an image its
+/// split does not list. Each case runs on a copy of the VOC2007 fixture.
+@Suite struct VOCListFileTests {
+  /// A copy of Fixtures/readers/VOC2007 in a fresh folder; remove `folder` when done.
+  func copyOfFixture() throws -> (folder: URL, root: URL) {
+    let folder = try ReaderFixtures.temporaryFolder()
+    let root = folder.appendingPathComponent("VOC2007")
+    try FileManager.default.copyItem(at: try ReaderFixtures.url("VOC2007"), to: root)
+    return (folder, root)
+  }
+
+  /// Rewrites every ImageSets list with CRLF line ends.
+  func convertListsToCRLF(_ root: URL) throws {
+    for sets in ["ImageSets/Main", "ImageSets/Segmentation"] {
+      let directory = root.appendingPathComponent(sets)
+      for name in try FileManager.default.contentsOfDirectory(atPath: directory.path) where name.hasSuffix(".txt") {
+        let url = directory.appendingPathComponent(name)
+        let text = try String(contentsOf: url, encoding: .utf8)
+        try Data(text.replacingOccurrences(of: "\n", with: "\r\n").utf8).write(to: url)
+      }
+    }
+  }
+
+  @Test func listLinesSplitAtLFCRLFAndCR() {
+    #expect(listLines("a\r\nb\n\nc\rd").map(String.init) == ["a", "b", "", "c", "d"])
+    #expect(listLines("a\r\n").map(String.init) == ["a"])
+    #expect(listLines("").isEmpty)
+  }
+
+  /// A CRLF devkit reads as the same images, labels and check counts as the LF original.
+  @Test func crlfListsReadLikeLFLists() throws {
+    let lf = try VOCDataset(root: try ReaderFixtures.url("VOC2007"))
+    let (folder, root) = try copyOfFixture()
+    defer { try? FileManager.default.removeItem(at: folder) }
+    try convertListsToCRLF(root)
+    let crlf = try VOCDataset(root: root)
+    #expect(try String(contentsOf: root.appendingPathComponent("ImageSets/Main/trainval.txt"), encoding: .utf8)
+              == "000001\r\n000002\r\n")
+    for split in try lf.mainSplits() {
+      #expect(try crlf.imageIDs(split: split) == lf.imageIDs(split: split))
+      #expect(try crlf.classificationLabels(split: split) == lf.classificationLabels(split: split))
+    }
+    #expect(try crlf.segmentationPairs(split: "train").map(\.id) == ["000001"])
+    #expect(try crlf.svmSplits() == lf.svmSplits())
+    let checkLF = try DatasetCheck.run(data: try ReaderFixtures.url("VOC2007"))
+    let checkCRLF = try DatasetCheck.run(data: root)
+    #expect(checkCRLF.isComplete, "\(checkCRLF.rendered())")
+    #expect(checkCRLF.counts == checkLF.counts && checkCRLF.classes == checkLF.classes)
+    #expect(checkCRLF.counts.first { $0.name == "trainval images" }?.value == 2)
+  }
+
+  /// A malformed line is quoted, but never more than 80 characters of it.
+  @Test func malformedLinesAreQuotedShort() throws {
+    let folder = try ReaderFixtures.temporaryFolder()
+    defer { try? FileManager.default.removeItem(at: folder) }
+    let long = String(repeating: "x", count: 500)
+    try ReaderFixtures.write("\(long)\r\n000001 1\r\n", to: "ImageSets/Main/cat_trainval.txt", in: folder)
+    #expect {
+      try VOCDataset(root: folder).classificationLabels(split: "trainval")
+    } throws: { error in
+      let text = "\(error)"
+      return text.contains("line 1") && text.contains(String(repeating: "x", count: 80) + "… (500 characters)")
+        && !text.contains(String(repeating: "x", count: 81))
+    }
+  }
+
+  /// Without dog_trainval.txt, the SVM splits and `data check` name that file as missing.
+  @Test func aMissingClassListIsNamed() throws {
+    let (folder, root) = try copyOfFixture()
+    defer { try? FileManager.default.removeItem(at: folder) }
+    try FileManager.default.removeItem(at: root.appendingPathComponent("ImageSets/Main/dog_trainval.txt"))
+    #expect {
+      try VOCDataset(root: root).svmSplits()
+    } throws: { error in
+      guard case let .missingFile(path, hint) = error as? DatasetError else { return false }
+      return path.hasSuffix("ImageSets/Main/dog_trainval.txt") && hint.contains("dog_test.txt exists")
+    }
+    let check = try DatasetCheck.run(data: root)
+    #expect(!check.isComplete)
+    #expect(check.missing == ["ImageSets/Main/dog_trainval.txt"])
+    #expect(check.rendered().contains("missing:      1\n  ImageSets/Main/dog_trainval.txt"))
+  }
+
+  /// An image in cat_trainval.txt that trainval.txt does not list is named with its class list.
+  @Test func aClassListImageOutsideTheSplitIsNamed() throws {
+    let (folder, root) = try copyOfFixture()
+    defer { try? FileManager.default.removeItem(at: folder) }
+    let list = root.appendingPathComponent("ImageSets/Main/cat_trainval.txt")
+    try Data((try String(contentsOf: list, encoding: .utf8) + "000009 1\n").utf8).write(to: list)
+    #expect {
+      try VOCDataset(root: root).svmSplits()
+    } throws: { error in
+      guard case let .inconsistentSplits(path, reason) = error as? DatasetError else { return false }
+      return path.hasSuffix("ImageSets/Main/cat_trainval.txt") && reason.contains("'000009'")
+        && reason.contains("ImageSets/Main/trainval.txt does not list")
+    }
+    let check = try DatasetCheck.run(data: root)
+    #expect(!check.isComplete)
+    #expect(check.unreadable.map(\.path) == ["ImageSets/Main/cat_trainval.txt"])
+    #expect(check.unreadable.first?.reason.contains("'000009'") == true)
+
+    // The reverse: an image of the split list that no class list names is named with the split list.
+    try Data("000001  1\n000002 -1\n".utf8).write(to: list)
+    let trainval = root.appendingPathComponent("ImageSets/Main/trainval.txt")
+    try Data("000001\n000002\n000007\n".utf8).write(to: trainval)
+    #expect {
+      try VOCDataset(root: root).svmSplits()
+    } throws: { error in
+      guard case let .inconsistentSplits(path, reason) = error as? DatasetError else { return false }
+      return path.hasSuffix("ImageSets/Main/trainval.txt") && reason.contains("'000007'")
+    }
+  }
+}
