@@ -13,6 +13,8 @@ public enum ResultsError: Error, CustomStringConvertible, Equatable {
   case foreignDatabase(path: String, tables: [String])
   /// A read-only store was opened on a database that lacks this version's newest migrations.
   case outdatedSchema(path: String, missingMigrations: [String])
+  /// A writing command opened a database that SQLite cannot write (the file or its folder is read-only).
+  case readOnlyDatabase(path: String, reason: String)
   /// A write was attempted through a store opened read-only.
   case readOnlyStore(path: String)
   /// The database was written by a newer simsiam-bench whose migrations this version does not know.
@@ -47,6 +49,10 @@ public enum ResultsError: Error, CustomStringConvertible, Equatable {
       "The results database \(path) was written by an older simsiam-bench and lacks migrations "
         + "\(missingMigrations.joined(separator: ", ")), so it cannot be read without changing it. Hint: run any "
         + "command that records results with --db \(path) once (it migrates the file), or copy it to a writable place."
+    case let .readOnlyDatabase(path, reason):
+      "The results database \(path) cannot be written: \(reason) (the file or its folder is read-only). Hint: "
+        + "`results list/show/export`, `report` and `compare` read it as it is; to record or delete runs, make it "
+        + "writable or pass --db with another file."
     case let .readOnlyStore(path):
       "The results database \(path) was opened read-only, so it cannot be changed. Hint: open it with write access."
     case let .newerSchema(path, unknownMigrations):

@@ -59,6 +59,8 @@ public final class ResultsStore: Sendable {
       }
     } catch let error as ResultsError {
       throw error
+    } catch let error as DatabaseError where access == .readWrite && error.resultCode == .SQLITE_READONLY {
+      throw ResultsError.readOnlyDatabase(path: path, reason: error.message ?? "\(error.resultCode)")
     } catch let error as DatabaseError {
       throw ResultsError.unreadableDatabase(path: path, reason: error.message ?? "\(error.resultCode)")
     }

@@ -113,6 +113,9 @@ import Testing
     #expect(throws: ResultsError.readOnlyStore(path: database.path)) { try store.deleteRun(id) }
     #expect(throws: ResultsError.readOnlyStore(path: database.path)) { try store.finishRun(id) }
     #expect(String(describing: ResultsError.readOnlyStore(path: database.path)).contains("opened read-only"))
+    // What a writing command says on a read-only file or folder (root, which runs CI, can write to both anyway).
+    let readOnlyFile = ResultsError.readOnlyDatabase(path: database.path, reason: "attempt to write a readonly database")
+    #expect(String(describing: readOnlyFile).contains("read-only). Hint: `results list/show/export`, `report`"))
     // Even past the store's own check, SQLite's read-only connection refuses to write.
     #expect(throws: DatabaseError.self) {
       try store.queue.write { try $0.execute(sql: "DELETE FROM run") }
