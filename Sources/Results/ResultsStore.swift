@@ -16,21 +16,35 @@ public final class ResultsStore: Sendable {
   public static let busyTimeout: TimeInterval = 30
 
   public let path: String
+  /// Whether this store may change the database (`.readOnly` stores refuse every write).
+  public let access: Access
   let queue: DatabaseQueue
 
+  /// How a store opens its database.
+  public enum Access: Sendable {
+    /// Creates the file if asked, switches it to WAL and applies missing migrations (commands that record runs).
+    case readWrite
+    /// Opens the file with SQLite's read-only flag and changes nothing: no WAL switch, no migration, no lock
+    /// file (readers: `results list/show/export`, `report`, `compare`). Works on a read-only file or folder.
+    case readOnly
+  }
+
   /// Opens the store at `path`, creating the file and its folder unless `createIfMissing` is false, and
-  /// applies any migrations it lacks.
+  /// applies any migrations it lacks. With `access: .readOnly` the file must exist and is never changed.
   ///
-  /// Throws `ResultsError.missingDatabase` (only when `createIfMissing` is false), `.unreadableDatabase`
-  /// for a file that is not a readable SQLite database, and `.newerSchema` for one a newer version wrote.
-  public init(path: String, createIfMissing: Bool = true) throws {
+  /// Throws `ResultsError.missingDatabase` (only when `createIfMissing` is false or the access is read-only),
+  /// `.unreadableDatabase` for a file that is not a readable SQLite database, `.foreignDatabase` for an SQLite
+  /// file holding another application's tables, `.newerSchema` for one a newer version wrote, and
+  /// `.outdatedSchema` for one a read-only store cannot read before it is migrated.
+  public init(path: String, createIfMissing: Bool = true, access: Access = .readWrite) throws {
     self.path = path
+    self.access = access
     let fileManager = FileManager.default
     var isDirectory: ObjCBool = false
     if fileManager.fileExists(atPath: path, isDirectory: &isDirectory) {
       if isDirectory.boolValue { throw ResultsError.unreadableDatabase(path: path, reason: "it is a directory") }
     } else {
-      guard createIfMissing else { throw ResultsError.missingDatabase(path: path) }
+      guard createIfMissing, access == .readWrite else { throw ResultsError.missingDatabase(path: path) }
       let folder = URL(fileURLWithPath: path).deletingLastPathComponent()
       do {
         try fileManager.createDirectory(at: folder, withIntermediateDirectories: true)
@@ -38,10 +52,23 @@ public final class ResultsStore: Sendable {
         throw ResultsError.unreadableDatabase(path: path, reason: "cannot create its folder: \(error)")
       }
     }
+    do {
+      switch access {
+      case .readWrite: queue = try Self.openReadWrite(path: path)
+      case .readOnly: queue = try Self.openReadOnly(path: path)
+      }
+    } catch let error as ResultsError {
+      throw error
+    } catch let error as DatabaseError where access == .readWrite && error.resultCode == .SQLITE_READONLY {
+      throw ResultsError.readOnlyDatabase(path: path, reason: error.message ?? "\(error.resultCode)")
+    } catch let error as DatabaseError {
+      throw ResultsError.unreadableDatabase(path: path, reason: error.message ?? "\(error.resultCode)")
+    }
+  }
 
+  private static func openReadWrite(path: String) throws -> DatabaseQueue {
     var configuration = Configuration()
     configuration.foreignKeysEnabled = true
-    configuration.journalMode = .wal
     configuration.busyMode = .timeout(Self.busyTimeout)
     // Opening (the switch to WAL) and migrating are serialised across processes and threads by an exclusive
     // flock on a sidecar file: two connections creating the same new file at once otherwise race on the schema
@@ -49,14 +76,68 @@ public final class ResultsStore: Sendable {
     let lock = open(path + ".lock", O_CREAT | O_RDWR | O_CLOEXEC, 0o644)
     if lock >= 0 { _ = flock(lock, LOCK_EX) }
     defer { if lock >= 0 { _ = flock(lock, LOCK_UN); close(lock) } }
-    do {
-      queue = try Self.retryingWhileBusy { try DatabaseQueue(path: path, configuration: configuration) }
-      try Self.migrate(queue, path: path)
-    } catch let error as ResultsError {
-      throw error
-    } catch let error as DatabaseError {
-      throw ResultsError.unreadableDatabase(path: path, reason: error.message ?? "\(error.resultCode)")
+    let queue = try Self.retryingWhileBusy { try DatabaseQueue(path: path, configuration: configuration) }
+    // Checked before anything is written: GRDB's `journalMode = .wal` would already change a foreign file's header.
+    try refuseForeign(queue, path: path)
+    try Self.retryingWhileBusy {
+      try queue.writeWithoutTransaction { db in
+        let mode = try String.fetchOne(db, sql: "PRAGMA journal_mode = WAL")
+        guard mode == "wal" else { throw DatabaseError(message: "could not switch to WAL mode (got \(mode ?? "nil"))") }
+        try db.execute(sql: "PRAGMA synchronous = NORMAL")
+      }
     }
+    try Self.migrate(queue, path: path)
+    return queue
+  }
+
+  /// A read-only connection. On a WAL database SQLite needs the -shm file; in a read-only folder where it is
+  /// missing the first read fails (SQLITE_READONLY_CANTINIT, or SQLITE_CANTOPEN), and the file is then read as immutable: no writer can be at work
+  /// in a folder nobody may write to.
+  private static func openReadOnly(path: String) throws -> DatabaseQueue {
+    var configuration = Configuration()
+    configuration.readonly = true
+    configuration.foreignKeysEnabled = true
+    configuration.busyMode = .timeout(Self.busyTimeout)
+    var queue: DatabaseQueue
+    do {
+      queue = try DatabaseQueue(path: path, configuration: configuration)
+      _ = try queue.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM sqlite_master") }
+    } catch let error as DatabaseError
+      where error.resultCode == .SQLITE_CANTOPEN || error.resultCode == .SQLITE_READONLY {
+      if let size = try? FileManager.default.attributesOfItem(atPath: path + "-wal")[.size] as? Int, size > 0 {
+        throw ResultsError.unreadableDatabase(
+          path: path, reason: "its write-ahead log \(path)-wal holds changes that SQLite cannot read without "
+            + "creating \(path)-shm, and the folder is read-only; copy the database with its -wal file elsewhere")
+      }
+      var components = URLComponents()
+      components.scheme = "file"
+      components.path = URL(fileURLWithPath: path).path
+      components.queryItems = [URLQueryItem(name: "immutable", value: "1")]
+      queue = try DatabaseQueue(path: components.string ?? path, configuration: configuration)
+    }
+    try refuseForeign(queue, path: path)
+    let migrator = ResultsSchema.migrator
+    let known = migrator.migrations
+    let applied = try queue.read { try migrator.appliedIdentifiers($0) }
+    let unknown = applied.subtracting(known)
+    guard unknown.isEmpty else { throw ResultsError.newerSchema(path: path, unknownMigrations: unknown.sorted()) }
+    // The readers query every table and column of the newest schema, so an older one cannot be read as it is.
+    let missing = known.filter { !applied.contains($0) }
+    guard missing.isEmpty else { throw ResultsError.outdatedSchema(path: path, missingMigrations: missing) }
+    return queue
+  }
+
+  /// Throws `.foreignDatabase` for a file with tables of which none is ours (an empty SQLite file is fine).
+  private static func refuseForeign(_ queue: DatabaseQueue, path: String) throws {
+    let tables = try retryingWhileBusy {
+      try queue.read {
+        try String.fetchAll($0, sql: """
+          SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name
+          """)
+      }
+    }
+    guard !tables.isEmpty, !tables.contains("grdb_migrations"), !tables.contains("run") else { return }
+    throw ResultsError.foreignDatabase(path: path, tables: tables)
   }
 
   /// Applies missing migrations. Two processes may open a new file at once: GRDB reads the applied list before
@@ -321,6 +402,7 @@ public final class ResultsStore: Sendable {
 
   /// A write transaction whose SQLite failures name this database.
   private func write<T>(_ body: (Database) throws -> T) throws -> T {
+    guard access == .readWrite else { throw ResultsError.readOnlyStore(path: path) }
     do {
       return try queue.write(body)
     } catch let error as DatabaseError {

@@ -47,7 +47,7 @@ struct Compare: ParsableCommand {
     let catalog = ReferenceCatalog.builtIn
     if list { return (catalog.listing, nil) }
     let tolerances = try Tolerances(parsing: tolerance)
-    let store = try ResultsStore(path: common.db, createIfMissing: false)
+    let store = try openForReading(common.db)
     let allRuns = try store.runs()
     let scores = try store.allScores()
     let measured = try MeasuredScores.select(runs: allRuns, scores: scores, runIDs: runs.map { RunID($0) },

@@ -15,7 +15,7 @@ struct Results: ParsableCommand {
     @OptionGroup var common: CommonOptions
 
     func output() throws -> String {
-      let store = try ResultsStore(path: common.db, createIfMissing: false)
+      let store = try openForReading(common.db)
       let runs = try store.runs()
       if runs.isEmpty { return "No runs in \(common.db).\n" }
       return RunTables.list(runs, scoreCounts: try store.scoreCounts()).text()
@@ -31,7 +31,7 @@ struct Results: ParsableCommand {
     @Argument(help: ArgumentHelp("The run id (see `results list`).", valueName: "run")) var runID: Int64
 
     func output() throws -> String {
-      let store = try ResultsStore(path: common.db, createIfMissing: false)
+      let store = try openForReading(common.db)
       let id = RunID(runID)
       var text = RunTables.details(try store.run(id))
       let scores = try store.scores(run: id)
@@ -78,7 +78,7 @@ struct Results: ParsableCommand {
     }
 
     func rendered() throws -> String {
-      let store = try ResultsStore(path: common.db, createIfMissing: false)
+      let store = try openForReading(common.db)
       return RunTables.export(try store.runs(), scores: try store.allScores()).csv()
     }
 
@@ -102,7 +102,7 @@ struct Report: ParsableCommand {
     @Option(help: "Write to this file instead of standard output.") var output: String?
 
     func rendered() throws -> String {
-      let store = try ResultsStore(path: common.db, createIfMissing: false)
+      let store = try openForReading(common.db)
       return try StandardReports(store: store).markdown(source: common.db)
     }
 
@@ -126,12 +126,26 @@ struct Report: ParsableCommand {
     @Flag(help: "Draw no reference curves.") var noReferences = false
 
     func rendered() throws -> String {
-      let store = try ResultsStore(path: common.db, createIfMissing: false)
+      let store = try openForReading(common.db)
       let references = noReferences ? [] : try reference.map { try ReferenceCatalog.builtIn.reference(named: $0) }
       return try HTMLReport(store: store, references: references, source: common.db).render()
     }
 
     func run() throws { try emit(try rendered(), to: output) }
+  }
+}
+
+/// Opens the results database for a command that only reads it: read-only, so a read-only file or folder works
+/// and the file is left as it was. A database an older version wrote is migrated first when it can be written
+/// (as every opening did before); when it cannot, the read-only store's `.outdatedSchema` error stands.
+func openForReading(_ path: String) throws -> ResultsStore {
+  do {
+    return try ResultsStore(path: path, access: .readOnly)
+  } catch let error as ResultsError {
+    guard case .outdatedSchema = error else { throw error }
+    let outdated = error
+    do { _ = try ResultsStore(path: path, createIfMissing: false) } catch { throw outdated }
+    return try ResultsStore(path: path, access: .readOnly)
   }
 }
 
