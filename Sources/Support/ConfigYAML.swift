@@ -13,6 +13,9 @@ public enum ConfigError: Error, CustomStringConvertible, Equatable {
   case invalidValue(key: String, reason: String)
   /// The YAML text could not be parsed.
   case unreadable(source: String, reason: String)
+  /// The YAML text holds no keys at all (empty, or only comments and whitespace): refused rather than silently run
+  /// on the code's built-in defaults (issue 14 item 10).
+  case empty(source: String)
 
   public var description: String {
     switch self {
@@ -25,28 +28,37 @@ public enum ConfigError: Error, CustomStringConvertible, Equatable {
       "Config key '\(key)' \(reason)."
     case let .unreadable(source, reason):
       "Cannot read the config \(source): \(reason)."
+    case let .empty(source):
+      "The config \(source) is empty (no keys, only comments or whitespace); give a config with at least one key, "
+        + "or omit --config to use the default (embedded) config."
     }
   }
 }
 
 public enum ConfigYAML {
   /// Decodes `Config` from `defaults`, overlaid with `yaml` (if any) and then each `key=value` in `overrides`.
+  /// A `yaml` that holds no keys (empty, whitespace, comments, or `{}`) throws `ConfigError.empty`; pass nil for
+  /// the defaults.
   /// - Parameter source: names the YAML text in errors, e.g. its path.
   public static func load<Config: Codable>(_ type: Config.Type, defaults: Config, yaml: String?, source: String,
                                            overrides: [String] = []) throws -> Config {
     var tree = try node(of: defaults)
     let known = leafKeys(of: tree)
     if let yaml {
+      // An empty file (or one of whitespace, comments and document markers only) is refused for every config type:
+      // running on the code's defaults because a file was truncated or left blank is a silent surprise (issue 14
+      // item 10). Checked on the text first, since YAML rejects a tab-indented blank line as a scanner error.
+      if holdsNoContent(yaml) { throw ConfigError.empty(source: source) }
       let parsed: Node?
       do { parsed = try Yams.compose(yaml: yaml) } catch {
         throw ConfigError.unreadable(source: source, reason: "\(error)")
       }
-      if let parsed {
-        guard parsed.mapping != nil else {
-          throw ConfigError.unreadable(source: source, reason: "the top level must be a mapping of keys")
-        }
-        tree = try merge(parsed, into: tree, path: [], known: known, source: source)
+      guard let parsed else { throw ConfigError.empty(source: source) }
+      guard let mapping = parsed.mapping else {
+        throw ConfigError.unreadable(source: source, reason: "the top level must be a mapping of keys")
       }
+      if mapping.isEmpty { throw ConfigError.empty(source: source) }
+      tree = try merge(parsed, into: tree, path: [], known: known, source: source)
     }
     for text in overrides {
       guard let equals = text.firstIndex(of: "="), equals != text.startIndex else {
@@ -65,6 +77,14 @@ public enum ConfigYAML {
       return try YAMLDecoder().decode(type, from: tree)
     } catch let error as DecodingError {
       throw ConfigError.invalidValue(key: dottedKey(of: error), reason: "has a value of the wrong type (\(error))")
+    }
+  }
+
+  /// True when every line of `yaml` is blank, a comment, or a document marker (`---`, `...`).
+  static func holdsNoContent(_ yaml: String) -> Bool {
+    yaml.split(omittingEmptySubsequences: true, whereSeparator: \.isNewline).allSatisfy { line in
+      let trimmed = line.trimmingCharacters(in: .whitespaces)
+      return trimmed.isEmpty || trimmed.hasPrefix("#") || trimmed == "---" || trimmed == "..."
     }
   }
 

@@ -160,35 +160,74 @@ public struct PretrainConfig: Codable, Sendable, Equatable {
   /// `lr × batch_size / 256` (PROTOCOLS §1.2; Goyal et al. 2017's linear scaling as the SimSiam paper uses it).
   public var scaledLearningRate: Float { optimizer.lr * Float(schedule.batchSize) / 256 }
 
-  /// Settings that cannot train: the first problem found, as a sentence naming the key.
+  /// Every numeric key's declared valid range (issue 14 item 4), checked by `load`: the first violation throws
+  /// `ConfigError.invalidValue` naming the key, the value and the range. Upper bounds keep a typo from allocating
+  /// gigabytes (an image side of 100,000 or a 10⁶-wide projector) before the first step.
   public func validate() throws {
-    func fail(_ key: String, _ reason: String) throws { throw ConfigError.invalidValue(key: key, reason: reason) }
-    if !ResNetConfig.supportedDepths.contains(model.depth) {
-      try fail("model.depth", "must be one of \(ResNetConfig.supportedDepths), got \(model.depth)")
+    let model = ConfigRanges(prefix: "model")
+    if !ResNetConfig.supportedDepths.contains(self.model.depth) {
+      try model.fail("depth", "must be one of \(ResNetConfig.supportedDepths), got \(self.model.depth)")
     }
-    if model.widthMultiplier <= 0 { try fail("model.width_multiplier", "must be positive") }
-    if model.inChannels != 1 && model.inChannels != 3 { try fail("model.in_channels", "must be 1 or 3") }
-    if data.mean.count != model.inChannels || data.std.count != model.inChannels {
-      try fail("data.mean", "data.mean and data.std need \(model.inChannels) entries (model.in_channels)")
+    try model.check("width_multiplier", self.model.widthMultiplier, from: 0, to: 16, lowerOpen: true)
+    if self.model.inChannels != 1 && self.model.inChannels != 3 {
+      try model.fail("in_channels", "must be 1 or 3, got \(self.model.inChannels)")
     }
-    if data.std.contains(0) { try fail("data.std", "must not contain 0") }
-    if !(0 < data.cropScaleMin && data.cropScaleMin <= data.cropScaleMax) {
-      try fail("data.crop_scale_min", "needs 0 < crop_scale_min ≤ crop_scale_max")
+    try model.check("projector_hidden", self.model.projectorHiddenFeatures, in: 1...16384)
+    try model.check("features", self.model.features, in: 1...16384)
+    // 1: a single fc (+BN) layer; 2: the paper's CIFAR projector; 3: the ImageNet one.
+    try model.check("projector_layers", self.model.projectorLayers, in: 1...16)
+    try model.check("predictor_hidden", self.model.predictorHiddenFeatures, in: 1...16384)
+
+    let data = ConfigRanges(prefix: "data")
+    if !["fashion-mnist", "cifar10", "image-folder", "synthetic"].contains(self.data.kind) {
+      try data.fail("kind", "must be fashion-mnist, cifar10, image-folder or synthetic, got '\(self.data.kind)'")
     }
-    if data.imageSize < 8 { try fail("data.image_size", "must be at least 8") }
-    if data.hue < 0 || data.hue > 0.5 { try fail("data.hue", "must lie in 0…0.5") }
-    if data.workers < 1 { try fail("data.workers", "must be at least 1") }
-    if schedule.epochs < 1 { try fail("schedule.epochs", "must be at least 1") }
-    if schedule.batchSize < 2 { try fail("schedule.batch_size", "must be at least 2 (BatchNorm needs 2 samples)") }
-    if checkpoint.interval < 1 { try fail("checkpoint.interval", "must be at least 1") }
-    if checkpoint.keep < 0 { try fail("checkpoint.keep", "must be 0 (keep all) or positive") }
-    if monitor.knnInterval > 0 || monitor.knnAtEnd {
-      if monitor.knnK < 1 { try fail("monitor.knn_k", "must be at least 1") }
-      if monitor.knnTemperature <= 0 { try fail("monitor.knn_temperature", "must be positive") }
-      if monitor.knnTrainSamples < 1 { try fail("monitor.knn_train_samples", "must be at least 1 (the kNN bank)") }
+    try data.check("limit", self.data.limit, atLeast: 0)  // 0: all samples
+    try data.check("image_size", self.data.imageSize, in: 8...1024)
+    try data.check("crop_scale_min", self.data.cropScaleMin, from: 0, to: 1, lowerOpen: true)
+    try data.check("crop_scale_max", self.data.cropScaleMax, from: 0, to: 1, lowerOpen: true)
+    if self.data.cropScaleMin > self.data.cropScaleMax {
+      try data.fail("crop_scale_min", "must be ≤ data.crop_scale_max (\(self.data.cropScaleMax)), "
+                      + "got \(self.data.cropScaleMin)")
     }
-    if !["fashion-mnist", "cifar10", "image-folder", "synthetic"].contains(data.kind) {
-      try fail("data.kind", "must be fashion-mnist, cifar10, image-folder or synthetic, got '\(data.kind)'")
+    try data.check("brightness", self.data.brightness, positive: true)
+    try data.check("contrast", self.data.contrast, positive: true)
+    try data.check("saturation", self.data.saturation, positive: true)
+    try data.check("hue", self.data.hue, from: 0, to: 0.5)
+    try data.check("color_jitter_p", self.data.colorJitterProbability, from: 0, to: 1)
+    try data.check("grayscale_p", self.data.grayscaleProbability, from: 0, to: 1)
+    try data.check("blur_p", self.data.blurProbability, from: 0, to: 1)
+    try data.check("flip_p", self.data.flipProbability, from: 0, to: 1)
+    try data.checkNormalization(mean: self.data.mean, std: self.data.std)
+    if self.data.mean.count != self.model.inChannels {
+      try data.fail("mean", "data.mean and data.std need \(self.model.inChannels) entries (model.in_channels), "
+                      + "got \(self.data.mean.count)")
     }
+    try data.check("workers", self.data.workers, in: 1...256)
+    try data.check("prefetch", self.data.prefetch, in: 1...256)
+
+    let optimizer = ConfigRanges(prefix: "optimizer")
+    try optimizer.check("lr", self.optimizer.lr)
+    try optimizer.check("momentum", self.optimizer.momentum, from: 0, to: 1, upperOpen: true)
+    try optimizer.check("weight_decay", self.optimizer.weightDecay, positive: true)
+
+    let schedule = ConfigRanges(prefix: "schedule")
+    try schedule.check("epochs", self.schedule.epochs, in: 1...1_000_000)
+    // BatchNorm needs 2 samples per batch.
+    try schedule.check("batch_size", self.schedule.batchSize, in: 2...65536)
+    try schedule.check("min_lr", self.schedule.minLR, positive: true)
+    try schedule.check("max_minutes", self.schedule.maxMinutes, positive: true)  // 0: no limit
+
+    let checkpoint = ConfigRanges(prefix: "checkpoint")
+    try checkpoint.check("interval", self.checkpoint.interval, atLeast: 1)
+    try checkpoint.check("keep", self.checkpoint.keep, atLeast: 0)  // 0: keep all
+
+    let monitor = ConfigRanges(prefix: "monitor")
+    try monitor.check("knn_interval", self.monitor.knnInterval, atLeast: 0)  // 0: not between epochs
+    try monitor.check("knn_k", self.monitor.knnK, atLeast: 1)
+    try monitor.check("knn_temperature", self.monitor.knnTemperature)
+    try monitor.check("knn_train_samples", self.monitor.knnTrainSamples, atLeast: 1)
+    try monitor.check("knn_test_samples", self.monitor.knnTestSamples, atLeast: 1)
+    try monitor.check("collapse_fraction", self.monitor.collapseFraction, from: 0, to: 1)
   }
 }

@@ -35,6 +35,15 @@ import Testing
     }
   }
 
+  /// Issue 14 item 10: a config text with no keys is refused for every config type (nil still means defaults).
+  @Test func emptyConfigTextIsRefused() {
+    for text in ["", " \n\t\n", "# a comment only\n", "---\n", "{}"] {
+      #expect(throws: ConfigError.empty(source: "f.yaml")) {
+        try ConfigYAML.load(Config.self, defaults: Config(), yaml: text, source: "f.yaml")
+      }
+    }
+  }
+
   @Test func editDistanceCountsInsertionsDeletionsAndSubstitutions() {
     #expect(ConfigYAML.editDistance("kitten", "sitting") == 3)
     #expect(ConfigYAML.editDistance("", "abc") == 3)

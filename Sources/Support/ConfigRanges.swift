@@ -1,33 +1,34 @@
-// Declared valid ranges of the evaluator configs' numeric keys, checked when a config is loaded (issue 14 item 4):
-// a value outside its range is a ConfigError naming the key, the value and the range, never a precondition failure
-// deep in a run or a silently wrong number.
-import Support
+// Declared valid ranges of the configs' numeric keys (pretraining and evaluators), checked when a config is loaded
+// (issue 14 item 4): a value outside its range is a ConfigError naming the key, the value and the range, never a
+// precondition failure deep in a run or a silently wrong number.
 import Foundation
 
 /// Range checks for one config; `prefix` is prepended to every key (e.g. `data`).
-struct ConfigRanges {
-  var prefix = ""
+public struct ConfigRanges: Sendable {
+  public var prefix = ""
+
+  public init(prefix: String = "") { self.prefix = prefix }
 
   private func key(_ name: String) -> String { prefix.isEmpty ? name : prefix + "." + name }
 
-  func fail(_ name: String, _ reason: String) throws -> Never {
+  public func fail(_ name: String, _ reason: String) throws -> Never {
     throw ConfigError.invalidValue(key: key(name), reason: reason)
   }
 
   /// `lower ≤ value ≤ upper`.
-  func check(_ name: String, _ value: Int, in range: ClosedRange<Int>) throws {
+  public func check(_ name: String, _ value: Int, in range: ClosedRange<Int>) throws {
     if !range.contains(value) {
       try fail(name, "must be in \(range.lowerBound)…\(range.upperBound), got \(value)")
     }
   }
 
   /// `value ≥ lower`.
-  func check(_ name: String, _ value: Int, atLeast lower: Int) throws {
+  public func check(_ name: String, _ value: Int, atLeast lower: Int) throws {
     if value < lower { try fail(name, "must be ≥ \(lower), got \(value)") }
   }
 
   /// Every element in `range`, and at least one element (`allowEmpty` false).
-  func check(_ name: String, _ values: [Int], eachIn range: ClosedRange<Int>, allowEmpty: Bool = false) throws {
+  public func check(_ name: String, _ values: [Int], eachIn range: ClosedRange<Int>, allowEmpty: Bool = false) throws {
     if values.isEmpty && !allowEmpty {
       try fail(name, "must list at least one value in \(range.lowerBound)…\(range.upperBound), got []")
     }
@@ -37,14 +38,14 @@ struct ConfigRanges {
   }
 
   /// Finite and `> 0` (`≥ 0` when `orZero`).
-  func check<T: BinaryFloatingPoint>(_ name: String, _ value: T, positive orZero: Bool = false) throws {
+  public func check<T: BinaryFloatingPoint>(_ name: String, _ value: T, positive orZero: Bool = false) throws {
     if !value.isFinite || value < 0 || (!orZero && value == 0) {
       try fail(name, "must be finite and \(orZero ? "≥ 0" : "> 0"), got \(value)")
     }
   }
 
   /// Finite and in `lower … upper`, with `upperOpen` excluding the upper end (`[0, 1)` for a momentum).
-  func check<T: BinaryFloatingPoint>(_ name: String, _ value: T, from lower: T, to upper: T,
+  public func check<T: BinaryFloatingPoint>(_ name: String, _ value: T, from lower: T, to upper: T,
                                      upperOpen: Bool = false, lowerOpen: Bool = false) throws {
     let low = lowerOpen ? value > lower : value >= lower
     let high = upperOpen ? value < upper : value <= upper
@@ -54,7 +55,7 @@ struct ConfigRanges {
   }
 
   /// A per-channel mean and std: 1 or 3 entries each (the same number), finite means, finite stds > 0.
-  func checkNormalization(mean: [Float], std: [Float], meanKey: String = "mean", stdKey: String = "std") throws {
+  public func checkNormalization(mean: [Float], std: [Float], meanKey: String = "mean", stdKey: String = "std") throws {
     if !(mean.count == 1 || mean.count == 3) {
       try fail(meanKey, "must have 1 or 3 entries (one per input channel), got \(mean.count)")
     }
