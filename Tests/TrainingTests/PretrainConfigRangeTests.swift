@@ -22,65 +22,34 @@ import Support
     return ""
   }
 
-  // The cases named in the issue, one per key class, with the message checked for the value and the range.
-  @Test func prefetchZero() throws {
-    let text = try message("data.prefetch=0", key: "data.prefetch")
-    #expect(text.contains("got 0") && text.contains("1…256"), "\(text)")
+  /// The cases named in the issue, one per key class: the override, its key, and the value and range the message
+  /// must show.
+  static let issueCases: [(override: String, key: String, value: String, range: String)] = [
+    ("data.prefetch=0", "data.prefetch", "got 0", "1…256"),
+    ("model.features=0", "model.features", "got 0", "1…16384"),
+    ("model.projector_hidden=0", "model.projector_hidden", "got 0", "1…16384"),
+    ("model.predictor_hidden=0", "model.predictor_hidden", "got 0", "1…16384"),
+    ("model.projector_layers=0", "model.projector_layers", "got 0", "1…16"),
+    ("optimizer.momentum=-1", "optimizer.momentum", "got -1", "[0.0, 1.0)"),
+    ("optimizer.weight_decay=-1", "optimizer.weight_decay", "got -1", "≥ 0"),
+    ("monitor.knn_k=0", "monitor.knn_k", "got 0", "≥ 1"),
+    ("monitor.knn_train_samples=0", "monitor.knn_train_samples", "got 0", "≥ 1"),
+    ("monitor.knn_test_samples=0", "monitor.knn_test_samples", "got 0", "≥ 1"),
+    ("data.image_size=100000", "data.image_size", "got 100000", "8…1024"),
+    ("optimizer.lr=-0.1", "optimizer.lr", "got -0.1", "> 0"),
+    ("data.limit=-1", "data.limit", "got -1", "≥ 0"),
+    ("data.flip_p=5", "data.flip_p", "got 5", "[0.0, 1.0]"),
+  ]
+
+  @Test(arguments: issueCases.indices)
+  func issueCaseNamesKeyValueAndRange(_ index: Int) throws {
+    let (override, key, value, range) = Self.issueCases[index]
+    let text = try message(override, key: key)
+    #expect(text.contains(value) && text.contains(range), "\(text)")
   }
 
-  @Test func modelWidthsZero() throws {
-    for key in ["model.features", "model.projector_hidden", "model.predictor_hidden"] {
-      let text = try message("\(key)=0", key: key)
-      #expect(text.contains("got 0") && text.contains("1…16384"), "\(text)")
-    }
-  }
-
-  @Test func projectorLayersZero() throws {
-    let text = try message("model.projector_layers=0", key: "model.projector_layers")
-    #expect(text.contains("got 0") && text.contains("1…16"), "\(text)")
-  }
-
-  @Test func momentumNegative() throws {
-    let text = try message("optimizer.momentum=-1", key: "optimizer.momentum")
-    #expect(text.contains("got -1") && text.contains("[0.0, 1.0)"), "\(text)")
-  }
-
-  @Test func weightDecayNegative() throws {
-    let text = try message("optimizer.weight_decay=-1", key: "optimizer.weight_decay")
-    #expect(text.contains("got -1") && text.contains("≥ 0"), "\(text)")
-  }
-
-  @Test func knnKZero() throws {
-    let text = try message("monitor.knn_k=0", key: "monitor.knn_k")
-    #expect(text.contains("got 0") && text.contains("≥ 1"), "\(text)")
-  }
-
-  @Test func knnSamplesZero() throws {
-    for key in ["monitor.knn_train_samples", "monitor.knn_test_samples"] {
-      let text = try message("\(key)=0", key: key)
-      #expect(text.contains("got 0") && text.contains("≥ 1"), "\(text)")
-    }
-  }
-
-  @Test func imageSizeHuge() throws {
-    let text = try message("data.image_size=100000", key: "data.image_size")
-    #expect(text.contains("got 100000") && text.contains("8…1024"), "\(text)")
-  }
-
-  @Test func learningRateNegative() throws {
-    let text = try message("optimizer.lr=-0.1", key: "optimizer.lr")
-    #expect(text.contains("got -0.1") && text.contains("> 0"), "\(text)")
+  @Test func nonFiniteLearningRateAndOtherProbabilities() throws {
     _ = try message("optimizer.lr=.nan", key: "optimizer.lr")
-  }
-
-  @Test func limitNegative() throws {
-    let text = try message("data.limit=-1", key: "data.limit")
-    #expect(text.contains("got -1") && text.contains("≥ 0"), "\(text)")
-  }
-
-  @Test func flipProbabilityFive() throws {
-    let text = try message("data.flip_p=5", key: "data.flip_p")
-    #expect(text.contains("got 5") && text.contains("[0.0, 1.0]"), "\(text)")
     for key in ["data.color_jitter_p", "data.grayscale_p", "data.blur_p"] { _ = try message("\(key)=-0.5", key: key) }
   }
 
