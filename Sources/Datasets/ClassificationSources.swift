@@ -23,18 +23,6 @@ public enum ClassificationDataKind: String, Codable, Sendable, CaseIterable {
   case inaturalist2018
   /// Generated patterns in 4 classes (tests and smoke runs).
   case synthetic
-
-  /// The dataset part of stored benchmark names (`<name>-linear`, `<name>-knn`).
-  public var benchmarkName: String {
-    switch self {
-    case .fashionMNIST: "fashion-mnist"
-    case .cifar10: "cifar10"
-    case .imageFolder, .imageList: "imagenet"
-    case .places205: "places205"
-    case .inaturalist2018: "inat18"
-    case .synthetic: "synthetic"
-    }
-  }
 }
 
 /// Where a classification dataset is and which part of it to use (`data.*` of the probe and kNN configs).

@@ -6,7 +6,7 @@ import Testing
 /// reports keep showing scores whose strings they do not know.
 @Suite struct BenchmarkIDTests {
   /// Every benchmark string a producer stores: the seed's (StandardReports, ReferenceNumbers), `run linear` /
-  /// `run knn` (`<ClassificationDataKind.benchmarkName>-linear|knn`: fashion-mnist, cifar10, imagenet, places205,
+  /// `run knn` (`<BenchmarkDataset(ClassificationDataKind)>-linear|knn`: fashion-mnist, cifar10, imagenet, places205,
   /// inat18, synthetic) and the pretraining kNN monitor (`<data.kind>-knn`, which includes image-folder).
   static let stored: [(String, BenchmarkDataset, EvaluationProtocol)] = [
     ("voc07-svm", .voc07, .svm), ("voc07-lowshot-svm", .voc07, .lowShotSVM),
