@@ -109,6 +109,19 @@ public struct SegmentationDataset: Sendable {
     return (classCount..<255).first { seen[$0] }.map { UInt8($0) }
   }
 
+  /// The first `count` samples (all when `count` ≥ the set), with the fingerprint of that subset.
+  public func prefix(_ count: Int) throws -> SegmentationDataset {
+    guard count < files.count else { return self }
+    let kept = Array(files.prefix(count))
+    let subset = split + "[:\(count)]"
+    return SegmentationDataset(root: root, split: subset, layout: layout, classNames: classNames, files: kept,
+                               fingerprint: try Self.fingerprint(root: root, split: subset, layout: layout,
+                                                                 classNames: classNames, files: kept))
+  }
+
+  /// The layout of the folder at `root`, or nil when it is none of the three.
+  public static func layout(of root: URL) -> Layout? { try? detectLayout(root) }
+
   // MARK: - Layouts
 
   static func detectLayout(_ root: URL) throws -> Layout {

@@ -20,6 +20,8 @@ public struct SegmentationTrainPipeline: Sendable, Equatable {
   public var crop: SegmentationRandomCrop
   public var flipProbability: Double
   public var photometric: PhotoMetricDistortion
+  /// False drops PhotoMetricDistortion from the pipeline (no draws, no change); recorded by the caller as a departure.
+  public var appliesPhotometricDistortion = true
   public var normalization: SegmentationNormalization
 
   /// `scale` is img_scale ((2048, 512) for VOC, (2048, 1024) or (2049, 1025) for Cityscapes), `cropSize` (h, w).
@@ -71,16 +73,17 @@ public struct SegmentationTrainPipeline: Sendable, Equatable {
     var result = resize.apply(pair, ratio: resize.randomRatio(using: &generator))
     result = crop.apply(result, offset: crop.randomOffset(for: result, using: &generator))
     let flip = generator.transformUnit() < flipProbability
-    return finishAugmenting(result, flip: flip, photometric: photometric.parameters(using: &generator))
+    return finishAugmenting(result, flip: flip,
+                            photometric: appliesPhotometricDistortion ? photometric.parameters(using: &generator) : nil)
   }
 
   private func finishAugmenting(_ pair: SegmentationPair, flip: Bool,
-                                photometric parameters: PhotoMetricDistortion.Parameters) -> SegmentationPair {
+                                photometric parameters: PhotoMetricDistortion.Parameters?) -> SegmentationPair {
     var result = pair
     if flip {
       result = SegmentationPair(image: result.image.flippedHorizontally(), label: result.label.flippedHorizontally())
     }
-    result.image = photometric.apply(result.image, parameters: parameters)
+    if let parameters { result.image = photometric.apply(result.image, parameters: parameters) }
     return result
   }
 
