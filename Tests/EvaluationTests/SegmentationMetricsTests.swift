@@ -30,10 +30,11 @@ struct SegmentationMetricGolden: Decodable {
   }
 }
 
-/// `actual` equals `expected` within 1e-12, NaN matching null.
+/// `actual` equals `expected` to the bit (NaN matching null): the areas are exact integers, IoU/Acc/aAcc one
+/// float64 division each, and the means numpy's pairwise sum over the classes.
 private func matches(_ actual: Double, _ expected: Double?) -> Bool {
   guard let expected else { return actual.isNaN }
-  return !actual.isNaN && abs(actual - expected) <= 1e-12
+  return actual == expected
 }
 
 @Suite struct SegmentationMetricsTests {
@@ -109,7 +110,7 @@ private func matches(_ actual: Double, _ expected: Double?) -> Bool {
 
   @Test func goldenCasesMatchMMSeg() throws {
     let golden = try SegmentationMetricGolden.load()
-    #expect(golden.cases.count == 5)
+    #expect(golden.cases.count == 7)
     for testCase in golden.cases {
       var total = SegmentationConfusion(classCount: testCase.classCount, ignoreIndex: testCase.ignoreIndex,
                                         reducesZeroLabel: testCase.reduceZeroLabel)
@@ -163,6 +164,19 @@ private func matches(_ actual: Double, _ expected: Double?) -> Bool {
     }
     odd.merge(even)
     #expect(odd == sequential)
+  }
+
+  /// numpy's pairwise summation (np.add.reduce on float64), checked where its association differs from a plain
+  /// loop: 1e16 + 1 + 1 … in order loses every 1, the 8 interleaved partial sums keep some.
+  @Test func nanMeanSumsLikeNumpy() {
+    // 9 values (the float64 spacing at 1e16 is 2): lanes r0 = 1e16, r1…r7 = 1, the ninth value is the remainder.
+    // (r0 + r1) = 1e16 + 1 → 1e16 (tie, to even); + (r2 + r3) → 1e16 + 2; + ((r4 + r5) + (r6 + r7)) → 1e16 + 6;
+    // + 1 → 1e16 + 7 → 1e16 + 8 (tie, to even). A plain loop rounds every + 1 back to 1e16.
+    let values: [Double] = [1e16, 1, 1, 1, 1, 1, 1, 1, 1]
+    #expect(numpyPairwiseSum(values[...]) == 1e16 + 8)  // np.sum gives 1.0000000000000008e+16
+    #expect(values.reduce(0, +) == 1e16)
+    #expect(nanMean([.nan, 1, 3, .nan]) == 2)
+    #expect(nanMean([.nan, .nan]).isNaN)
   }
 
   @Test func confusionRoundTripsThroughJSON() throws {

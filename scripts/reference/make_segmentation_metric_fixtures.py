@@ -153,6 +153,16 @@ for h, w in [(6, 7)]:
     images_ignore0.append((noisy_prediction(label, [0, 1, 2]), label))
 cases.append(metric_case("ignore_index_0", 3, 0, images_ignore0))
 
+# VOC-sized (21 classes) and Cityscapes-sized (19 classes) sets: np.nanmean sums 8 or more values with numpy's
+# pairwise summation, which the Swift side reproduces to the bit. Class 20 / 18 is never labelled nor predicted.
+for name, num_classes in [("voc21", 21), ("cityscapes19", 19)]:
+    present = list(range(num_classes - 1))
+    images_big = []
+    for h, w in [(24, 32), (17, 29), (30, 11)]:
+        label = random_label(h, w, present, ignore_fraction=0.05)
+        images_big.append((noisy_prediction(label, present, keep=0.5), label))
+    cases.append(metric_case(name, num_classes, 255, images_big))
+
 # Every label ignored: every area 0, so every score is NaN.
 cases.append(metric_case("all_ignored", 3, 255, [(np.array([[0, 1], [2, 1]], dtype=np.uint8),
                                                   np.full((2, 2), 255, dtype=np.uint8))]))

@@ -122,7 +122,8 @@ public struct SegmentationScores: Sendable {
   public var perClassAccuracy: [Double]
   /// aAcc = `ΣI / Σarea_label`; NaN when nothing was labelled.
   public var overallAccuracy: Double
-  /// `np.nanmean(IoU)`: classes with NaN are skipped; NaN when every class is NaN.
+  /// `np.nanmean(IoU)` (bit for bit, numpy's pairwise sum): classes with NaN are skipped; NaN when every class is
+  /// NaN. mmseg reports `np.round(100 · mIoU, 2)`; rounding for display is the caller's.
   public var meanIoU: Double
   /// `np.nanmean(Acc)`.
   public var meanAccuracy: Double
@@ -139,10 +140,43 @@ public struct SegmentationScores: Sendable {
   }
 }
 
-/// `np.nanmean`: the mean of the non-NaN values; NaN when there is none.
+/// `np.nanmean` of a 1-d float64 array, to the bit: NaNs replaced by 0, the array summed by numpy's pairwise
+/// summation, divided by the number of non-NaN values; NaN when there is none.
 func nanMean(_ values: [Double]) -> Double {
-  let kept = values.filter { !$0.isNaN }
-  return kept.isEmpty ? .nan : kept.reduce(0, +) / Double(kept.count)
+  let kept = values.count(where: { !$0.isNaN })
+  guard kept > 0 else { return .nan }
+  return numpyPairwiseSum(values.map { $0.isNaN ? 0 : $0 }[...]) / Double(kept)
+}
+
+/// numpy's `pairwise_sum` (numpy/_core/src/umath/loops_utils.h.src), which `np.add.reduce` uses on a contiguous
+/// float64 array: fewer than 8 values in order; up to 128 in 8 interleaved partial sums combined as
+/// ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7)), then the remainder in order; more split in two halves at a
+/// multiple of 8.
+func numpyPairwiseSum(_ values: ArraySlice<Double>) -> Double {
+  let n = values.count, start = values.startIndex
+  if n < 8 {
+    var sum = 0.0  // numpy starts from -0.0 here, which gives the same value (only the sign of an all-zero sum)
+    for value in values { sum += value }
+    return sum
+  }
+  if n <= 128 {
+    var partial = Array(values[start..<(start + 8)])
+    var index = 8
+    while index < n - n % 8 {
+      for lane in 0..<8 { partial[lane] += values[start + index + lane] }
+      index += 8
+    }
+    var sum = ((partial[0] + partial[1]) + (partial[2] + partial[3]))
+      + ((partial[4] + partial[5]) + (partial[6] + partial[7]))
+    while index < n {
+      sum += values[start + index]
+      index += 1
+    }
+    return sum
+  }
+  var half = n / 2
+  half -= half % 8
+  return numpyPairwiseSum(values[start..<(start + half)]) + numpyPairwiseSum(values[(start + half)...])
 }
 
 /// The class of each pixel of `logits` (`[h, w, C]` or `[1, h, w, C]`, NHWC): `torch.argmax` over the class axis,
