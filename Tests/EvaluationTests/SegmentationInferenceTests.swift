@@ -19,6 +19,8 @@ struct SegmentationInferenceGolden: Decodable {
     var crop: [Int]?, stride: [Int]?
     /// `[y1, y2, x1, x2]` per crop, in order.
     var windows: [[Int]]?
+    /// torch's logits of each crop (NHWC), for the cases without a final resize.
+    var cropLogits: [[Float]]?
     /// NHWC `[1, originalHeight, originalWidth, C]`.
     var logits: [Float]
     var labels: [UInt8]
@@ -138,6 +140,26 @@ extension SegmentationInferenceGolden.Case {
   }
 
   // MARK: - Against torch
+
+  /// Fed torch's own logits crop by crop, the averaged logits are torch's to the bit (float32 sums in crop order,
+  /// one division), and so are the labels.
+  @Test func slideSumsAndDividesLikeTorchToTheBit() throws {
+    let golden = try SegmentationInferenceGolden.load()
+    let testCase = try #require(golden.cases.first { $0.cropLogits != nil })
+    let cropLogits = try #require(testCase.cropLogits)
+    let image = Tensor(shape: [1, testCase.height, testCase.width, 3], scalars: testCase.image)
+    var next = 0
+    let logits = SegmentationInference.logits(
+      image: image, mode: testCase.mode, originalHeight: testCase.originalHeight,
+      originalWidth: testCase.originalWidth, alignCorners: testCase.alignCorners
+    ) { crop in
+      defer { next += 1 }
+      return Tensor(shape: [1, crop.shape[1], crop.shape[2], testCase.classCount], scalars: cropLogits[next])
+    }
+    #expect(next == cropLogits.count)
+    #expect(logits.scalars.map(\.bitPattern) == testCase.logits.map(\.bitPattern))
+    #expect(argmaxLabels(logits: logits) == testCase.labels)
+  }
 
   @Test func goldenCasesMatchTorch() throws {
     let golden = try SegmentationInferenceGolden.load()

@@ -11,7 +11,9 @@ metrics.json   MMSegmentation 0.x's mIoU metric (mmseg/core/evaluation/metrics.p
 inference.json EncoderDecoder.slide_inference / whole_inference (mmseg/models/segmentors/encoder_decoder.py,
                0.x) with rescale=True, re-implemented in torch, around a small analytic "model" whose logits depend
                on the whole crop (a 1x1 convolution plus a term in the crop's channel means), so that crop placement
-               and averaging both matter; F.interpolate(mode='bilinear') back to the original size.
+               and averaging both matter; F.interpolate(mode='bilinear') back to the original size. Where the
+               image is not rescaled, the model's logits per crop are stored too (cropLogits), so the test can
+               feed torch's own crop logits and compare the averaged result to the bit.
 
 The tests need no Python. NaN is written as null.
 
@@ -192,7 +194,7 @@ def slide_inference(img, encode_decode, num_classes, crop, stride, ori_shape, al
     w_grids = max(w_img - w_crop + w_stride - 1, 0) // w_stride + 1
     preds = img.new_zeros((batch_size, num_classes, h_img, w_img))
     count_mat = img.new_zeros((batch_size, 1, h_img, w_img))
-    windows = []
+    windows, crop_logits = [], []
     for h_idx in range(h_grids):
         for w_idx in range(w_grids):
             y1 = h_idx * h_stride
@@ -203,13 +205,14 @@ def slide_inference(img, encode_decode, num_classes, crop, stride, ori_shape, al
             x1 = max(x2 - w_crop, 0)
             windows.append([y1, y2, x1, x2])
             crop_seg_logit = encode_decode(img[:, :, y1:y2, x1:x2])
+            crop_logits.append(crop_seg_logit)
             preds += F.pad(crop_seg_logit, (int(x1), int(preds.shape[3] - x2), int(y1), int(preds.shape[2] - y2)))
             count_mat[:, :, y1:y2, x1:x2] += 1
     assert (count_mat == 0).sum() == 0
     preds = preds / count_mat
     if tuple(preds.shape[2:]) != tuple(ori_shape):
         preds = F.interpolate(preds, size=ori_shape, mode="bilinear", align_corners=align_corners)
-    return preds, windows
+    return preds, windows, crop_logits
 
 
 def whole_inference(img, encode_decode, ori_shape, align_corners):
@@ -239,8 +242,11 @@ for name, (h, w), mode, ori, align in [
             "originalWidth": ori[1], "alignCorners": align, "image": nhwc(image), **weights}
     with torch.no_grad():
         if mode[0] == "slide":
-            logits, windows = slide_inference(image, encode_decode, classes, mode[1], mode[2], ori, align)
+            logits, windows, crop_logits = slide_inference(image, encode_decode, classes, mode[1], mode[2], ori,
+                                                           align)
             case.update({"crop": list(mode[1]), "stride": list(mode[2]), "windows": windows})
+            if ori == (h, w):  # no resize: the sums and the division are float32 operations torch and we share
+                case["cropLogits"] = [nhwc(crop) for crop in crop_logits]
         else:
             logits = whole_inference(image, encode_decode, ori, align)
         probabilities = F.softmax(logits, dim=1)  # EncoderDecoder.inference, then simple_test's argmax
@@ -249,7 +255,7 @@ for name, (h, w), mode, ori, align in [
     inference_cases.append(case)
 
 # The Cityscapes windows (1024 × 2048, crop 769, stride 513): only the window list.
-_, cityscapes_windows = slide_inference(torch.zeros(1, 1, 1024, 2048), lambda crop: crop[:, :1] * 0, 1,
+_, cityscapes_windows, _ = slide_inference(torch.zeros(1, 1, 1024, 2048), lambda crop: crop[:, :1] * 0, 1,
                                         (769, 769), (513, 513), (1024, 2048), False)
 
 out = sys.argv[1]
