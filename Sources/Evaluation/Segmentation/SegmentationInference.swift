@@ -57,8 +57,8 @@ public enum SegmentationInference {
 
   /// `whole_inference` with `rescale=True`: the model on `image` (`[1, h, w, 3]`, already at the test scale),
   /// its logits resized to `originalHeight × originalWidth` (bilinear, `align_corners` of the decode head).
-  /// Returns `[1, originalHeight, originalWidth, C]`. mmseg first crops the logits to `img_shape` to drop test-time
-  /// padding; the VOC and Cityscapes test pipelines do not pad, so there is nothing to crop.
+  /// Returns `[1, originalHeight, originalWidth, C]`. (The last 0.x releases first crop the logits to `img_shape`
+  /// to drop test-time padding; the VOC and Cityscapes test pipelines do not pad, so there is nothing to crop.)
   public static func whole(image: Tensor, originalHeight: Int, originalWidth: Int, alignCorners: Bool,
                            model: SegmentationLogits) rethrows -> Tensor {
     checkImage(image)
