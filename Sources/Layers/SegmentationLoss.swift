@@ -44,40 +44,40 @@ public func segmentationCrossEntropy(logits: Tensor, labels: [UInt8], labelHeigh
       labels.withUnsafeBufferPointer { labelBuffer in
         partials.withUnsafeMutableBufferPointer { partialBuffer in
           badLabels.withUnsafeMutableBufferPointer { badBuffer in
-          let (xp, gp, lp, pp) = (logitBuffer.baseAddress!, out.baseAddress!, labelBuffer.baseAddress!,
-                                  partialBuffer.baseAddress!)
-          let bp = badBuffer.baseAddress!
-          RowGroups.forEach(rows: pixels, groups: groups) { group, range in
-            var partial = 0.0
-            for pixel in range {
-              let (xr, gr) = (xp + pixel * classes, gp + pixel * classes)
-              let label = Int(lp[pixel])
-              if label == ignoreIndex {
-                gr.update(repeating: 0, count: classes)
-                continue
+            let (xp, gp, lp, pp) = (logitBuffer.baseAddress!, out.baseAddress!, labelBuffer.baseAddress!,
+                                    partialBuffer.baseAddress!)
+            let bp = badBuffer.baseAddress!
+            RowGroups.forEach(rows: pixels, groups: groups) { group, range in
+              var partial = 0.0
+              for pixel in range {
+                let (xr, gr) = (xp + pixel * classes, gp + pixel * classes)
+                let label = Int(lp[pixel])
+                if label == ignoreIndex {
+                  gr.update(repeating: 0, count: classes)
+                  continue
+                }
+                if label >= classes {
+                  bp[group] = label  // reported after the loop
+                  gr.update(repeating: 0, count: classes)
+                  continue
+                }
+                // log-sum-exp with the row max subtracted, accumulated in Double.
+                var rowMax = -Float.infinity
+                for j in 0..<classes { rowMax = max(rowMax, xr[j]) }
+                var expSum = 0.0
+                for j in 0..<classes {
+                  let e = Foundation.exp(xr[j] - rowMax)
+                  gr[j] = e
+                  expSum += Double(e)
+                }
+                partial += Foundation.log(expSum) + Double(rowMax) - Double(xr[label])
+                // ∂/∂x_j = weight · (softmax_j − [j = label]) / (n·H·W)
+                let normaliser = Float(scale / expSum)
+                for j in 0..<classes { gr[j] *= normaliser }
+                gr[label] -= Float(scale)
               }
-              if label >= classes {
-                bp[group] = label  // reported after the loop
-                gr.update(repeating: 0, count: classes)
-                continue
-              }
-              // log-sum-exp with the row max subtracted, accumulated in Double.
-              var rowMax = -Float.infinity
-              for j in 0..<classes { rowMax = max(rowMax, xr[j]) }
-              var expSum = 0.0
-              for j in 0..<classes {
-                let e = Foundation.exp(xr[j] - rowMax)
-                gr[j] = e
-                expSum += Double(e)
-              }
-              partial += Foundation.log(expSum) + Double(rowMax) - Double(xr[label])
-              // ∂/∂x_j = weight · (softmax_j − [j = label]) / (n·H·W)
-              let normaliser = Float(scale / expSum)
-              for j in 0..<classes { gr[j] *= normaliser }
-              gr[label] -= Float(scale)
+              pp[group] = partial
             }
-            pp[group] = partial
-          }
           }
         }
       }
