@@ -19,6 +19,17 @@ public final class FCNSegmentor {
     self.init(backbone: ResNet(backbone, using: &generator), config: config, using: &generator)
   }
 
+  /// Fresh heads on a new backbone of architecture `backbone` (e.g. `loaded.config.dilatedD8()`) holding a copy of
+  /// `loaded`'s weights and buffers: the way a checkpoint loaded by `BackboneBuilder` (a standard ResNet, names and
+  /// shapes identical) becomes the dilated FCN backbone. `loaded` is not modified.
+  public convenience init<G: RandomNumberGenerator>(copying loaded: ResNet, as backbone: ResNetConfig,
+                                                    config: FCNConfig, using generator: inout G) {
+    var unused = SplitMix64(seed: 0)  // the copied weights replace whatever the new backbone drew
+    let dilated = ResNet(backbone, using: &unused)
+    dilated.copyParameters(from: loaded)
+    self.init(backbone: dilated, config: config, using: &generator)
+  }
+
   /// Fresh heads on an existing backbone (kept, not copied: a backbone loaded from a checkpoint).
   public init<G: RandomNumberGenerator>(backbone: ResNet, config: FCNConfig, using generator: inout G) {
     precondition(config.classCount >= 1, "FCNSegmentor needs at least one class, got \(config.classCount).")
