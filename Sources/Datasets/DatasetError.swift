@@ -45,6 +45,10 @@ public enum DatasetError: Error, CustomStringConvertible, Equatable, Sendable {
   case noImages(path: String, hint: String)
   /// The layout of a dataset directory could not be recognised.
   case unknownLayout(path: String, hint: String)
+  /// A segmentation label map holds a class index at or above the class count that is not 255 (ignore).
+  case labelOutOfRange(path: String, value: Int, classCount: Int, hint: String)
+  /// A segmentation label map's size differs from its image's (sizes as "width×height").
+  case labelSizeMismatch(path: String, labelSize: String, imagePath: String, imageSize: String)
 
   /// At most `limit` characters of `text` (line ends shown as \\n, \\r), so a message never quotes a whole file.
   static func excerpt(_ text: String, limit: Int = 80) -> String {
@@ -84,6 +88,12 @@ public enum DatasetError: Error, CustomStringConvertible, Equatable, Sendable {
       "No images found in \(path). \(hint)"
     case let .unknownLayout(path, hint):
       "Cannot recognise the dataset layout of \(path). \(hint)"
+    case let .labelOutOfRange(path, value, classCount, hint):
+      "\(path) holds class index \(value), but the dataset has \(classCount) classes (0…\(classCount - 1), 255 = "
+        + "ignore). \(hint)"
+    case let .labelSizeMismatch(path, labelSize, imagePath, imageSize):
+      "\(path) is \(labelSize) but its image \(imagePath) is \(imageSize); a label map must match its image pixel "
+        + "for pixel. Re-extract or re-convert the labels."
     }
   }
 }
