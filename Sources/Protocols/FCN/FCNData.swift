@@ -17,7 +17,7 @@ extension FCNBenchmarkConfig {
       scale: (data.imageScale[0], data.imageScale[1]), ratioRange: data.ratioRange[0]...data.ratioRange[1],
       cropSize: (data.cropSize[0], data.cropSize[1]), catMaxRatio: data.catMaxRatio,
       flipProbability: data.flipProbability, normalization: normalization)
-    if !data.photometricDistortion { pipeline.photometric = nil }
+    pipeline.appliesPhotometricDistortion = data.photometricDistortion
     return pipeline
   }
 

@@ -173,7 +173,7 @@ seed: 0
   /// The protocol of the folder at `path`: Cityscapes for a Cityscapes folder, the scene miniature for a VOC2007-style
   /// devkit (what `data make-scenes` writes), and voc12aug otherwise (also when no folder is given).
   public static func preset(forDataAt path: String?) -> EmbeddedConfig {
-    guard let path, let layout = SegmentationDataset.detectLayout(URL(fileURLWithPath: path)) else { return voc12Aug }
+    guard let path, let layout = SegmentationDataset.layout(of: URL(fileURLWithPath: path)) else { return voc12Aug }
     switch layout {
     case .cityscapes: return cityscapes
     case .vocDevkit: return scenesQuick

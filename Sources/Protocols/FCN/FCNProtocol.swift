@@ -40,8 +40,8 @@ public enum FCNProtocol {
     // Data first: a wrong folder fails before the checkpoint is read.
     var train = try SegmentationDataset.open(root: dataRoot, split: config.data.trainSplit)
     var test = try SegmentationDataset.open(root: dataRoot, split: config.data.testSplit)
-    if config.data.trainLimit > 0 { train = train.prefix(config.data.trainLimit) }
-    if config.data.testLimit > 0 { test = test.prefix(config.data.testLimit) }
+    if config.data.trainLimit > 0 { train = try train.prefix(config.data.trainLimit) }
+    if config.data.testLimit > 0 { test = try test.prefix(config.data.testLimit) }
     guard train.count > 0, test.count > 0 else {
       throw ProtocolError.invalidRequest(
         reason: "The \(train.count == 0 ? config.data.trainSplit : config.data.testSplit) split of \(dataRoot.path) "
