@@ -1,9 +1,17 @@
 // A pickle writer (protocol 2) for the subset torch.save uses for state dicts, so that
-// `torch.load(f, weights_only=True)` accepts the output (opcodes as in CPython's Lib/pickletools.py).
+// `torch.load(f, weights_only=True)` accepts the output (opcodes as in CPython's Lib/pickletools.py); protocol 3
+// adds raw bytes (BINBYTES) for the numpy arrays of the detectron2 converter (Detectron2Converter.swift).
 
 /// Appends pickle opcodes to `bytes`.
 struct PickleWriter {
-  private(set) var bytes: [UInt8] = [0x80, 0x02]  // PROTO 2
+  private(set) var bytes: [UInt8]
+
+  /// Starts with PROTO `protocolVersion`: 2 for torch.save's data.pkl, 3 when `binaryBytes` is used.
+  init(protocolVersion: UInt8 = 2) {
+    precondition(protocolVersion == 2 || protocolVersion == 3,
+                 "PickleWriter writes protocol 2 or 3, not \(protocolVersion).")
+    bytes = [0x80, protocolVersion]  // PROTO
+  }
 
   mutating func stop() { bytes.append(0x2e) }  // STOP
   mutating func mark() { bytes.append(0x28) }  // MARK
@@ -14,6 +22,17 @@ struct PickleWriter {
   mutating func reduce() { bytes.append(0x52) }  // REDUCE
   mutating func persistentID() { bytes.append(0x51) }  // BINPERSID
   mutating func bool(_ value: Bool) { bytes.append(value ? 0x88 : 0x89) }  // NEWTRUE / NEWFALSE
+  mutating func none() { bytes.append(0x4e) }  // NONE
+  mutating func build() { bytes.append(0x62) }  // BUILD: obj.__setstate__(state)
+
+  /// BINBYTES (protocol 3): a 4-byte little-endian length, then the bytes.
+  mutating func binaryBytes(_ data: some Collection<UInt8>) {
+    precondition(bytes[1] >= 3, "BINBYTES needs pickle protocol 3; this writer started with protocol \(bytes[1]).")
+    precondition(data.count <= Int(UInt32.max), "BINBYTES holds at most 4 GiB, got \(data.count) bytes.")
+    bytes.append(0x42)
+    append(littleEndian: UInt32(data.count), byteCount: 4)
+    bytes += data
+  }
 
   /// GLOBAL "module\nname\n".
   mutating func global(_ module: String, _ name: String) {

@@ -107,6 +107,11 @@ struct Checkpoint: ParsableCommand {
         {'state_dict': …, key: value, …}; without any, the bare state dict). With --rename the names become ours \
         (backbone.*, neck.*, head.predictor.*) through the detected layout, e.g. to turn an official SimSiam \
         checkpoint into one `pretrain` could have written. The output format follows OUT's extension.
+
+        With --to detectron2, OUT is a .pkl for detectron2 (PROTOCOLS §5.5): the ResNet backbone of INPUT (any \
+        layout, checked as extract-backbone checks it) renamed by MMSelfSup's convert-pretrain-to-detectron2.py \
+        rules (stem.*, res2..res5, convN.norm, shortcut) as numpy arrays in {'model': …, '__author__': \
+        'MMSelfSup', 'matching_heuristics': True}, for MODEL.WEIGHTS of the reference R50-C4 pipeline.
         """)
 
     @Argument(help: "The checkpoint to read (.safetensors or .pth).")
@@ -118,12 +123,26 @@ struct Checkpoint: ParsableCommand {
     @Flag(name: .customLong("rename"), help: "Map names onto ours through the detected layout.")
     var renamesToOurs = false
 
+    @Option(name: .customLong("to"), help: ArgumentHelp(
+      "Write another framework's file instead: detectron2 (a .pkl of the backbone).", valueName: "framework"))
+    var target: ConvertTarget?
+
     @OptionGroup var layoutOptions: LayoutOptions
 
-    func validate() throws { _ = try OutputFormat(path: output) }
+    func validate() throws {
+      guard target == .detectron2 else {
+        _ = try OutputFormat(path: output)
+        return
+      }
+      if renamesToOurs { throw ValidationError("--rename and --to detectron2 do not combine: drop --rename.") }
+      guard output.lowercased().hasSuffix(".pkl") else {
+        throw ValidationError("--to detectron2 writes a pickle: name the output *.pkl, not '\(output)'.")
+      }
+    }
 
     /// Converts and returns the line `run` prints.
     func convert(io: PyTorchIO = .current) throws -> String {
+      if target == .detectron2 { return try convertToDetectron2(io: io) }
       let contents = try readCheckpoint(input, io: io).contents
       var tensors: [String: StoredTensor] = [:]
       var metadata = contents.values
@@ -147,6 +166,21 @@ struct Checkpoint: ParsableCommand {
       // mmcv's `{'state_dict': …, key: value, …}`; every peer loader (mmcv, mmdet, ours) finds the tensors there.
       try writeCheckpoint(tensors, metadata: metadata, wrapsStateDict: !metadata.isEmpty, to: output, io: io)
       return "wrote \(tensors.count) tensors to \(output)\(note)"
+    }
+
+    /// `--to detectron2`: the backbone, strictly checked, as detectron2's pickle.
+    func convertToDetectron2(io: PyTorchIO) throws -> String {
+      let hashed = try readCheckpoint(input, io: io)
+      let mapped = try MappedCheckpoint(hashed.contents, layout: layoutOptions.layout, prefix: layoutOptions.prefix)
+      var (backbone, lines) = try checkedBackbone(mapped, path: input, sha256: hashed.sha256, allowMissing: false)
+      if mapped.layout != .torchvision && mapped.layout != .mmselfsupBackbone {
+        lines.append("note:    the backbone of this \(mapped.layout.displayName) checkpoint (neck and predictor "
+                       + "left out)")
+      }
+      backbone = backbone.filter { !$0.key.hasPrefix("fc.") }
+      try Detectron2Converter.write(backbone: backbone, source: input, to: URL(fileURLWithPath: output))
+      lines.append("wrote \(backbone.count) backbone tensors (detectron2 names) to \(output)")
+      return lines.joined(separator: "\n")
     }
 
     func run() throws { print(try convert()) }
@@ -186,23 +220,9 @@ struct Checkpoint: ParsableCommand {
     func extract(io: PyTorchIO = .current) throws -> String {
       let hashed = try readCheckpoint(input, io: io)
       let mapped = try MappedCheckpoint(hashed.contents, layout: layoutOptions.layout, prefix: layoutOptions.prefix)
-      guard let guess = mapped.architecture else {
-        throw CheckpointLayoutError.layoutNotFound(path: input, layout: mapped.layout.rawValue,
-                                                   reason: "its backbone has no conv1.weight")
-      }
-      var backbone = mapped.backboneTensors
-      var lines = ["arch:    \(guess)"]
-      if let config = ResNetConfig(guess) {
-        // Strict check against the model the evaluators will build; the random initial values are discarded.
-        var generator = SplitMix64(seed: 0)
-        var report = try BackboneLoader.load(mapped, into: ResNet(config, using: &generator),
-                                             allowMissing: allowMissing)
-        report.sha256 = hashed.sha256
-        backbone = backbone.filter { report.loaded.contains($0.key) || $0.key.hasSuffix("num_batches_tracked") }
-        lines.append(report.rendered())
-      } else {
-        lines.append("layout:  \(mapped.layout.displayName); not checked (we build ResNet-18/34/50 only)")
-      }
+      let (backbone, checkLines) = try checkedBackbone(mapped, path: input, sha256: hashed.sha256,
+                                                       allowMissing: allowMissing)
+      var lines = checkLines
       let metadata = bare ? [:] : ["author": "simsiam-bench", "source_layout": mapped.layout.rawValue]
       try writeCheckpoint(backbone, metadata: metadata, wrapsStateDict: !bare, to: output, io: io)
       lines.append("wrote \(backbone.count) backbone tensors (torchvision names) to \(output)")
@@ -211,4 +231,32 @@ struct Checkpoint: ParsableCommand {
 
     func run() throws { print(try extract()) }
   }
+}
+
+/// The values of `--to` of `checkpoint convert`.
+enum ConvertTarget: String, ExpressibleByArgument, CaseIterable {
+  case detectron2
+}
+
+/// The backbone of `mapped` under torchvision names, checked strictly against our ResNet of its architecture when
+/// we build it (18/34/50), with the report lines; shared by extract-backbone and `convert --to detectron2`.
+func checkedBackbone(_ mapped: MappedCheckpoint, path: String, sha256: String, allowMissing: Bool) throws
+  -> (tensors: [String: StoredTensor], lines: [String]) {
+  guard let guess = mapped.architecture else {
+    throw CheckpointLayoutError.layoutNotFound(path: path, layout: mapped.layout.rawValue,
+                                               reason: "its backbone has no conv1.weight")
+  }
+  var backbone = mapped.backboneTensors
+  var lines = ["arch:    \(guess)"]
+  if let config = ResNetConfig(guess) {
+    // Strict check against the model the evaluators will build; the random initial values are discarded.
+    var generator = SplitMix64(seed: 0)
+    var report = try BackboneLoader.load(mapped, into: ResNet(config, using: &generator), allowMissing: allowMissing)
+    report.sha256 = sha256
+    backbone = backbone.filter { report.loaded.contains($0.key) || $0.key.hasSuffix("num_batches_tracked") }
+    lines.append(report.rendered())
+  } else {
+    lines.append("layout:  \(mapped.layout.displayName); not checked (we build ResNet-18/34/50 only)")
+  }
+  return (backbone, lines)
 }
