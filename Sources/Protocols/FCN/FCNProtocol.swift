@@ -124,8 +124,8 @@ public enum FCNProtocol {
                                                 progress: progress)
         try recorded.add(FCNResult.scores(benchmark: benchmark, classNames: classNames, scores: scores,
                                           iteration: iteration))
-        log.write(String(format: "iteration %d: mIoU %.2f, mAcc %.2f, aAcc %.2f", iteration, 100 * scores.mIoU,
-                         100 * scores.mAcc, 100 * scores.aAcc))
+        log.write(String(format: "iteration %d: mIoU %.2f, mAcc %.2f, aAcc %.2f", iteration, 100 * scores.meanIoU,
+                         100 * scores.meanAccuracy, 100 * scores.overallAccuracy))
         return scores
       }
 
@@ -167,7 +167,7 @@ public enum FCNProtocol {
         let isLast = state.iteration == schedule.iterations
         if schedule.evaluationInterval > 0 && state.iteration % schedule.evaluationInterval == 0 && !isLast {
           let scores = try evaluate(at: state.iteration)
-          state.evaluations.append(.init(iteration: state.iteration, mIoU: scores.mIoU))
+          state.evaluations.append(.init(iteration: state.iteration, mIoU: scores.meanIoU))
           progress.begin(); windowStart = clock.now; windowIterations = 0
         }
         if isLast || (schedule.checkpointInterval > 0 && state.iteration % schedule.checkpointInterval == 0) {

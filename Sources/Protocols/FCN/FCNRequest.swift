@@ -72,9 +72,9 @@ public struct FCNResult {
     let perClassIoU = zip(classNames, scores.perClassIoU).map { ClassValue(className: $0, value: 100 * $1) }
     let perClassAcc = zip(classNames, scores.perClassAccuracy).map { ClassValue(className: $0, value: 100 * $1) }
     return [
-      Score(benchmark: benchmark, metric: .mIoU, epoch: iteration, value: 100 * scores.mIoU, perClass: perClassIoU),
-      Score(benchmark: benchmark, metric: .mAcc, epoch: iteration, value: 100 * scores.mAcc, perClass: perClassAcc),
-      Score(benchmark: benchmark, metric: .aAcc, epoch: iteration, value: 100 * scores.aAcc),
+      Score(benchmark: benchmark, metric: .mIoU, epoch: iteration, value: 100 * scores.meanIoU, perClass: perClassIoU),
+      Score(benchmark: benchmark, metric: .mAcc, epoch: iteration, value: 100 * scores.meanAccuracy, perClass: perClassAcc),
+      Score(benchmark: benchmark, metric: .aAcc, epoch: iteration, value: 100 * scores.overallAccuracy),
     ]
   }
 
@@ -87,8 +87,8 @@ public struct FCNResult {
   public var table: Table {
     Table(title: "\(benchmark.dataset.title) FCN (iteration \(iteration))",
           columns: ["Self-Supervised Config", "mIOU", "mAcc", "aAcc"],
-          rows: [[label, String(format: "%.2f", 100 * scores.mIoU), String(format: "%.2f", 100 * scores.mAcc),
-                  String(format: "%.2f", 100 * scores.aAcc)]])
+          rows: [[label, String(format: "%.2f", 100 * scores.meanIoU), String(format: "%.2f", 100 * scores.meanAccuracy),
+                  String(format: "%.2f", 100 * scores.overallAccuracy)]])
   }
 
   /// Per-class IoU and accuracy, a row per class (NaN: the class is in neither labels nor predictions).
