@@ -69,8 +69,11 @@ public struct FCNResult {
   /// mIoU (with per-class IoU), mAcc and aAcc, in percent; `iteration` set for the periodic evaluations.
   static func scores(benchmark: BenchmarkID, classNames: [String], scores: SegmentationScores,
                      iteration: Int?) -> [Score] {
-    let perClassIoU = zip(classNames, scores.perClassIoU).map { ClassValue(className: $0, value: 100 * $1) }
-    let perClassAcc = zip(classNames, scores.perClassAccuracy).map { ClassValue(className: $0, value: 100 * $1) }
+    // A class in neither the labels nor the predictions has no IoU (NaN, skipped by mIoU's nanmean): no row.
+    let perClassIoU = zip(classNames, scores.perClassIoU).filter { !$1.isNaN }
+      .map { ClassValue(className: $0, value: 100 * $1) }
+    let perClassAcc = zip(classNames, scores.perClassAccuracy).filter { !$1.isNaN }
+      .map { ClassValue(className: $0, value: 100 * $1) }
     return [
       Score(benchmark: benchmark, metric: .mIoU, epoch: iteration, value: 100 * scores.meanIoU, perClass: perClassIoU),
       Score(benchmark: benchmark, metric: .mAcc, epoch: iteration, value: 100 * scores.meanAccuracy, perClass: perClassAcc),
