@@ -1,5 +1,6 @@
 // ResNet-18/34/50 exactly as torchvision builds them (He et al. 2016, v1.5: stride on the bottleneck's 3×3),
-// plus the CIFAR stem used by SimSiam's CIFAR experiments and a width multiplier for tiny test models.
+// plus the CIFAR stem used by SimSiam's CIFAR experiments, a width multiplier for tiny test models, and mmseg's
+// dilated variant (per-stage strides and dilations, contract_dilation) for FCN-D8 segmentation.
 import Tensors
 import Layers
 
@@ -15,14 +16,58 @@ public struct ResNetConfig: Codable, Sendable, Equatable {
   public var zeroInitResidual: Bool
   /// Image channels (3 for RGB; 1 for grayscale data fed without replication).
   public var inChannels: Int
+  /// Stride of each stage's first block (mmseg `strides`): [1, 2, 2, 2] is torchvision's ResNet; D8 is [1, 2, 1, 1].
+  public var strides: [Int]
+  /// Dilation of each stage's 3×3 convs (mmseg `dilations`, padding = dilation): [1, 1, 1, 1], or D8's [1, 1, 2, 4].
+  public var dilations: [Int]
+  /// mmseg `contract_dilation`: a stage with dilation d > 1 gives its FIRST block dilation d/2.
+  public var contractDilation: Bool
+
+  public static let standardStrides = [1, 2, 2, 2]
+  public static let standardDilations = [1, 1, 1, 1]
 
   public init(depth: Int, widthMultiplier: Double = 1, cifarStem: Bool = false, zeroInitResidual: Bool = false,
-              inChannels: Int = 3) {
+              inChannels: Int = 3, strides: [Int] = ResNetConfig.standardStrides,
+              dilations: [Int] = ResNetConfig.standardDilations, contractDilation: Bool = false) {
     self.depth = depth
     self.widthMultiplier = widthMultiplier
     self.cifarStem = cifarStem
     self.zeroInitResidual = zeroInitResidual
     self.inChannels = inChannels
+    self.strides = strides
+    self.dilations = dilations
+    self.contractDilation = contractDilation
+  }
+
+  /// The same network with other stage strides and dilations: parameter names and shapes do not change, so every
+  /// checkpoint of the plain network loads into it.
+  public func withDilation(strides: [Int], dilations: [Int], contractDilation: Bool) -> ResNetConfig {
+    var config = self
+    config.strides = strides
+    config.dilations = dilations
+    config.contractDilation = contractDilation
+    return config
+  }
+
+  /// mmseg's D8 backbone (`_base_/models/fcn_r50-d8.py`): strides (1, 2, 1, 1), dilations (1, 1, 2, 4),
+  /// contract_dilation: output stride 8 with the ImageNet stem, 2 with the CIFAR stem.
+  public func dilatedD8() -> ResNetConfig {
+    withDilation(strides: [1, 2, 1, 1], dilations: [1, 1, 2, 4], contractDilation: true)
+  }
+
+  /// Whether strides and dilations are torchvision's (nothing dilated).
+  public var isStandardGeometry: Bool {
+    strides == Self.standardStrides && dilations == Self.standardDilations && !contractDilation
+  }
+
+  /// Input pixels per feature5 pixel: the stem's 4 (conv1 /2, max-pool /2; 1 for the CIFAR stem) times the stage
+  /// strides. 32 for torchvision's ResNet, 8 for D8.
+  public var outputStride: Int { (cifarStem ? 1 : 4) * strides.reduce(1, *) }
+
+  /// The dilation of block `block` in stage `stage` (0-based), after contract_dilation (mmseg `ResLayer`).
+  public func dilation(stage: Int, block: Int) -> Int {
+    let d = dilations[stage]
+    return block == 0 && contractDilation && d > 1 ? d / 2 : d
   }
 
   public static let supportedDepths = [18, 34, 50]
@@ -47,6 +92,38 @@ public struct ResNetConfig: Codable, Sendable, Equatable {
   }
 
   private func scaled(_ base: Int) -> Int { max(1, Int((Double(base) * widthMultiplier).rounded())) }
+
+  // Codable by hand: configs and checkpoint metadata written before the dilation keys existed have none of them
+  // (they decode as the standard geometry), and a standard config encodes exactly as it did before.
+  private enum CodingKeys: String, CodingKey {
+    case depth, widthMultiplier, cifarStem, zeroInitResidual, inChannels, strides, dilations, contractDilation
+  }
+
+  public init(from decoder: any Decoder) throws {
+    let container = try decoder.container(keyedBy: CodingKeys.self)
+    self.init(depth: try container.decode(Int.self, forKey: .depth),
+              widthMultiplier: try container.decode(Double.self, forKey: .widthMultiplier),
+              cifarStem: try container.decode(Bool.self, forKey: .cifarStem),
+              zeroInitResidual: try container.decode(Bool.self, forKey: .zeroInitResidual),
+              inChannels: try container.decode(Int.self, forKey: .inChannels),
+              strides: try container.decodeIfPresent([Int].self, forKey: .strides) ?? Self.standardStrides,
+              dilations: try container.decodeIfPresent([Int].self, forKey: .dilations) ?? Self.standardDilations,
+              contractDilation: try container.decodeIfPresent(Bool.self, forKey: .contractDilation) ?? false)
+  }
+
+  public func encode(to encoder: any Encoder) throws {
+    var container = encoder.container(keyedBy: CodingKeys.self)
+    try container.encode(depth, forKey: .depth)
+    try container.encode(widthMultiplier, forKey: .widthMultiplier)
+    try container.encode(cifarStem, forKey: .cifarStem)
+    try container.encode(zeroInitResidual, forKey: .zeroInitResidual)
+    try container.encode(inChannels, forKey: .inChannels)
+    if !isStandardGeometry {
+      try container.encode(strides, forKey: .strides)
+      try container.encode(dilations, forKey: .dilations)
+      try container.encode(contractDilation, forKey: .contractDilation)
+    }
+  }
 }
 
 /// A ResNet backbone without its classifier: it returns feature5 (layer4's output) and, on request, feature1 …
@@ -54,6 +131,9 @@ public struct ResNetConfig: Codable, Sendable, Equatable {
 ///
 /// Parameter names are torchvision's state-dict keys (`conv1.weight`, `layer1.0.downsample.0.weight`, …).
 /// Initialisation is torchvision's: convs Kaiming-normal (fan_out, ReLU), BN scale 1 and shift 0.
+/// With `strides`/`dilations` other than the standard ones it is mmseg's `ResNet(strides, dilations,
+/// contract_dilation, style='pytorch')`: the stride sits on the first block's 3×3 conv and its downsample 1×1 conv;
+/// the 3×3 convs get dilation = padding = the stage's dilation (see `ResidualBlock`).
 public final class ResNet: Layer {
   public let config: ResNetConfig
   public let stem: ConvBN          // conv1 + bn1 (+ ReLU)
@@ -80,13 +160,17 @@ public final class ResNet: Layer {
     }
     // The input image needs no gradient: skip the stem's most expensive backward product.
     stem.conv.computesInputGradient = false
+    precondition(config.strides.count == 4 && config.dilations.count == 4
+                   && (config.strides + config.dilations).allSatisfy { $0 >= 1 },
+                 "ResNet needs four positive strides and dilations, got strides \(config.strides), dilations \(config.dilations).")
     var inChannels = config.stemWidth
     var stages: [[ResidualBlock]] = []
     for (stageIndex, (width, blockCount)) in zip(config.stageWidths, blocksPerStage).enumerated() {
       var blocks: [ResidualBlock] = []
       for blockIndex in 0..<blockCount {
-        let stride = (stageIndex > 0 && blockIndex == 0) ? 2 : 1
+        let stride = blockIndex == 0 ? config.strides[stageIndex] : 1
         let block = ResidualBlock(kind: kind, inChannels: inChannels, width: width, stride: stride,
+                                  dilation: config.dilation(stage: stageIndex, block: blockIndex),
                                   zeroInitResidual: config.zeroInitResidual, using: &generator)
         inChannels = block.outChannels
         blocks.append(block)
@@ -105,7 +189,7 @@ public final class ResNet: Layer {
     set { stem.conv.computesInputGradient = newValue }
   }
 
-  /// feature5 ([n, h/32, w/32, c5], or h/8 with the CIFAR stem) and the cache for backward.
+  /// feature5 ([n, h/s, w/s, c5] with s = `config.outputStride`: 32, 8 with the CIFAR stem or D8) and the cache.
   public func forward(_ x: Tensor, mode: Mode) -> (Tensor, Cache) {
     let (features, cache) = forwardFeatures(x, mode: mode)
     return (features[4], cache)
@@ -160,17 +244,56 @@ public final class ResNet: Layer {
 
   /// ∂L/∂x from ∂L/∂feature5 (an empty tensor unless `computesInputGradient`); adds every parameter's gradient.
   public func backward(_ dy: Tensor, _ cache: Cache) -> Tensor {
+    backward(featureGradients: [5: dy], cache)
+  }
+
+  /// ∂L/∂x when the loss reads several features (a segmentor's decode head on feature5 = layer4 and auxiliary head
+  /// on feature4 = layer3): `featureGradients[k]` is ∂L/∂feature_k (1…5, same shape as the feature); each is added
+  /// where its feature leaves the network. The cache must come from a forward through all four stages.
+  public func backward(featureGradients: [Int: Tensor], _ cache: Cache) -> Tensor {
     precondition(cache.stages.count == 4, "ResNet.backward needs a cache from a forward through all four stages.")
-    var dh = dy
-    for (stage, stageCaches) in zip(stages, cache.stages).reversed() {
-      for (block, blockCache) in zip(stage, stageCaches).reversed() {
-        dh = block.backward(dh, blockCache)
+    precondition(featureGradients.keys.allSatisfy { (1...5).contains($0) } && !featureGradients.isEmpty,
+                 "ResNet.backward takes gradients of features 1…5, got \(featureGradients.keys.sorted()).")
+    var dh: Tensor?
+    func inject(_ feature: Int) {
+      guard let gradient = featureGradients[feature] else { return }
+      if var sum = dh {
+        precondition(sum.shape == gradient.shape,
+                     "ResNet.backward: ∂L/∂feature\(feature) has shape \(gradient.shape), the feature \(sum.shape).")
+        sum += gradient
+        dh = sum
+      } else {
+        dh = gradient
       }
     }
-    if let maxPool, let maxPoolCache = cache.maxPool {
-      dh = maxPool.backward(dh, maxPoolCache)
+    for (stageIndex, (stage, stageCaches)) in zip(stages, cache.stages).enumerated().reversed() {
+      inject(stageIndex + 2)
+      guard var stageGradient = dh else { continue }  // no gradient reaches this deep yet
+      for (block, blockCache) in zip(stage, stageCaches).reversed() {
+        stageGradient = block.backward(stageGradient, blockCache)
+      }
+      dh = stageGradient
     }
-    return stem.backward(dh, cache.stem)
+    if var pooledGradient = dh, let maxPool, let maxPoolCache = cache.maxPool {
+      pooledGradient = maxPool.backward(pooledGradient, maxPoolCache)
+      dh = pooledGradient
+    }
+    inject(1)
+    return stem.backward(dh!, cache.stem)
+  }
+
+  /// Copies every parameter and buffer value of `source` (same names and shapes; the geometry may differ — a
+  /// checkpoint loaded into a standard ResNet moves into its dilated twin this way).
+  public func copyParameters(from source: ResNet) {
+    let sourceParameters = source.namedParameters
+    let targetParameters = namedParameters
+    precondition(sourceParameters.map(\.name) == targetParameters.map(\.name),
+                 "copyParameters: the two ResNets name their tensors differently (\(source.config) vs \(config)).")
+    for (from, to) in zip(sourceParameters, targetParameters) {
+      precondition(from.parameter.value.shape == to.parameter.value.shape,
+                   "copyParameters: \(from.name) has shape \(from.parameter.value.shape) in the source but \(to.parameter.value.shape) here.")
+      to.parameter.value = from.parameter.value
+    }
   }
 
   public var namedParameters: [NamedParameter] {

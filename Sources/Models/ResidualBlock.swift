@@ -7,6 +7,10 @@ import Layers
 /// The basic block's branch is 3×3 → 3×3; the bottleneck's is 1×1 → 3×3 (stride here) → 1×1 with 4× expansion.
 /// Every ConvBN but the last fuses its ReLU; the last one's output meets the shortcut in `addReLU`.
 /// The shortcut is a strided 1×1 ConvBN (`downsample.0/1`) when the stride or the width changes.
+///
+/// Dilation follows mmseg's `BasicBlock` / `Bottleneck` (mmseg/models/backbones/resnet.py): the bottleneck's 3×3
+/// conv2 and the basic block's FIRST 3×3 conv get dilation = padding = `dilation`; the basic block's conv2 keeps
+/// dilation 1, padding 1. Names and shapes never depend on the dilation.
 public final class ResidualBlock: Layer {
   public enum Kind: String, Codable, Sendable {
     case basic, bottleneck
@@ -27,15 +31,15 @@ public final class ResidualBlock: Layer {
   ///   - width: the 3×3 conv's channels; the block outputs `width · kind.expansion`.
   ///   - zeroInitResidual: start the last BN's scale at 0, so the block begins as the identity
   ///     (torchvision/MMSelfSup `zero_init_residual`).
-  public init<G: RandomNumberGenerator>(kind: Kind, inChannels: Int, width: Int, stride: Int,
+  public init<G: RandomNumberGenerator>(kind: Kind, inChannels: Int, width: Int, stride: Int, dilation: Int = 1,
                                         zeroInitResidual: Bool, using generator: inout G) {
     self.kind = kind
     let outChannels = width * kind.expansion
     switch kind {
     case .basic:
       branch = [
-        ConvBN(inChannels: inChannels, outChannels: width, kernelSize: 3, stride: stride, padding: 1,
-               fusesReLU: true, convName: "conv1", bnName: "bn1", using: &generator),
+        ConvBN(inChannels: inChannels, outChannels: width, kernelSize: 3, stride: stride, padding: dilation,
+               dilation: dilation, fusesReLU: true, convName: "conv1", bnName: "bn1", using: &generator),
         ConvBN(inChannels: width, outChannels: width, kernelSize: 3, padding: 1,
                fusesReLU: false, convName: "conv2", bnName: "bn2", using: &generator),
       ]
@@ -43,8 +47,8 @@ public final class ResidualBlock: Layer {
       branch = [
         ConvBN(inChannels: inChannels, outChannels: width, kernelSize: 1,
                fusesReLU: true, convName: "conv1", bnName: "bn1", using: &generator),
-        ConvBN(inChannels: width, outChannels: width, kernelSize: 3, stride: stride, padding: 1,
-               fusesReLU: true, convName: "conv2", bnName: "bn2", using: &generator),
+        ConvBN(inChannels: width, outChannels: width, kernelSize: 3, stride: stride, padding: dilation,
+               dilation: dilation, fusesReLU: true, convName: "conv2", bnName: "bn2", using: &generator),
         ConvBN(inChannels: width, outChannels: outChannels, kernelSize: 1,
                fusesReLU: false, convName: "conv3", bnName: "bn3", using: &generator),
       ]
