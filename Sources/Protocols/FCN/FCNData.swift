@@ -37,10 +37,14 @@ extension FCNBenchmarkConfig {
 
   /// The segmentor's heads for `classCount` classes.
   func modelConfig(classCount: Int) -> FCNConfig {
-    FCNConfig(classCount: classCount, decodeChannels: model.decodeChannels, decodeConvCount: model.decodeConvs,
-              concatInput: model.concatInput, auxiliaryChannels: model.auxiliaryChannels > 0 ? model.auxiliaryChannels : nil,
-              auxiliaryWeight: Float(model.auxiliaryWeight), dropout: Float(model.dropout),
-              alignCorners: model.alignCorners)
+    FCNConfig(classCount: classCount,
+              decodeHead: FCNHeadConfig(channels: model.decodeChannels, convCount: model.decodeConvs,
+                                        concatInput: model.concatInput, dropout: Float(model.dropout)),
+              auxiliaryHead: model.auxiliaryChannels > 0
+                ? FCNHeadConfig(channels: model.auxiliaryChannels, convCount: 1, concatInput: false,
+                                dropout: Float(model.dropout))
+                : nil,
+              auxiliaryWeight: Float(model.auxiliaryWeight), alignCorners: model.alignCorners)
   }
 }
 

@@ -83,7 +83,7 @@ public enum FCNProtocol {
     if let report = evaluation.report { log.write(report.rendered()) }
     if evaluation.isRandomInit { log.write("random initialisation (seed \(evaluation.seed)); weights not loaded") }
 
-    let optimizer = SGD(segmentor.trainableParameters, learningRate: Float(config.optimizer.lr),
+    let optimizer = SGD(segmentor.parameters, learningRate: Float(config.optimizer.lr),
                         momentum: Float(config.optimizer.momentum), weightDecay: Float(config.optimizer.weightDecay))
     let metadata: [String: String] = [
       "checkpoint_sha256": evaluation.featureKey, "config": config.json,
