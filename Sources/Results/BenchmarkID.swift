@@ -26,6 +26,7 @@ public enum BenchmarkDataset: String, CaseIterable, Codable, Sendable {
   case voc07
   case voc0712
   case voc12aug
+  case cityscapes
   case coco
   case imagenet
   case places205
@@ -42,6 +43,7 @@ public enum BenchmarkDataset: String, CaseIterable, Codable, Sendable {
     case .voc07: "VOC07"
     case .voc0712: "VOC07+12"
     case .voc12aug: "VOC12 + Aug"
+    case .cityscapes: "Cityscapes"
     case .coco: "COCO2017"
     case .imagenet: "ImageNet"
     case .places205: "Places205"
@@ -151,6 +153,10 @@ public enum Metric: String, CaseIterable, Codable, Sendable {
   case ap75 = "AP75"
   /// Mean intersection over union (segmentation).
   case mIoU
+  /// Segmentation: the mean over classes of per-class pixel accuracy, and the accuracy over all pixels
+  /// (mmseg's mAcc and aAcc).
+  case mAcc
+  case aAcc
 
   /// Whether the reference README's tables print it. `compare --baseline` compares only these: the others
   /// (top-5, min/max over samples, chosen costs, CV APs) are bookkeeping, and a difference in them is neither a
@@ -158,7 +164,7 @@ public enum Metric: String, CaseIterable, Codable, Sendable {
   public var isHeadline: Bool {
     switch self {
     case .mAP, .top1, .ap50, .ap75, .mIoU: true
-    case .cvAP, .chosenCost, .mAPMin, .mAPMax, .top5, .ap: false
+    case .cvAP, .chosenCost, .mAPMin, .mAPMax, .top5, .ap, .mAcc, .aAcc: false
     }
   }
 }

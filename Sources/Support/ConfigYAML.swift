@@ -182,3 +182,10 @@ public enum ConfigYAML {
     return context?.codingPath.map(\.stringValue).filter { Int($0) == nil }.joined(separator: ".") ?? "?"
   }
 }
+
+/// A config as one-line JSON with sorted keys: what every run stores as its `config` (and resume compares).
+public func configJSON<T: Encodable>(_ value: T) -> String {
+  let encoder = JSONEncoder()
+  encoder.outputFormatting = [.sortedKeys]
+  return (try? encoder.encode(value)).flatMap { String(data: $0, encoding: .utf8) } ?? "{}"
+}

@@ -71,7 +71,7 @@ import Testing
   }
 
   @Test func metricsRoundTripTheStoredStringsAndKnowTheHeadlines() {
-    let stored = ["mAP", "cv-AP", "chosen-cost", "mAP-min", "mAP-max", "top1", "top5", "AP", "AP50", "AP75", "mIoU"]
+    let stored = ["mAP", "cv-AP", "chosen-cost", "mAP-min", "mAP-max", "top1", "top5", "AP", "AP50", "AP75", "mIoU", "mAcc", "aAcc"]
     #expect(Metric.allCases.map(\.rawValue) == stored)
     for text in stored { #expect(Metric(rawValue: text)?.rawValue == text) }
     for text in ["m", "map", "MAP", "top-1", "ap50", ""] { #expect(Metric(rawValue: text) == nil, "\(text)") }

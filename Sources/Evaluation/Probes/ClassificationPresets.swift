@@ -5,6 +5,11 @@
 public struct EmbeddedConfig: Sendable {
   public let name: String
   public let yaml: String
+
+  public init(name: String, yaml: String) {
+    self.name = name
+    self.yaml = yaml
+  }
 }
 
 public enum ClassificationPresets {

@@ -266,9 +266,3 @@ public struct KNNConfig: Codable, Sendable, Equatable {
 
   public var json: String { configJSON(self) }
 }
-
-func configJSON<T: Encodable>(_ value: T) -> String {
-  let encoder = JSONEncoder()
-  encoder.outputFormatting = [.sortedKeys]
-  return (try? encoder.encode(value)).flatMap { String(data: $0, encoding: .utf8) } ?? "{}"
-}

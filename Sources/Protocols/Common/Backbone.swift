@@ -135,17 +135,20 @@ public enum BackboneBuilder {
   public static func initialisationGenerator(seed: UInt64) -> SplitMix64 { SplitMix64.derived(seed, 0xBAC4B0E) }
 
   /// Reads the checkpoint once, builds our ResNet for its architecture and loads it (strictly unless
-  /// `allowMissing`), or keeps the random initialisation.
-  public static func build(_ request: BackboneRequest, io: PyTorchIO = .current) throws -> EvaluationBackbone {
+  /// `allowMissing`), or keeps the random initialisation. `configure` adjusts the architecture before it is built
+  /// in ways that keep every parameter's name and shape (the FCN's strides and dilations).
+  public static func build(_ request: BackboneRequest, io: PyTorchIO = .current,
+                           configure: (ResNetConfig) -> ResNetConfig = { $0 }) throws -> EvaluationBackbone {
     let file = try readCheckpoint(request.checkpoint, io: io)
     let mapped = try MappedCheckpoint(file.contents, layout: request.layout, prefix: request.prefix)
     guard let guess = mapped.architecture else {
       throw CheckpointLayoutError.layoutNotFound(path: request.checkpoint, layout: mapped.layout.rawValue,
                                                  reason: "its backbone has no conv1.weight")
     }
-    guard let config = ResNetConfig(guess) else {
+    guard let guessed = ResNetConfig(guess) else {
       throw ProtocolError.unsupportedBackbone(path: request.checkpoint, architecture: "\(guess)")
     }
+    let config = configure(guessed)
     var generator = initialisationGenerator(seed: request.seed)
     let backbone = ResNet(config, using: &generator)
     if request.randomInit {

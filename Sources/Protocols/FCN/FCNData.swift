@@ -1,0 +1,148 @@
+// The FCN run's data: training batches through mmseg's pipeline (loaded on all cores, every draw keyed by the seed
+// and the sample's position in the run) and the evaluation over the test split (test pipeline, whole or slide
+// inference, mmseg's intersect-and-union).
+import Datasets
+import Evaluation
+import Foundation
+import Synchronization
+import Models
+import Support
+import Tensors
+
+extension FCNBenchmarkConfig {
+  /// mmseg's training pipeline with this config's scales (Resize → RandomCrop → flip → PhotoMetricDistortion →
+  /// Normalize → Pad).
+  var trainPipeline: SegmentationTrainPipeline {
+    var pipeline = SegmentationTrainPipeline(
+      scale: (data.imageScale[0], data.imageScale[1]), ratioRange: data.ratioRange[0]...data.ratioRange[1],
+      cropSize: (data.cropSize[0], data.cropSize[1]), catMaxRatio: data.catMaxRatio,
+      flipProbability: data.flipProbability, normalization: normalization)
+    pipeline.appliesPhotometricDistortion = data.photometricDistortion
+    return pipeline
+  }
+
+  var testPipeline: SegmentationTestPipeline {
+    SegmentationTestPipeline(scale: (data.testScale[0], data.testScale[1]), normalization: normalization)
+  }
+
+  var normalization: SegmentationNormalization { SegmentationNormalization(mean: data.mean, std: data.std) }
+
+  var testModeValue: SegmentationTestMode {
+    switch testMode {
+    case .whole: .whole
+    case .slide: .slide(cropHeight: data.slideCrop[0], cropWidth: data.slideCrop[1],
+                        strideHeight: data.slideStride[0], strideWidth: data.slideStride[1])
+    }
+  }
+
+  /// The segmentor's heads for `classCount` classes.
+  func modelConfig(classCount: Int) -> FCNConfig {
+    FCNConfig(classCount: classCount,
+              decodeHead: FCNHeadConfig(channels: model.decodeChannels, convCount: model.decodeConvs,
+                                        concatInput: model.concatInput, dropout: Float(model.dropout)),
+              auxiliaryHead: model.auxiliaryChannels > 0
+                ? FCNHeadConfig(channels: model.auxiliaryChannels, convCount: 1, concatInput: false,
+                                dropout: Float(model.dropout))
+                : nil,
+              auxiliaryWeight: Float(model.auxiliaryWeight), alignCorners: model.alignCorners)
+  }
+}
+
+/// A normalised RGB tensor `[…, 3]` as the backbone's input: unchanged for 3 channels; for a 1-channel backbone the
+/// mean of the three normalised channels (with one shared mean and std, the normalised mean of the channels).
+func fitChannels(_ image: Tensor, to channels: Int) -> Tensor {
+  guard channels == 1 else { return image }
+  let pixels = image.count / 3
+  var shape = image.shape
+  shape[shape.count - 1] = 1
+  var gray = [Float](repeating: 0, count: pixels)
+  image.scalars.withUnsafeBufferPointer { rgb in
+    for pixel in 0..<pixels { gray[pixel] = (rgb[3 * pixel] + rgb[3 * pixel + 1] + rgb[3 * pixel + 2]) / 3 }
+  }
+  return Tensor(shape: shape, scalars: gray)
+}
+
+/// The training batches of a run: iteration i takes sample positions i·B ..< (i+1)·B of an endless sequence of
+/// seeded per-epoch permutations of the training set.
+struct FCNBatchLoader {
+  let dataset: SegmentationDataset
+  let pipeline: SegmentationTrainPipeline
+  let batchSize: Int
+  let seed: UInt64
+  let channels: Int
+
+  init(dataset: SegmentationDataset, config: FCNBenchmarkConfig, channels: Int) {
+    self.dataset = dataset
+    pipeline = config.trainPipeline
+    batchSize = config.data.batchSize
+    seed = config.seed
+    self.channels = channels
+  }
+
+  /// Epoch `epoch`'s order of the training set: Fisher–Yates from `SplitMix64.derived(seed, 0x5A3D1E, epoch)`.
+  func permutation(epoch: Int) -> [Int] {
+    var generator = SplitMix64.derived(seed, 0x5A3D1E, UInt64(epoch))
+    var order = Array(0..<dataset.count)
+    order.shuffle(using: &generator)
+    return order
+  }
+
+  /// Images `[B, cropH, cropW, channels]` and labels `B·cropH·cropW` of `iteration`, loaded on all cores.
+  func batch(iteration: Int) throws -> (images: Tensor, labels: [UInt8]) {
+    let first = iteration * batchSize
+    // One permutation per epoch touched by this batch (at most two unless the set is smaller than a batch).
+    var permutations: [Int: [Int]] = [:]
+    for position in first..<(first + batchSize) where permutations[position / dataset.count] == nil {
+      permutations[position / dataset.count] = permutation(epoch: position / dataset.count)
+    }
+    let examples = Mutex([SegmentationExample?](repeating: nil, count: batchSize))
+    try runWorkQueue(count: batchSize, workers: Threads.count) { slot, _ in
+      let position = first + slot
+      let index = permutations[position / dataset.count]![position % dataset.count]
+      let sample = try dataset.sample(at: index)
+      var generator = SplitMix64.derived(seed, 0xA06E17, UInt64(position))
+      let example = pipeline(sample.pair, using: &generator)
+      examples.withLock { $0[slot] = example }
+    }
+    let loaded = examples.withLock { $0 }.map { $0! }
+    let (height, width) = (loaded[0].height, loaded[0].width)
+    var pixels: [Float] = []
+    pixels.reserveCapacity(batchSize * height * width * 3)
+    var labels: [UInt8] = []
+    labels.reserveCapacity(batchSize * height * width)
+    for example in loaded {
+      precondition(example.height == height && example.width == width,
+                   "Training crops must share one padded size, got \(example.height)×\(example.width) and "
+                     + "\(height)×\(width).")
+      pixels += example.image.scalars
+      labels += example.label
+    }
+    let images = fitChannels(Tensor(shape: [batchSize, height, width, 3], scalars: pixels), to: channels)
+    return (images, labels)
+  }
+}
+
+enum FCNEvaluation {
+  /// mmseg's evaluation over `dataset`: test pipeline, whole or slide inference at the test scale, logits resized to
+  /// the original size, argmax, intersect-and-union accumulated over the set.
+  static func evaluate(_ segmentor: FCNSegmentor, on dataset: SegmentationDataset, config: FCNBenchmarkConfig,
+                       channels: Int, progress: ProgressReporter) throws -> SegmentationScores {
+    let pipeline = config.testPipeline
+    let mode = config.testModeValue
+    var confusion = SegmentationConfusion(classCount: dataset.classNames.count)
+    progress.begin()
+    for index in 0..<dataset.count {
+      let sample = try dataset.sample(at: index)
+      let image = pipeline(sample.image)
+      let batched = Tensor(shape: [1] + image.shape, scalars: image.scalars)
+      let prediction = SegmentationInference.labels(
+        image: batched, mode: mode, originalHeight: sample.label.height, originalWidth: sample.label.width,
+        alignCorners: config.model.alignCorners) { crop in
+          segmentor.predictLogits(fitChannels(crop, to: channels), height: crop.shape[1], width: crop.shape[2])
+        }
+      confusion.add(prediction: prediction, label: sample.label.pixels)
+      progress.count("evaluating", done: index + 1, total: dataset.count)
+    }
+    return confusion.result
+  }
+}
