@@ -2,24 +2,30 @@
 // Speed benchmarks, kept out of the main package's dependency graph (swift-nio / swift-collections style).
 import PackageDescription
 
+let argumentParser = Target.Dependency.product(name: "ArgumentParser", package: "swift-argument-parser")
+
 let package = Package(
   name: "simsiam-bench-benchmarks",
-  dependencies: [.package(name: "simsiam-bench", path: "..")],
+  dependencies: [
+    .package(name: "simsiam-bench", path: ".."),
+    // The CLI's argument parser: --help and bad arguments answered with a message, never a backtrace.
+    .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+  ],
   targets: [
     // Engine vs PyTorch, side by side: R50 inference, R50 training, SimSiam R18-CIFAR step.
     .executableTarget(
       name: "EngineBench",
-      dependencies: [.product(name: "SimSiamEngine", package: "simsiam-bench")],
+      dependencies: [.product(name: "SimSiamEngine", package: "simsiam-bench"), argumentParser],
       swiftSettings: [.unsafeFlags(["-Ounchecked"])]),
     // JPEG decode + two SimSiam views per image against the PIL pipeline (augment_bench.py).
     .executableTarget(
       name: "AugmentBench",
-      dependencies: [.product(name: "SimSiamEngine", package: "simsiam-bench")],
+      dependencies: [.product(name: "SimSiamEngine", package: "simsiam-bench"), argumentParser],
       swiftSettings: [.unsafeFlags(["-Ounchecked"])]),
     // Per-shape convolution forward/backward against a plain sgemm of the same shape.
     .executableTarget(
       name: "KernelBench",
-      dependencies: [.product(name: "SimSiamEngine", package: "simsiam-bench")],
+      dependencies: [.product(name: "SimSiamEngine", package: "simsiam-bench"), argumentParser],
       swiftSettings: [.unsafeFlags(["-Ounchecked"])]),
     // SHA-256 through OpenSSL and inflate through zlib against the pure-Swift code they replaced (kept in this target
     // only) and the command-line tools. Plain -O like the main package, so the old code is timed as it was built.
@@ -29,7 +35,8 @@ let package = Package(
     // VOC07-sized SVM protocol (liblinear) against the scikit-learn reference on the same features.
     .executableTarget(
       name: "SVMBench",
-      dependencies: [.product(name: "SimSiamEngine", package: "simsiam-bench")],  // + CLiblinear via Evaluation
+      // + CLiblinear via Evaluation
+      dependencies: [.product(name: "SimSiamEngine", package: "simsiam-bench"), argumentParser],
       swiftSettings: [.unsafeFlags(["-Ounchecked"])]),
   ]
 )

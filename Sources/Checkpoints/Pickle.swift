@@ -2,8 +2,26 @@
 // (pickle protocols 2–5, opcodes as documented in CPython's Lib/pickletools.py). It never imports, calls or
 // instantiates anything: the few globals torch needs are recognised by name and interpreted here.
 
+/// Bounds on what an untrusted data.pkl may make the reader build or walk (issue 14). A torch state dict is a
+/// handful of levels deep and a ResNet-50 training checkpoint's pickle pushes about 20,000 values, so only hostile
+/// or broken files reach them; each is refused with `PyTorchCheckpointError.limitExceeded` naming the limit.
+public enum PickleLimits {
+  /// Tuples inside tuples while unpickling (checked before a deeper value exists: deep Swift enums overflow the
+  /// stack when hashed or destroyed), and dicts, lists and tuples inside each other when flattening.
+  public static let maximumDepth = 100
+  /// Values the pickle program may push; values one tuple expands to, a memo reference counted each time it is
+  /// used (saturating); and values the flattening walk may visit (a shared container is walked once per path).
+  public static let maximumValueCount = 1_000_000
+  /// Values a tuple used as a dict key expands to (state dicts are keyed by strings and integers; keys are
+  /// hashed and compared on every SETITEM, so their size must stay small).
+  public static let maximumKeyValueCount = 64
+  /// Bytes of data.pkl once inflated (a ResNet-50 training checkpoint's is about 100 KB).
+  public static let maximumPickleByteCount = 64 << 20
+}
+
 /// A value on the pickle stack. Lists and dictionaries live in the `PickleDocument`'s arenas (mutable, shared
-/// by reference through the memo, and free of reference cycles for ARC whatever the input).
+/// by reference through the memo, and free of reference cycles for ARC whatever the input). Tuples nest at most
+/// `PickleLimits.maximumDepth` deep (the unpickler checks before building one).
 enum PickleValue: Hashable {
   case none
   case bool(Bool)
@@ -18,8 +36,9 @@ enum PickleValue: Hashable {
   /// Index into `PickleDocument.dicts`.
   case dict(Int)
   case global(TorchGlobal)
-  case storage(StorageReference)
-  case tensor(TensorReference)
+  // Boxed: keeps the enum (and the unpickler's stack) small.
+  indirect case storage(StorageReference)
+  indirect case tensor(TensorReference)
 }
 
 /// The only globals the reader accepts, by their pickled `module.name`.
@@ -98,18 +117,34 @@ struct PickleDocument {
   var dicts: [PickleDict]
 }
 
+/// A stack or memo entry: the value with its tuple nesting depth and expanded size, known before any tuple
+/// holding it is built (lists and dicts are arena references: depth 0, size 1 here).
+private struct WeighedValue {
+  var value: PickleValue
+  /// Tuples inside tuples: 0 for anything but a tuple.
+  var depth = 0
+  /// Values it expands to, each memo reference counted in full, saturating above `PickleLimits.maximumValueCount`.
+  var size = 1
+}
+
 /// The pickle virtual machine, restricted to what torch.save writes (see the file header).
+///
+/// Hostile programs are bounded (`PickleLimits`): every push is counted, a tuple's depth and expanded size are
+/// computed from its items' before it is built, and dict keys stay small, so no operation recurses deeply or
+/// walks an exponentially aliased value.
 struct TorchUnpickler {
   /// Names the source in errors.
   let path: String
   private let bytes: [UInt8]
   private var position = 0
-  private var stack: [PickleValue] = []
+  private var stack: [WeighedValue] = []
   /// Stack heights at each open MARK.
   private var marks: [Int] = []
-  private var memo: [Int: PickleValue] = [:]
+  private var memo: [Int: WeighedValue] = [:]
   private var lists: [[PickleValue]] = []
   private var dicts: [PickleDict] = []
+  /// Values pushed so far (bounded by `PickleLimits.maximumValueCount`).
+  private var pushedCount = 0
   /// Where the current opcode starts, for error messages.
   private var opcodeStart = 0
 
@@ -131,42 +166,42 @@ struct TorchUnpickler {
         let length = try readUInt(8)
         guard length <= UInt64(bytes.count - position) else { throw malformed("a frame runs past the end") }
       case 0x2e:  // STOP
-        let root = try pop()
+        let root = try pop().value
         guard stack.isEmpty, marks.isEmpty else { throw malformed("values are left on the stack at STOP") }
         return PickleDocument(root: root, lists: lists, dicts: dicts)
 
       // MARK: Constants
-      case 0x4e: stack.append(.none)  // NONE
-      case 0x88: stack.append(.bool(true))  // NEWTRUE
-      case 0x89: stack.append(.bool(false))  // NEWFALSE
-      case 0x4b: stack.append(.int(Int(try readUInt(1))))  // BININT1
-      case 0x4d: stack.append(.int(Int(try readUInt(2))))  // BININT2
-      case 0x4a: stack.append(.int(Int(Int32(truncatingIfNeeded: try readUInt(4)))))  // BININT
-      case 0x8a: stack.append(try readLong1())  // LONG1
+      case 0x4e: try push(.none)  // NONE
+      case 0x88: try push(.bool(true))  // NEWTRUE
+      case 0x89: try push(.bool(false))  // NEWFALSE
+      case 0x4b: try push(.int(Int(try readUInt(1))))  // BININT1
+      case 0x4d: try push(.int(Int(try readUInt(2))))  // BININT2
+      case 0x4a: try push(.int(Int(Int32(truncatingIfNeeded: try readUInt(4)))))  // BININT
+      case 0x8a: try push(try readLong1())  // LONG1
       case 0x47:  // BINFLOAT: big-endian IEEE 754 double
         var bits: UInt64 = 0
         for byte in try read(8) { bits = bits << 8 | UInt64(byte) }
-        stack.append(.float(Double(bitPattern: bits)))
-      case 0x58: stack.append(.string(try readString(lengthBytes: 4)))  // BINUNICODE
-      case 0x8c: stack.append(.string(try readString(lengthBytes: 1)))  // SHORT_BINUNICODE
-      case 0x8d: stack.append(.string(try readString(lengthBytes: 8)))  // BINUNICODE8
+        try push(.float(Double(bitPattern: bits)))
+      case 0x58: try push(.string(try readString(lengthBytes: 4)))  // BINUNICODE
+      case 0x8c: try push(.string(try readString(lengthBytes: 1)))  // SHORT_BINUNICODE
+      case 0x8d: try push(.string(try readString(lengthBytes: 8)))  // BINUNICODE8
 
       // MARK: Containers
-      case 0x29: stack.append(.tuple([]))  // EMPTY_TUPLE
+      case 0x29: try pushTuple([])  // EMPTY_TUPLE
       case 0x5d:  // EMPTY_LIST
+        try push(.list(lists.count))
         lists.append([])
-        stack.append(.list(lists.count - 1))
       case 0x7d:  // EMPTY_DICT
+        try push(.dict(dicts.count))
         dicts.append(PickleDict())
-        stack.append(.dict(dicts.count - 1))
       case 0x28: marks.append(stack.count)  // MARK
       case 0x85, 0x86, 0x87:  // TUPLE1, TUPLE2, TUPLE3
         let count = Int(opcode - 0x84)
         guard stack.count - (marks.last ?? 0) >= count else { throw malformed("TUPLE\(count) needs \(count) values") }
         let items = Array(stack.suffix(count))
         stack.removeLast(count)
-        stack.append(.tuple(items))
-      case 0x74: stack.append(.tuple(try popToMark()))  // TUPLE
+        try pushTuple(items)
+      case 0x74: try pushTuple(try popToMark())  // TUPLE
       case 0x61:  // APPEND
         let item = try pop()
         try appendToList([item])
@@ -186,32 +221,32 @@ struct TorchUnpickler {
       case 0x71: memo[Int(try readUInt(1))] = try top()  // BINPUT
       case 0x72: memo[Int(try readUInt(4))] = try top()  // LONG_BINPUT
       case 0x94: memo[memo.count] = try top()  // MEMOIZE
-      case 0x68, 0x6a:  // BINGET, LONG_BINGET
+      case 0x68, 0x6a:  // BINGET, LONG_BINGET: the memo's value itself, shared (its size is counted, not copied)
         let index = Int(try readUInt(opcode == 0x68 ? 1 : 4))
-        guard let value = memo[index] else { throw malformed("memo entry \(index) is read before it is written") }
-        stack.append(value)
+        guard let entry = memo[index] else { throw malformed("memo entry \(index) is read before it is written") }
+        try push(entry)
 
       // MARK: Globals and objects
       case 0x63:  // GLOBAL "module\nname\n"
         let module = try readLine()
         let name = try readLine()
-        stack.append(.global(try resolve(module: module, name: name)))
+        try push(.global(try resolve(module: module, name: name)))
       case 0x93:  // STACK_GLOBAL
-        let name = try pop()
-        let module = try pop()
+        let name = try pop().value
+        let module = try pop().value
         guard case .string(let nameText) = name, case .string(let moduleText) = module else {
           throw malformed("STACK_GLOBAL needs two strings")
         }
-        stack.append(.global(try resolve(module: moduleText, name: nameText)))
+        try push(.global(try resolve(module: moduleText, name: nameText)))
       case 0x52:  // REDUCE
-        let arguments = try pop()
-        let callable = try pop()
-        stack.append(try reduce(callable, arguments))
+        let arguments = try pop().value
+        let callable = try pop().value
+        try push(try reduce(callable, arguments))
       case 0x62:  // BUILD
-        let state = try pop()
-        try build(try top(), state: state)
+        let state = try pop().value
+        try build(try top().value, state: state)
       case 0x51:  // BINPERSID
-        stack.append(try persistentLoad(try pop()))
+        try push(try persistentLoad(try pop().value))
 
       default:
         throw malformed("opcode 0x\(String(opcode, radix: 16)) is not one torch.save writes for a state dict")
@@ -279,34 +314,69 @@ struct TorchUnpickler {
 
   // MARK: - Stack
 
-  private func top() throws -> PickleValue {
+  private func top() throws -> WeighedValue {
     guard let value = stack.last, stack.count > (marks.last ?? 0) else { throw malformed("the stack is empty") }
     return value
   }
 
-  private mutating func pop() throws -> PickleValue {
+  private mutating func pop() throws -> WeighedValue {
     let value = try top()
     stack.removeLast()
     return value
   }
 
-  private mutating func popToMark() throws -> [PickleValue] {
+  /// Pushes a value that holds no tuple (depth 0, size 1).
+  private mutating func push(_ value: PickleValue) throws {
+    try push(WeighedValue(value: value))
+  }
+
+  private mutating func push(_ entry: WeighedValue) throws {
+    pushedCount += 1
+    guard pushedCount <= PickleLimits.maximumValueCount else {
+      throw limitExceeded(.valueCount(PickleLimits.maximumValueCount), "the program pushes more values")
+    }
+    stack.append(entry)
+  }
+
+  /// Builds a tuple of `items` once its depth and expanded size are known to be within `PickleLimits`.
+  private mutating func pushTuple(_ items: [WeighedValue]) throws {
+    var depth = 0, size = 1
+    for item in items {
+      depth = max(depth, item.depth)
+      size = min(size + item.size, PickleLimits.maximumValueCount + 1)  // saturating: sizes may double per level
+    }
+    depth += 1
+    guard depth <= PickleLimits.maximumDepth else {
+      throw limitExceeded(.nestingDepth(PickleLimits.maximumDepth), "tuples are nested deeper")
+    }
+    guard size <= PickleLimits.maximumValueCount else {
+      throw limitExceeded(.valueCount(PickleLimits.maximumValueCount),
+                          "a tuple expands to more values (memo references to the same value count each time)")
+    }
+    try push(WeighedValue(value: .tuple(items.map(\.value)), depth: depth, size: size))
+  }
+
+  private mutating func popToMark() throws -> [WeighedValue] {
     guard let mark = marks.popLast() else { throw malformed("no MARK is open") }
     let items = Array(stack[mark...])
     stack.removeLast(stack.count - mark)
     return items
   }
 
-  private mutating func appendToList(_ items: [PickleValue]) throws {
-    guard case .list(let id) = try top() else { throw malformed("APPEND(S) applies to a list only") }
-    lists[id].append(contentsOf: items)
+  private mutating func appendToList(_ items: [WeighedValue]) throws {
+    guard case .list(let id) = try top().value else { throw malformed("APPEND(S) applies to a list only") }
+    lists[id].append(contentsOf: items.lazy.map(\.value))
   }
 
-  private mutating func setItems(_ items: [PickleValue]) throws {
-    guard case .dict(let id) = try top() else { throw malformed("SETITEM(S) applies to a dict only") }
+  private mutating func setItems(_ items: [WeighedValue]) throws {
+    guard case .dict(let id) = try top().value else { throw malformed("SETITEM(S) applies to a dict only") }
     for pair in stride(from: 0, to: items.count, by: 2) {
-      guard isHashable(items[pair]) else { throw malformed("a dict key is a list or dict") }
-      dicts[id].set(items[pair], items[pair + 1])
+      let key = items[pair]
+      guard key.size <= PickleLimits.maximumKeyValueCount else {
+        throw malformed("a dict key is a tuple of more than \(PickleLimits.maximumKeyValueCount) values")
+      }
+      guard isHashable(key.value) else { throw malformed("a dict key is a list or dict") }
+      dicts[id].set(key.value, items[pair + 1].value)
     }
   }
 
@@ -318,7 +388,6 @@ struct TorchUnpickler {
     default: true
     }
   }
-
   // MARK: - Globals, calls and persistent ids
 
   private func resolve(module: String, name: String) throws -> TorchGlobal {
@@ -347,12 +416,12 @@ struct TorchUnpickler {
             case .storage(let storage) = arguments[0], case .int(let offset) = arguments[1],
             let shape = integers(arguments[2]), let strides = integers(arguments[3]), shape.count == strides.count,
             case .bool = arguments[4]
-      else { throw malformed("_rebuild_tensor_v2 has unexpected arguments \(arguments.map(describe))") }
+      else { throw malformed("_rebuild_tensor_v2 has unexpected arguments \(arguments.map { describe($0) })") }
       return .tensor(TensorReference(storage: storage, storageOffset: offset, shape: shape, strides: strides))
     case .rebuildParameter:
       // (data, requires_grad, backward_hooks)
       guard arguments.count == 3, case .tensor = arguments[0], case .bool = arguments[1] else {
-        throw malformed("_rebuild_parameter has unexpected arguments \(arguments.map(describe))")
+        throw malformed("_rebuild_parameter has unexpected arguments \(arguments.map { describe($0) })")
       }
       return arguments[0]
     case .storage:
@@ -390,8 +459,8 @@ struct TorchUnpickler {
     return result
   }
 
-  /// A short description for error messages.
-  private func describe(_ value: PickleValue) -> String {
+  /// A short description for error messages: at most 6 items of a tuple, tuples below the third level as "(…)".
+  private func describe(_ value: PickleValue, level: Int = 0) -> String {
     switch value {
     case .none: "None"
     case .bool(let flag): flag ? "True" : "False"
@@ -399,7 +468,9 @@ struct TorchUnpickler {
     case .bigInt(let text): text
     case .float(let number): "\(number)"
     case .string(let text): "'\(text.prefix(40))'"
-    case .tuple(let items): "(" + items.prefix(6).map(describe).joined(separator: ", ") + ")"
+    case .tuple(let items):
+      level >= 3 ? "(…)" : "(" + items.prefix(6).map { describe($0, level: level + 1) }.joined(separator: ", ")
+        + (items.count > 6 ? ", …)" : ")")
     case .list: "a list"
     case .dict: "a dict"
     case .global(let global): global.qualifiedName
@@ -412,6 +483,10 @@ struct TorchUnpickler {
 
   private func malformed(_ reason: String) -> PyTorchCheckpointError {
     .corruptPickle(path: path, offset: opcodeStart, reason: reason)
+  }
+
+  private func limitExceeded(_ limit: PyTorchCheckpointError.Limit, _ found: String) -> PyTorchCheckpointError {
+    .limitExceeded(path: path, limit: limit, found: "data.pkl at byte \(opcodeStart): " + found)
   }
 
   private func truncated() -> PyTorchCheckpointError {

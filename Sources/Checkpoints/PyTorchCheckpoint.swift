@@ -3,7 +3,6 @@
 // and the restricted unpickler of Pickle.swift. Tensors are materialised like `torch._utils._rebuild_tensor_v2`.
 import Foundation
 import Tensors
-import ZIPFoundation
 
 /// Everything a torch.save'd checkpoint holds that we can use, flattened.
 ///
@@ -34,32 +33,35 @@ public struct PyTorchCheckpoint: Sendable {
   }
 
   /// Decodes a file's bytes; `path` only names the source in errors.
+  ///
+  /// Untrusted files are bounded (issue 14): data.pkl by `PickleLimits`, each record by the size its directory
+  /// entry declares (and a storage's by what its persistent id declares), views by the elements their storages
+  /// hold (`Flattener.repeatedElementBudget`), and every allocation is checked first against `memoryLimit`.
   public init(decoding data: Data, path: String) throws {
     try PyTorchCheckpoint.checkMagic(data, path: path)
-    let archive: Archive
-    do {
-      archive = try Archive(data: data, accessMode: .read)
-    } catch {
-      throw PyTorchCheckpointError.corruptArchive(
-        path: path, reason: "its central directory is missing or unreadable (\(error)); the file is probably "
-          + "truncated")
-    }
-    let records = ArchiveRecords(archive: archive, path: path)
+    let records = ArchiveRecords(archive: try TorchZipArchive(data: data, path: path), path: path)
     let prefix = try records.archivePrefix()
-    if let byteOrder = try records.read(prefix + "byteorder", expectedByteCount: nil) {
+    if let byteOrder = try records.read(prefix + "byteorder", maximumByteCount: 64) {
       let text = String(decoding: byteOrder, as: UTF8.self)
       guard text == "little" else {
         throw PyTorchCheckpointError.unsupportedContent(path: path, reason: "its tensors are stored \(text)-endian")
       }
     }
-    guard let pickle = try records.read(prefix + "data.pkl", expectedByteCount: nil) else {
-      throw PyTorchCheckpointError.missingRecord(path: path, record: prefix + "data.pkl")
+    let pickleName = prefix + "data.pkl"
+    if let declared = records.declaredByteCount(pickleName), declared > UInt64(PickleLimits.maximumPickleByteCount) {
+      throw PyTorchCheckpointError.limitExceeded(
+        path: path, limit: .pickleBytes(PickleLimits.maximumPickleByteCount),
+        found: "record '\(pickleName)' declares \(declared) bytes, more")
+    }
+    guard let pickle = try records.read(pickleName, maximumByteCount: PickleLimits.maximumPickleByteCount) else {
+      throw PyTorchCheckpointError.missingRecord(path: path, record: pickleName)
     }
     var unpickler = TorchUnpickler(pickle, path: path)
     let document = try unpickler.load()
 
     var flattener = Flattener(document: document, records: records, prefix: prefix, path: path)
-    try flattener.walk(document.root, name: [], depth: 0)
+    var rootName: [String] = []
+    try flattener.walk(document.root, name: &rootName)
     self.tensors = flattener.tensors
     self.values = flattener.values
   }
@@ -91,24 +93,24 @@ public struct PyTorchCheckpoint: Sendable {
 
 /// Access to the records of a torch.save archive.
 private struct ArchiveRecords {
-  let archive: Archive
+  let archive: TorchZipArchive
   let path: String
-  /// Entries by path, the first of duplicates (as `Archive.subscript`, which scans the directory on every call).
-  let entries: [String: Entry]
+  /// Records by name, the first of duplicates.
+  let entries: [String: ZipRecord]
 
-  init(archive: Archive, path: String) {
+  init(archive: TorchZipArchive, path: String) {
     self.archive = archive
     self.path = path
-    var entries: [String: Entry] = [:]
-    for entry in archive where entries[entry.path] == nil { entries[entry.path] = entry }
+    var entries: [String: ZipRecord] = [:]
+    for record in archive.records where entries[record.name] == nil { entries[record.name] = record }
     self.entries = entries
   }
 
   /// The folder all records sit in (torch names it after the file, or "archive"), with its slash: the folder of
   /// the first `<folder>/data.pkl`.
   func archivePrefix() throws -> String {
-    for entry in archive where entry.type == .file {
-      let components = entry.path.split(separator: "/", omittingEmptySubsequences: false)
+    for record in archive.records where !record.isDirectory {
+      let components = record.name.split(separator: "/", omittingEmptySubsequences: false)
       if components.count == 2, components[1] == "data.pkl", !components[0].isEmpty {
         return components[0] + "/"
       }
@@ -116,33 +118,31 @@ private struct ArchiveRecords {
     throw PyTorchCheckpointError.missingRecord(path: path, record: "<archive>/data.pkl")
   }
 
-  /// The bytes of record `name`, or nil when the archive has none; checks the size first when one is expected.
-  func read(_ name: String, expectedByteCount: Int?) throws -> Data? {
-    guard let entry = entries[name] else { return nil }
-    if let expected = expectedByteCount, entry.uncompressedSize != UInt64(expected) {
-      throw CheckpointError.invalidTensor(
-        path: path, name: name,
-        reason: "has \(entry.uncompressedSize) bytes, but its persistent id declares \(expected)")
-    }
-    var data = Data()
-    let checksum: CRC32
-    do {
-      checksum = try archive.extract(entry) { chunk in data.append(chunk) }
-    } catch {
-      throw PyTorchCheckpointError.corruptArchive(path: path, reason: "record '\(name)' cannot be read (\(error))")
-    }
-    // `extract(_:consumer:)` computes the CRC-32 but leaves the comparison to the caller.
-    guard checksum == entry.checksum else {
-      throw PyTorchCheckpointError.corruptArchive(
-        path: path, reason: "record '\(name)' fails its CRC-32 check (stored \(entry.checksum), computed \(checksum))")
-    }
-    guard data.count == Int(entry.uncompressedSize) else {
-      throw PyTorchCheckpointError.corruptArchive(
-        path: path, reason: "record '\(name)' has \(data.count) of its \(entry.uncompressedSize) bytes")
-    }
-    return data
+  /// The size record `name`'s directory entry declares, or nil when the archive has none.
+  func declaredByteCount(_ name: String) -> UInt64? { entries[name]?.uncompressedSize }
+
+  /// The bytes of record `name`, or nil when the archive has none; at most `maximumByteCount` are ever inflated.
+  func read(_ name: String, maximumByteCount: Int) throws -> Data? {
+    guard let record = entries[name] else { return nil }
+    return try archive.contents(of: record, maximumByteCount: maximumByteCount)
   }
 }
+
+/// Bytes this process can allocate at most: the physical memory, or a lower address-space limit (`ulimit -v`).
+/// A record or tensor declaring more is refused before anything is allocated.
+let memoryLimit: Int = {
+  var limit = Int(clamping: ProcessInfo.processInfo.physicalMemory)
+  var addressSpace = rlimit()
+  #if os(Linux)
+  let resource = __rlimit_resource_t(RLIMIT_AS.rawValue)
+  #else
+  let resource = RLIMIT_AS
+  #endif
+  if getrlimit(resource, &addressSpace) == 0, addressSpace.rlim_cur != rlim_t.max {  // RLIM_INFINITY
+    limit = min(limit, Int(clamping: addressSpace.rlim_cur))
+  }
+  return limit
+}()
 
 // MARK: - Flattening and tensor materialisation
 
@@ -160,9 +160,17 @@ private struct Flattener {
   var materialised: [TensorReference: StoredTensor] = [:]
   /// Containers on the current path, to reject reference cycles.
   var open: Set<PickleValue> = []
+  /// Values visited so far: a container reached by two paths (memo references) is walked once per path, so an
+  /// aliased pickle could expand exponentially; the walk stops at `PickleLimits.maximumValueCount`.
+  var visitedCount = 0
+  /// Elements materialised beyond those of the storages read so far (see `repeatedElementBudget`).
+  var storageElementsRead = 0
+  var materialisedElements = 0
 
-  /// Deeper nesting than this is not a checkpoint.
-  static let maximumDepth = 64
+  /// Tensor elements views may materialise beyond twice the elements of the storages read: 16 Mi (64 MiB as
+  /// float32). A view may repeat storage elements (stride 0 from `expand`, overlapping strides), and a state dict
+  /// may hold a tensor and slices of it, but a 600-byte file must not make us write 8 GiB.
+  static let repeatedElementBudget = 1 << 24
 
   init(document: PickleDocument, records: ArchiveRecords, prefix: String, path: String) {
     self.document = document
@@ -171,10 +179,19 @@ private struct Flattener {
     self.path = path
   }
 
-  mutating func walk(_ value: PickleValue, name: [String], depth: Int) throws {
-    guard depth <= Flattener.maximumDepth else {
-      throw PyTorchCheckpointError.unsupportedContent(
-        path: path, reason: "'\(dotted(name))' is nested more than \(Flattener.maximumDepth) levels deep")
+  /// Walks `value` at `name` (the dotted path's components, extended in place while walking below it).
+  mutating func walk(_ value: PickleValue, name: inout [String]) throws {
+    guard name.count <= PickleLimits.maximumDepth else {
+      throw PyTorchCheckpointError.limitExceeded(
+        path: path, limit: .nestingDepth(PickleLimits.maximumDepth),
+        found: "'\(dotted(name.prefix(8)))…' is nested deeper")
+    }
+    visitedCount += 1
+    guard visitedCount <= PickleLimits.maximumValueCount else {
+      throw PyTorchCheckpointError.limitExceeded(
+        path: path, limit: .valueCount(PickleLimits.maximumValueCount),
+        found: "the object graph expands to more values (containers shared through memo references count once "
+          + "per path; reached at '\(dotted(name.prefix(8)))…')")
     }
     switch value {
     case .dict(let id):
@@ -185,17 +202,15 @@ private struct Flattener {
           throw PyTorchCheckpointError.unsupportedContent(
             path: path, reason: "a dict under '\(dotted(name))' has a tuple as a key")
         }
-        try walk(item, name: name + [component], depth: depth + 1)
+        try walk(item, component, name: &name)
       }
       open.remove(value)
     case .list(let id):
       try enter(value, name: name)
-      for (index, item) in document.lists[id].enumerated() {
-        try walk(item, name: name + [String(index)], depth: depth + 1)
-      }
+      for (index, item) in document.lists[id].enumerated() { try walk(item, String(index), name: &name) }
       open.remove(value)
     case .tuple(let items):
-      for (index, item) in items.enumerated() { try walk(item, name: name + [String(index)], depth: depth + 1) }
+      for (index, item) in items.enumerated() { try walk(item, String(index), name: &name) }
     case .tensor(let reference):
       let key = dotted(name)
       try checkUnused(key)
@@ -207,6 +222,13 @@ private struct Flattener {
       try checkUnused(key)
       values[key] = scalarText(value)
     }
+  }
+
+  /// Walks `item` at `name` + `component`.
+  private mutating func walk(_ item: PickleValue, _ component: String, name: inout [String]) throws {
+    name.append(component)
+    defer { name.removeLast() }
+    try walk(item, name: &name)
   }
 
   private mutating func enter(_ container: PickleValue, name: [String]) throws {
@@ -223,7 +245,7 @@ private struct Flattener {
     }
   }
 
-  private func dotted(_ name: [String]) -> String { name.joined(separator: ".") }
+  private func dotted<Names: Sequence<String>>(_ name: Names) -> String { name.joined(separator: ".") }
 
   /// A tensor as `_rebuild_tensor_v2` views its storage: element `i` (multi-index) is
   /// `storage[offset + Σ_d i_d · stride_d]`, copied out in row-major order.
@@ -258,17 +280,38 @@ private struct Flattener {
     guard !sizeOverflow else { throw invalid("has a storage too large to address") }
     if storages[storage.key] == nil {
       let record = prefix + "data/" + storage.key
-      guard let bytes = try records.read(record, expectedByteCount: storageBytesCount) else {
+      guard let declared = records.declaredByteCount(record) else {
+        throw PyTorchCheckpointError.missingRecord(path: path, record: record)
+      }
+      guard declared == UInt64(storageBytesCount) else {
+        throw invalid("has \(declared) bytes in record '\(record)', but its persistent id declares "
+                        + "\(storageBytesCount)")
+      }
+      try checkMemory(storageBytesCount, "record '\(record)' declares a storage of \(storageBytesCount) bytes, more")
+      guard let bytes = try records.read(record, maximumByteCount: storageBytesCount) else {
         throw PyTorchCheckpointError.missingRecord(path: path, record: record)
       }
       storages[storage.key] = bytes
+      storageElementsRead += storage.elementCount
     }
-    let bytes = storages[storage.key]!
+    guard let bytes = storages[storage.key] else { preconditionFailure("storage '\(storage.key)' was just read") }
     guard bytes.count == storageBytesCount else {
       // The same key used with two element types of different sizes.
       throw invalid("views storage '\(storage.key)' (\(bytes.count) bytes) as \(storage.elementCount) "
                       + "\(storage.dtype.rawValue) elements")
     }
+    // Views repeat storage elements only within a budget, and the tensor must fit in memory; both checked
+    // before the tensor is allocated.
+    let repeatedElements = materialisedElements + count - 2 * storageElementsRead
+    guard repeatedElements <= Flattener.repeatedElementBudget else {
+      throw PyTorchCheckpointError.limitExceeded(
+        path: path, limit: .repeatedElements(Flattener.repeatedElementBudget),
+        found: "tensor '\(name)' (size \(reference.shape), stride \(reference.strides)) views \(count) elements "
+          + "of a storage of \(storage.elementCount); with the tensors before it, its views repeat more elements")
+    }
+    let (outputBytes, outputOverflow) = count.multipliedReportingOverflow(by: MemoryLayout<Float>.size)
+    try checkMemory(outputOverflow ? .max : outputBytes, "tensor '\(name)' needs \(count) float32 elements, more")
+    materialisedElements += count
 
     let shape = reference.shape
     let value = bytes.withUnsafeBytes { (raw: UnsafeRawBufferPointer) -> Tensor in
@@ -300,6 +343,13 @@ private struct Flattener {
     let stored = StoredTensor(value, dtype: storage.dtype == .i64 || storage.dtype == .i32 ? .i64 : .f32)
     materialised[reference] = stored
     return stored
+  }
+
+  /// Refuses an allocation of `byteCount` bytes that the process cannot make (`memoryLimit`).
+  private func checkMemory(_ byteCount: Int, _ found: @autoclosure () -> String) throws {
+    guard byteCount <= memoryLimit else {
+      throw PyTorchCheckpointError.limitExceeded(path: path, limit: .memoryBytes(memoryLimit), found: found())
+    }
   }
 
   /// Text for a scalar (nil for containers): what Python's `str` prints for these types.

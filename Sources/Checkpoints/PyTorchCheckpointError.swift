@@ -20,6 +20,33 @@ public enum PyTorchCheckpointError: Error, Equatable, CustomStringConvertible {
   /// The file is valid but holds something this reader does not represent (big-endian data, two values with
   /// the same flattened name, …).
   case unsupportedContent(path: String, reason: String)
+  /// The file asks for more than the reader's bounds allow (`PickleLimits`, record sizes, memory): `found` says
+  /// what and where. Torch state dicts stay far below every limit; the file is damaged or hostile.
+  case limitExceeded(path: String, limit: Limit, found: String)
+
+  /// A bound of the reader, with its value.
+  public enum Limit: Equatable, Sendable, CustomStringConvertible {
+    /// Containers inside containers (`PickleLimits.maximumDepth`).
+    case nestingDepth(Int)
+    /// Values pushed, expanded or walked (`PickleLimits.maximumValueCount`).
+    case valueCount(Int)
+    /// Inflated bytes of data.pkl (`PickleLimits.maximumPickleByteCount`).
+    case pickleBytes(Int)
+    /// Elements that tensor views may repeat from their storages (stride-0 or overlapping views).
+    case repeatedElements(Int)
+    /// Bytes of memory the process can address (physical memory, or a lower address-space limit).
+    case memoryBytes(Int)
+
+    public var description: String {
+      switch self {
+      case .nestingDepth(let levels): "\(levels) levels of nesting"
+      case .valueCount(let count): "\(count) values"
+      case .pickleBytes(let bytes): "\(bytes) bytes (\(bytes >> 20) MiB) of data.pkl"
+      case .repeatedElements(let count): "\(count) repeated tensor elements"
+      case .memoryBytes(let bytes): "\(bytes) bytes (\(bytes >> 30) GiB) of memory"
+      }
+    }
+  }
 
   public var description: String {
     switch self {
@@ -46,6 +73,10 @@ public enum PyTorchCheckpointError: Error, Equatable, CustomStringConvertible {
     case let .refusedCall(path, callable):
       return "Checkpoint \(path): refuses to call \(callable). Only torch's tensor-rebuilding functions and "
         + "collections.OrderedDict are interpreted; the file may be hostile or was not written by torch.save."
+    case let .limitExceeded(path, limit, found):
+      return "Checkpoint \(path): \(found) than the reader allows (\(limit)). State dicts written by torch.save "
+        + "stay far below this limit; the file is damaged or was built to exhaust the reader. Fetch it again "
+        + "from its source, or re-save the state dict in Python: torch.save(state_dict, g)."
     case let .unsupportedContent(path, reason):
       return "Checkpoint \(path): \(reason). Re-save the state dict in Python with torch.save(state_dict, g) "
         + "on a little-endian machine."

@@ -190,7 +190,19 @@ public struct SafeTensors: Sendable, Equatable {
           reason: "has data_offsets \(field.dataOffsets), expected [begin, end] with begin ≤ end")
       }
       let offsets = field.dataOffsets[0]..<field.dataOffsets[1]
-      let expectedBytes = field.shape.product * dtype.byteCount
+      // Overflow-checked (a hostile shape such as [2^62, 4] must not trap): the element count, each partial
+      // product too (a `Tensor` multiplies its dimensions in order), then the bytes.
+      var elementCount = 1, overflows = false
+      for dimension in field.shape {
+        let (product, overflow) = elementCount.multipliedReportingOverflow(by: dimension)
+        elementCount = product
+        overflows = overflows || overflow
+      }
+      let (expectedBytes, bytesOverflow) = elementCount.multipliedReportingOverflow(by: dtype.byteCount)
+      guard !overflows, !bytesOverflow else {
+        throw CheckpointError.invalidTensor(
+          path: path, name: name, reason: "has shape \(field.shape), more \(dtype.rawValue) elements than can be addressed")
+      }
       guard offsets.count == expectedBytes else {
         throw CheckpointError.invalidTensor(
           path: path, name: name,
@@ -213,8 +225,11 @@ public struct SafeTensors: Sendable, Equatable {
       }
       end = entry.dataOffsets.upperBound
     }
-    guard dataStart + end <= fileByteCount else {
-      throw CheckpointError.truncated(path: path, expectedBytes: dataStart + end, actualBytes: fileByteCount)
+    // `end` comes from the header and may be near Int.max: compare by subtraction (dataStart ≤ fileByteCount).
+    guard end <= fileByteCount - dataStart else {
+      let (declared, overflow) = dataStart.addingReportingOverflow(end)
+      throw CheckpointError.truncated(path: path, expectedBytes: overflow ? .max : declared,
+                                      actualBytes: fileByteCount)
     }
     guard dataStart + end == fileByteCount else {
       throw CheckpointError.corruptHeader(

@@ -28,7 +28,24 @@ struct Results: ParsableCommand {
     static let configuration = CommandConfiguration(
       abstract: "Show one run: its provenance, scores, per-class scores and pretraining epochs.")
     @OptionGroup var common: CommonOptions
-    @Argument(help: ArgumentHelp("The run id (see `results list`).", valueName: "run")) var runID: Int64
+    // Taken as text so that "-1" reaches `validate()` (ArgumentParser would read it as an unknown short option
+    // and answer "Missing expected argument").
+    @Argument(parsing: .allUnrecognized, help: ArgumentHelp("The run id (see `results list`).", valueName: "run"))
+    var runText: [String] = []
+
+    /// The run id, once `validate()` has accepted `runText`.
+    var runID: Int64 { Int64(runText.first ?? "") ?? 0 }
+
+    func validate() throws {
+      guard let text = runText.first else { throw ValidationError("Missing the run id (see `results list`).") }
+      if text.hasPrefix("--") { throw ValidationError("Unknown option '\(text)'.") }
+      guard let id = Int64(text), id > 0 else {
+        throw ValidationError("A run id must be a positive integer (see `results list`), got '\(text)'.")
+      }
+      guard runText.count == 1 else {
+        throw ValidationError("Expected one run id, got \(runText.count): \(runText.joined(separator: " ")).")
+      }
+    }
 
     func output() throws -> String {
       let store = try openForReading(common.db)

@@ -2,30 +2,27 @@
 // same number of workers as the PyTorch/PIL side (augment_bench.py) measured in the same run.
 // Usage (from benchmarks/): ./prepare_photos.sh; .build/release/AugmentBench [--images .photos] [--workers 2]
 //   [--samples 400] [--python python3] [--skip-python]
+import ArgumentParser
 import Foundation
 import Tensors
 import Datasets
 
-struct Options {
-  var imagesDirectory = ".photos", workers = 2, samples = 400, python = "python3", skipPython = false
+struct Options: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "AugmentBench",
+    abstract: "JPEG decode + two SimSiam views per image, ours against the PIL pipeline (augment_bench.py).")
+  @Option(name: .customLong("images"), help: "Folder of JPEG photos (./prepare_photos.sh fills .photos).")
+  var imagesDirectory = ".photos"
+  @Option(help: "Decoding workers, on both sides.") var workers = 2
+  @Option(help: "Images timed per run.") var samples = 400
+  @Option(help: "Python with PyTorch and Pillow, for the reference side.") var python = "python3"
+  @Flag(help: "Time only our side.") var skipPython = false
 
-  init(_ argv: [String]) {
-    var index = 1
-    while index < argv.count {
-      let value = index + 1 < argv.count ? argv[index + 1] : ""
-      switch argv[index] {
-      case "--images": imagesDirectory = value; index += 1
-      case "--workers": workers = Int(value) ?? workers; index += 1
-      case "--samples": samples = Int(value) ?? samples; index += 1
-      case "--python": python = value; index += 1
-      case "--skip-python": skipPython = true
-      default: fatalError("Unknown argument \(argv[index]); see the comment at the top of main.swift.")
-      }
-      index += 1
-    }
+  func validate() throws {
+    guard workers > 0, samples > 0 else { throw ValidationError("--workers and --samples must be positive.") }
   }
 }
-let options = Options(CommandLine.arguments)
+let options = Options.parseOrExit()
 let (imagesDirectory, workers, samples, python, skipPython) =
   (options.imagesDirectory, options.workers, options.samples, options.python, options.skipPython)
 

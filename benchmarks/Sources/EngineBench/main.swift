@@ -6,6 +6,7 @@
 //   512-128-512, SGD lr 0.06.
 // Usage (from benchmarks/): .build/release/EngineBench [--threads 2] [--python python3] [--cases a,b,c,d]
 //   [--iters N] [--skip-torch]. Each case runs in its own child process so peak memory is per case.
+import ArgumentParser
 import Foundation
 import Tensors
 import Layers
@@ -15,34 +16,24 @@ import Checkpoints
 
 // MARK: - Arguments
 
-struct Arguments {
-  var threads = 2
-  var python = "python3"
+struct Arguments: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "EngineBench", abstract: "Our engine and PyTorch side by side (cases a–d, see main.swift).")
+  @Option(help: "Threads, on both sides.") var threads = 2
+  @Option(help: "Python with PyTorch, for torch_bench.py.") var python = "python3"
+  @Option(help: "Cases to run, comma-separated (a, b, c, d).", transform: { $0.split(separator: ",").map(String.init) })
   var cases = ["a", "b", "c", "d"]
-  var iterations = 0        // 0: the reference script's counts
-  var childCase: String?    // set in child processes
-  var skipTorch = false
-  var defaultAllocator = false  // --default-allocator: leave glibc's mmap threshold alone (for comparison)
+  @Option(name: .customLong("iters"), help: "Timed iterations per case (0: the reference script's counts).")
+  var iterations = 0
+  @Option(name: .customLong("case"), help: .hidden) var childCase: String?  // set in child processes
+  @Flag(help: "Time only our engine.") var skipTorch = false
+  @Flag(help: "Leave glibc's mmap threshold alone (for comparison).") var defaultAllocator = false
 
-  init(_ argv: [String]) {
-    var index = 1
-    func value() -> String {
-      index += 1
-      guard index < argv.count else { fatalError("Missing value after \(argv[index - 1]).") }
-      return argv[index]
-    }
-    while index < argv.count {
-      switch argv[index] {
-      case "--threads": threads = Int(value())!
-      case "--python": python = value()
-      case "--cases": cases = value().split(separator: ",").map(String.init)
-      case "--iters": iterations = Int(value())!
-      case "--case": childCase = value()
-      case "--skip-torch": skipTorch = true
-      case "--default-allocator": defaultAllocator = true
-      case let other: fatalError("Unknown argument \(other). See the comment at the top of main.swift.")
-      }
-      index += 1
+  func validate() throws {
+    guard threads > 0 else { throw ValidationError("--threads must be positive, got \(threads).") }
+    guard iterations >= 0 else { throw ValidationError("--iters must be ≥ 0, got \(iterations).") }
+    for id in cases + [childCase].compactMap({ $0 }) where !["a", "b", "c", "d"].contains(id) {
+      throw ValidationError("Unknown case '\(id)'; cases are a, b, c, d.")
     }
   }
 }
@@ -275,7 +266,7 @@ struct TorchReport: Decodable {
   var cases: [Case]
 }
 
-let arguments = Arguments(CommandLine.arguments)
+let arguments = Arguments.parseOrExit()
 Threads.configure(arguments.threads)
 if !arguments.defaultAllocator { Allocator.retainFreedMemory() }
 

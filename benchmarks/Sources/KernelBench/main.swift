@@ -4,6 +4,7 @@
 //                    [--chunk FLOATS] [--keep-heap]
 // Every shape is first validated against a direct Double convolution (random output, dx and dW entries,
 // batch 2, full spatial size), then timed at the network's batch size (best of R runs after one warm-up).
+import ArgumentParser
 import Foundation
 import Tensors
 @_spi(Benchmarks) import Layers
@@ -14,25 +15,29 @@ struct Options: Sendable {
   var threads = 2, repeats = 3, network = "all", only: String? = nil, validates = true
   var chunkElements: Int? = nil, keepsHeap = false
 
+  /// The command line (`--help` prints the options; a bad one exits 64 with a message, as the CLI does).
   static func parse() -> Options {
-    var options = Options()
-    var arguments = CommandLine.arguments.dropFirst().makeIterator()
-    while let argument = arguments.next() {
-      switch argument {
-      case "--threads": options.threads = Int(arguments.next() ?? "") ?? options.threads
-      case "--repeats": options.repeats = max(1, Int(arguments.next() ?? "") ?? options.repeats)
-      case "--net": options.network = arguments.next() ?? options.network
-      case "--only": options.only = arguments.next()
-      case "--skip-validation": options.validates = false
-      case "--chunk": options.chunkElements = Int(arguments.next() ?? "")
-      case "--keep-heap": options.keepsHeap = true
-      default:
-        print("usage: KernelBench [--threads N] [--repeats R] [--net r50|r18|all] [--only SUBSTRING] [--skip-validation]"
-              + " [--chunk FLOATS] [--keep-heap]")
-        exit(2)
-      }
-    }
-    return options
+    let parsed = KernelBenchArguments.parseOrExit()
+    return Options(threads: parsed.threads, repeats: parsed.repeats, network: parsed.net, only: parsed.only,
+                   validates: !parsed.skipValidation, chunkElements: parsed.chunk, keepsHeap: parsed.keepHeap)
+  }
+}
+
+struct KernelBenchArguments: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "KernelBench", abstract: "Per-shape Conv2D forward/backward speed against plain sgemm.")
+  @Option(help: "Threads.") var threads = 2
+  @Option(help: "Timed runs per shape (the best is kept).") var repeats = 3
+  @Option(help: "Network whose shapes are timed: r50, r18 or all.") var net = "all"
+  @Option(help: "Only shapes whose name contains this text.") var only: String?
+  @Flag(help: "Skip the direct-convolution check of each shape.") var skipValidation = false
+  @Option(help: ArgumentHelp("Chunk size in floats.", valueName: "floats")) var chunk: Int?
+  @Flag(help: "Keep freed memory in the heap (Allocator.retainFreedMemory).") var keepHeap = false
+
+  func validate() throws {
+    guard threads > 0, repeats > 0 else { throw ValidationError("--threads and --repeats must be positive.") }
+    guard ["r50", "r18", "all"].contains(net) else { throw ValidationError("--net is r50, r18 or all, got '\(net)'.") }
+    if let chunk, chunk <= 0 { throw ValidationError("--chunk must be positive, got \(chunk).") }
   }
 }
 let options = Options.parse()

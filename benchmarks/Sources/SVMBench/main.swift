@@ -4,6 +4,7 @@
 //
 //   swift build -c release && .build/release/SVMBench --out /tmp/svm-bench [--bench-classes 0,1] [--jobs 2]
 import Dispatch
+import ArgumentParser
 import CLiblinear
 import Evaluation
 import Foundation
@@ -30,30 +31,66 @@ struct Options {
   /// Plain liblinear fits on the feature rows (the path before the Gram factor), for before/after figures.
   var gram = true
 
-  init(_ arguments: [String]) {
-    var iterator = arguments.dropFirst().makeIterator()
-    while let argument = iterator.next() {
-      func value() -> String { iterator.next() ?? "" }
-      switch argument {
-      case "--out": out = value()
-      case "--train": train = Int(value())!
-      case "--test": test = Int(value())!
-      case "--dim": dimension = Int(value())!
-      case "--classes": classes = Int(value())!
-      case "--bench-classes":
-        let text = value()
-        benchClasses = text == "all" ? nil : text.split(separator: ",").map { Int($0)! }
-      case "--jobs": jobs = Int(value())!
-      case "--python": python = value()
-      case "--skip-sklearn": skipSklearn = true
-      case "--skip-low-shot": lowShot = false
-      case "--low-shot-k": lowShotKs = value().split(separator: ",").map { Int($0)! }
-      case "--sklearn-low-shot-k": sklearnLowShotKs = value().split(separator: ",").map { Int($0)! }
-      case "--threads": threads = Int(value())!
-      case "--signal": signal = Float(value())!
-      case "--profile": profile = true
-      case "--no-gram": gram = false
-      default: fatalError("unknown option \(argument)")
+  /// The command line (`--help` prints the options; a bad one exits 64 with a message, as the CLI does).
+  static func parse() -> Options {
+    let parsed = SVMBenchArguments.parseOrExit()
+    var options = Options()
+    options.out = parsed.out
+    options.train = parsed.train
+    options.test = parsed.test
+    options.dimension = parsed.dim
+    options.classes = parsed.classes
+    options.benchClasses = parsed.benchClasses == "all" ? nil : parsed.benchClasses.split(separator: ",").compactMap { Int($0) }
+    options.jobs = parsed.jobs
+    options.python = parsed.python
+    options.skipSklearn = parsed.skipSklearn
+    options.lowShot = !parsed.skipLowShot
+    if let ks = parsed.lowShotK { options.lowShotKs = ks }
+    if let ks = parsed.sklearnLowShotK { options.sklearnLowShotKs = ks }
+    options.threads = parsed.threads
+    options.signal = parsed.signal
+    options.profile = parsed.profile
+    options.gram = !parsed.noGram
+    return options
+  }
+}
+
+/// Comma-separated integers, e.g. "1,2,4".
+private func integerList(_ text: String) throws -> [Int] {
+  try text.split(separator: ",").map {
+    guard let value = Int($0) else { throw ValidationError("'\(text)' is not a comma-separated list of integers.") }
+    return value
+  }
+}
+
+struct SVMBenchArguments: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "SVMBench", abstract: "VOC07-sized SVM protocol, ours (liblinear) against scikit-learn.")
+  @Option(help: "Output folder for features and reports.") var out = "/tmp/svm-bench"
+  @Option(help: "Training rows.") var train = 5011
+  @Option(help: "Test rows.") var test = 4952
+  @Option(help: "Feature dimension.") var dim = 9216
+  @Option(help: "Classes.") var classes = 20
+  @Option(help: "Classes timed against scikit-learn, comma-separated, or all.") var benchClasses = "0,1"
+  @Option(help: "scikit-learn joblib jobs.") var jobs = 2
+  @Option(help: "Python with scikit-learn.") var python = "python3"
+  @Flag(help: "Time only our side.") var skipSklearn = false
+  @Flag(help: "Skip the low-shot sweep.") var skipLowShot = false
+  @Option(help: "Low-shot k values, comma-separated.", transform: integerList) var lowShotK: [Int]?
+  @Option(help: "Low-shot k values for scikit-learn, comma-separated.", transform: integerList)
+  var sklearnLowShotK: [Int]?
+  @Option(help: "Threads (0: all cores).") var threads = 0
+  @Option(help: "Largest prototype value (0.8 separable, 0.1 VOC-like).") var signal: Float = 0.1
+  @Flag(help: "Time one fit per cost with liblinear's iteration counts, then stop.") var profile = false
+  @Flag(help: "Plain liblinear fits on the feature rows (before the Gram factor).") var noGram = false
+
+  func validate() throws {
+    guard train > 0, test > 0, dim > 0, classes > 0, jobs > 0, threads >= 0 else {
+      throw ValidationError("--train, --test, --dim, --classes and --jobs must be positive, --threads ≥ 0.")
+    }
+    if benchClasses != "all" {
+      for id in try integerList(benchClasses) where !(0..<classes).contains(id) {
+        throw ValidationError("--bench-classes: class \(id) is not in 0..<\(classes).")
       }
     }
   }
@@ -104,7 +141,7 @@ func makeSplit(rows: Int, dimension: Int, classes: Int, prototypes: [Float], bac
 
 /// liblinear's progress text during `--profile` (single-threaded there).
 
-let options = Options(CommandLine.arguments)
+let options = Options.parse()
 Threads.configure(options.threads)
 let out = URL(fileURLWithPath: options.out)
 let names = (0..<options.classes).map { "class\($0)" }
