@@ -10,9 +10,9 @@ import Testing
 private struct ExpectedCOCOStats: Decodable {
   struct Run: Decodable { var stats: [Double] }
   var iouThrs: [Double], recThrs: [Double]
-  var bboxOnBoxes: Run, segmOnMasks: Run, segmOnBoxes: Run, bboxOnMasks: Run
+  var bboxOnBoxes: Run, segmOnMasks: Run, segmOnBoxes: Run, bboxOnMasks: Run, segmOnBoth: Run
   enum CodingKeys: String, CodingKey {
-    case iouThrs, recThrs
+    case iouThrs, recThrs, segmOnBoth = "segm_on_dt_both"
     case bboxOnBoxes = "bbox_on_dt_bbox", segmOnMasks = "segm_on_dt_segm"
     case segmOnBoxes = "segm_on_dt_bbox", bboxOnMasks = "bbox_on_dt_segm"
   }
@@ -61,6 +61,12 @@ private struct ExpectedCOCOStats: Decodable {
   /// Mask results under box IoU: the box is the mask's toBbox, the area its pixel count.
   @Test func boxAPOnMaskResults() throws {
     Self.expectClose(try Self.stats("dt_segm.json", .bbox), try Self.expected().bboxOnMasks.stats, "bbox on masks")
+  }
+
+  /// Box and mask in each result, as Mask R-CNN writes them: loadRes's box branch (area = w · h), mask IoU on the
+  /// given masks.
+  @Test func maskAPOnBoxAndMaskResults() throws {
+    Self.expectClose(try Self.stats("dt_both.json", .segm), try Self.expected().segmOnBoth.stats, "segm on both")
   }
 
   @Test func resultsDoNotDependOnThreadCount() throws {

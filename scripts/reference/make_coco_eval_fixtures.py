@@ -8,6 +8,7 @@ Writes (fixed seed, deterministic):
   Tests/EvaluationTests/Fixtures/coco/dt_bbox.json     box results (ties in score, >100 on one image, unknown and
                                                         GT-less categories, images without detections)
   Tests/EvaluationTests/Fixtures/coco/dt_segm.json     mask results (compressed RLE, no bbox: loadRes's mask branch)
+  Tests/EvaluationTests/Fixtures/coco/dt_both.json     box + mask results (Mask R-CNN's output): the box branch
   Tests/EvaluationTests/Fixtures/coco/expected.json    COCOeval stats (12 numbers) for bbox/segm on both result
                                                         files, the thresholds, and evalImgs of a few images
   Tests/DatasetsTests/Fixtures/coco_masks/masks.json   rleFrPoly / merge / area / toBbox / encode / iou / bbIou
@@ -237,7 +238,11 @@ def main():
     with open(paths["gt.json"], "w") as f:
         json.dump(gt, f, separators=(",", ":"))
     boxes, masks = make_detections(rng, gt, paths["gt.json"])
-    for name, content in (("dt_bbox.json", boxes), ("dt_segm.json", masks)):
+    # Box and mask together, as Mask R-CNN writes them: loadRes takes the box branch (area = w · h), segm uses
+    # the given masks. The first 400 detections only, to keep the fixture small.
+    both = [dict(mask, bbox=box["bbox"]) for box, mask in zip(boxes[:400], masks[:400])]
+    paths["dt_both.json"] = os.path.join(EVAL_DIR, "dt_both.json")
+    for name, content in (("dt_bbox.json", boxes), ("dt_segm.json", masks), ("dt_both.json", both)):
         with open(paths[name], "w") as f:
             json.dump(content, f, separators=(",", ":"))
     debug_images = [gt["images"][i]["id"] for i in (1, 3, 6)]
@@ -250,6 +255,7 @@ def main():
         "segm_on_dt_segm": evaluate(paths["gt.json"], paths["dt_segm.json"], "segm", debug_images),
         "segm_on_dt_bbox": evaluate(paths["gt.json"], paths["dt_bbox.json"], "segm", debug_images),
         "bbox_on_dt_segm": evaluate(paths["gt.json"], paths["dt_segm.json"], "bbox", debug_images),
+        "segm_on_dt_both": evaluate(paths["gt.json"], paths["dt_both.json"], "segm", debug_images),
     }
     with open(os.path.join(EVAL_DIR, "expected.json"), "w") as f:
         json.dump(expected, f, indent=1)

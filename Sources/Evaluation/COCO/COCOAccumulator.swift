@@ -19,16 +19,24 @@ enum COCOAccumulator {
           if categoryCells.isEmpty { return }
           let counted = (0..<A).map { a in categoryCells.reduce(0) { $0 + $1.countedTruths[a] } }
           for (m, cap) in parameters.maxDetections.enumerated() {
-            let ranked = rank(categoryCells, cap: cap)
-            var truePositives = [Double](repeating: 0, count: ranked.count)
-            var falsePositives = [Double](repeating: 0, count: ranked.count)
+            let ranked = rank(categoryCells, cap: cap), count = ranked.count
+            // The ranked detections' flags, gathered once: rankedFlags[(a · T + t) · count + i].
+            var rankedFlags = [UInt8](repeating: 0, count: A * T * count)
+            for (i, entry) in ranked.enumerated() {
+              let detectionCount = categoryCells[entry.cell].scores.count
+              categoryCells[entry.cell].flags.withUnsafeBufferPointer { flags in
+                for at in 0..<(A * T) { rankedFlags[at * count + i] = flags[at * detectionCount + entry.rank] }
+              }
+            }
+            var truePositives = [Double](repeating: 0, count: count)
+            var falsePositives = [Double](repeating: 0, count: count)
             for a in 0..<A where counted[a] > 0 {
               for t in 0..<T {
                 // Cumulative sums over the ranked detections; ignored ones add to neither.
                 var tp = 0, fp = 0
-                for (i, entry) in ranked.enumerated() {
-                  let cell = categoryCells[entry.cell]
-                  let flag = cell.flags[(a * T + t) * cell.scores.count + entry.rank]
+                let base = (a * T + t) * count
+                for i in 0..<count {
+                  let flag = rankedFlags[base + i]
                   if flag & COCOCellEvaluation.ignored == 0 {
                     if flag & COCOCellEvaluation.matched != 0 { tp += 1 } else { fp += 1 }
                   }
