@@ -144,3 +144,32 @@ private struct ExpectedCOCOStats: Decodable {
     #expect(stats == [Double](repeating: 0, count: 12))
   }
 }
+
+/// The fast results reader gives exactly JSONDecoder's entries, and declines (so the decoder reports) what it
+/// does not handle.
+@Suite struct COCOResultsParserTests {
+  @Test(arguments: ["dt_bbox.json", "dt_segm.json", "dt_both.json"])
+  func matchesJSONDecoderOnFixtures(file: String) throws {
+    let data = try Data(contentsOf: COCOEvalTests.folder.appendingPathComponent(file))
+    let fast = try #require(COCOResultsParser.entries(data))
+    #expect(fast == (try JSONDecoder().decode([COCODetections.Entry].self, from: data)))
+  }
+
+  @Test func handlesEscapesUnknownKeysAndWhitespace() throws {
+    let text = #"""
+      [ {"image_id": 3, "extra": {"a": [1, true, null, "x\"y"]}, "category_id": -2, "score": 1e-3,
+         "bbox": [0.1, 2E2, 3, 4.000000000000001],
+         "segmentation": {"size": [2, 3], "counts": "0\\1"}},
+        {"image_id":4,"category_id":5,"score":0.5,"segmentation":[[1,2,3,4,5,6]]},
+        {"image_id":4,"category_id":5,"score":0.5,"segmentation":{"counts":[1,2,3],"size":[2,3]}} ]
+      """#
+    let data = Data(text.utf8)
+    let fast = try #require(COCOResultsParser.entries(data))
+    #expect(fast == (try JSONDecoder().decode([COCODetections.Entry].self, from: data)))
+    #expect(fast.count == 3 && fast[0].bbox == [0.1, 200, 3, 4.000000000000001] && fast[0].categoryID == -2)
+    for declined in [#"{"image_id": 1}"#, #"[{"image_id": 1.5, "category_id": 1}]"#, #"[{"category_id": 1}]"#,
+                     #"[{"image_id": 1, "category_id": 1}] x"#, #"[{"image_id": 1, "category_id": 1, "score": nan}]"#] {
+      #expect(COCOResultsParser.entries(Data(declined.utf8)) == nil, "\(declined)")
+    }
+  }
+}

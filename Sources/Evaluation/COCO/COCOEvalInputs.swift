@@ -89,7 +89,7 @@ public struct COCODetections: Sendable {
   public let detections: [COCODetection]
 
   /// One entry as written in the file.
-  public struct Entry: Sendable, Decodable {
+  public struct Entry: Sendable, Equatable, Decodable {
     public var imageID: Int
     public var categoryID: Int
     public var score: Double?
@@ -168,6 +168,10 @@ public struct COCODetections: Sendable {
   /// Reads a results json (`--dt`) against its ground truth.
   public static func load(_ url: URL, groundTruth: COCOGroundTruth) throws(COCOEvalError) -> COCODetections {
     let data = try readFile(url)
+    // The fast reader for plain results lists; JSONDecoder (for its error messages) when it declines.
+    if let entries = COCOResultsParser.entries(data) {
+      return try COCODetections(entries: entries, path: url.path, groundTruth: groundTruth)
+    }
     let entries: [Entry]
     do {
       entries = try JSONDecoder().decode([Entry].self, from: data)
