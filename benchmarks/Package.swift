@@ -38,5 +38,10 @@ let package = Package(
       // + CLiblinear via Evaluation
       dependencies: [.product(name: "SimSiamEngine", package: "simsiam-bench"), argumentParser],
       swiftSettings: [.unsafeFlags(["-Ounchecked"])]),
+    // COCO box AP on a val2017-sized synthetic set against pycocotools' COCOeval (coco_eval_bench.py). Plain -O, as
+    // the main package builds the evaluator that `simsiam-bench eval coco` runs.
+    .executableTarget(
+      name: "COCOEvalBench",
+      dependencies: [.product(name: "SimSiamEngine", package: "simsiam-bench")]),
   ]
 )

@@ -17,5 +17,6 @@ struct SimSiamBench: ParsableCommand {
     subcommands: [
       Quickstart.self, Pretrain.self, RunCommand.self, Results.self, Report.self, Compare.self, Checkpoint.self,
       DataCommand.self, SelfTest.self,
+      EvalCommand.self,
     ])
 }

@@ -55,7 +55,7 @@ import TestSupport
   @Test func everyCommandGroupIsRegisteredWithAnAbstract() {
     let names = SimSiamBench.configuration.subcommands.map { $0._commandName }
     #expect(names == ["quickstart", "pretrain", "run", "results", "report", "compare", "checkpoint", "data",
-                      "selftest"])
+                      "selftest", "eval"])
     for subcommand in SimSiamBench.configuration.subcommands {
       #expect(!subcommand.configuration.abstract.isEmpty)
     }
