@@ -84,7 +84,7 @@ let package = Package(
                 resources: [.copy("Fixtures")]),
     .testTarget(name: "ResultsTests", dependencies: ["Results"]),
     .testTarget(name: "SupportTests", dependencies: ["Support", "TestSupport"], resources: [.copy("Fixtures")]),
-    .testTarget(name: "ProtocolsTests", dependencies: ["Protocols", "Results", "Evaluation", "Training", "TestSupport"]),
+    .testTarget(name: "ProtocolsTests", dependencies: ["Protocols", "Results", "Evaluation", "Training", "Checkpoints", "Datasets", "Models", "Tensors", "Support", "TestSupport"]),
     .testTarget(name: "CLITests", dependencies: ["SimSiamBenchCLI", "Support", "Protocols", "TestSupport"]),
     .testTarget(name: "NativeLibrariesTests", dependencies: ["COpenBLAS", "CLiblinear", "CTurboJPEG", "CPNG"]),
   ]

@@ -42,6 +42,9 @@ struct RunFCN: ParsableCommand {
   @Flag(help: "Continue from the work directory's latest iter_<N>.safetensors.")
   var resume = false
 
+  @Option(help: "Stop after this iteration of the schedule (checkpoint written, no score); --resume continues.")
+  var stopAfter: Int?
+
   @Option(help: "Where checkpoints and log.txt go (default: work_dirs/<config name>/<label>).")
   var workDir: String?
 
@@ -64,7 +67,13 @@ struct RunFCN: ParsableCommand {
       config: config, configName: name, configFile: self.config, label: label,
       workDirectory: workDir.map { URL(fileURLWithPath: $0) }, resume: resume, database: common.db)
     request.logInterval = logInterval
+    request.stopAfter = stopAfter
     return request
+  }
+
+  func validate() throws {
+    if let stopAfter, stopAfter < 1 { throw ValidationError("--stop-after must be ≥ 1, got \(stopAfter).") }
+    if let iterations, iterations < 1 { throw ValidationError("--iterations must be ≥ 1, got \(iterations).") }
   }
 
   func run() throws {

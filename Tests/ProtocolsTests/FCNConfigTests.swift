@@ -32,7 +32,7 @@ import Testing
   @Test func theFilesAreThePresetsAndTheVOCFileIsTheDefaults() throws {
     for (preset, file) in FCNPresets.all {
       let text = try String(contentsOf: Self.configFolder.appendingPathComponent(file), encoding: .utf8)
-      #expect(text == preset.yaml, "\(file) differs from FCNPresets.\(preset.name)")
+      #expect(text == preset.yaml + "\n", "\(file) differs from FCNPresets.\(preset.name)")
       #expect(URL(fileURLWithPath: file).deletingPathExtension().lastPathComponent == preset.name)
       _ = try FCNBenchmarkConfig.load(yaml: preset.yaml, source: file)
     }

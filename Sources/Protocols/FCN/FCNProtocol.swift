@@ -129,7 +129,6 @@ public enum FCNProtocol {
         return scores
       }
 
-      var lastScores: SegmentationScores?
       progress.begin()
       let clock = ContinuousClock()
       var windowStart = clock.now
@@ -170,12 +169,21 @@ public enum FCNProtocol {
           state.evaluations.append(.init(iteration: state.iteration, mIoU: scores.meanIoU))
           progress.begin(); windowStart = clock.now; windowIterations = 0
         }
-        if isLast || (schedule.checkpointInterval > 0 && state.iteration % schedule.checkpointInterval == 0) {
+        let stopsHere = !isLast && request.stopAfter.map { state.iteration >= $0 } == true
+        if isLast || stopsHere
+            || (schedule.checkpointInterval > 0 && state.iteration % schedule.checkpointInterval == 0) {
           try state.save(segmentor, optimizer: optimizer, metadata: metadata, in: work.directory)
         }
+        if stopsHere {
+          recorded.finishMessage = "stopped after iteration \(state.iteration) of \(schedule.iterations) "
+            + "(--stop-after); no score stored; continue with --resume"
+          log.write("stopped after iteration \(state.iteration) of \(schedule.iterations); checkpoint in "
+                      + "\(work.directory.path); continue with --resume")
+          return FCNResult(runID: recorded.id, label: label, benchmark: benchmark, iteration: state.iteration,
+                           classNames: classNames, scores: nil)
+        }
       }
-      let final = try lastScores ?? evaluate(at: state.iteration)
-      lastScores = final
+      let final = try evaluate(at: state.iteration)
       let result = FCNResult(runID: recorded.id, label: label, benchmark: benchmark, iteration: state.iteration,
                              classNames: classNames, scores: final)
       try recorded.add(result.rows)

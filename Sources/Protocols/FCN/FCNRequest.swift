@@ -24,6 +24,10 @@ public struct FCNRequest {
   public var database: String
   /// Seconds between progress lines when standard output is not a terminal.
   public var logInterval: Double = 10
+  /// Stop after this many iterations of the schedule (a checkpoint is written, the run is finished with a message and
+  /// no score); `--resume` continues it. Splits a long schedule over sessions without changing it (the LR still
+  /// follows `schedule.iterations`).
+  public var stopAfter: Int?
 
   public init(backbone: BackboneRequest, config: FCNBenchmarkConfig, configName: String, configFile: String? = nil,
               label: String? = nil, workDirectory: URL? = nil, resume: Bool = false, database: String) {
@@ -64,7 +68,8 @@ public struct FCNResult {
   /// Iterations trained.
   public var iteration: Int
   public var classNames: [String]
-  public var scores: SegmentationScores
+  /// The final evaluation; nil when the run stopped before the end of its schedule (`stopAfter`).
+  public var scores: SegmentationScores?
 
   /// mIoU (with per-class IoU), mAcc and aAcc, in percent; `iteration` set for the periodic evaluations.
   static func scores(benchmark: BenchmarkID, classNames: [String], scores: SegmentationScores,
@@ -81,14 +86,18 @@ public struct FCNResult {
     ]
   }
 
-  /// The protocol's result rows (no iteration).
+  /// The protocol's result rows (no iteration); none for a run stopped before the end.
   public var rows: [Score] {
-    FCNResult.scores(benchmark: benchmark, classNames: classNames, scores: scores, iteration: nil)
+    scores.map { FCNResult.scores(benchmark: benchmark, classNames: classNames, scores: $0, iteration: nil) } ?? []
   }
 
   /// The seed README's "Pascal VOC 2012 + Aug" layout (config, mIoU), then mAcc and aAcc.
   public var table: Table {
-    Table(title: "\(benchmark.dataset.title) FCN (iteration \(iteration))",
+    guard let scores else {
+      return Table(title: "\(benchmark.dataset.title) FCN: stopped at iteration \(iteration) (resume with --resume)",
+                   columns: ["Self-Supervised Config", "mIOU", "mAcc", "aAcc"], rows: [[label, "–", "–", "–"]])
+    }
+    return Table(title: "\(benchmark.dataset.title) FCN (iteration \(iteration))",
           columns: ["Self-Supervised Config", "mIOU", "mAcc", "aAcc"],
           rows: [[label, String(format: "%.2f", 100 * scores.meanIoU), String(format: "%.2f", 100 * scores.meanAccuracy),
                   String(format: "%.2f", 100 * scores.overallAccuracy)]])
@@ -96,7 +105,8 @@ public struct FCNResult {
 
   /// Per-class IoU and accuracy, a row per class (NaN: the class is in neither labels nor predictions).
   public var perClassTable: Table {
-    Table(title: "per-class IoU / Acc (%)", columns: ["Class", "IoU", "Acc"],
+    guard let scores else { return Table(title: "per-class IoU / Acc (%)", columns: ["Class", "IoU", "Acc"], rows: []) }
+    return Table(title: "per-class IoU / Acc (%)", columns: ["Class", "IoU", "Acc"],
           rows: zip(classNames, zip(scores.perClassIoU, scores.perClassAccuracy)).map { name, values in
             [name, values.0.isNaN ? "nan" : String(format: "%.2f", 100 * values.0),
              values.1.isNaN ? "nan" : String(format: "%.2f", 100 * values.1)]
