@@ -579,10 +579,21 @@ def voc_cases():
 
 
 # --------------------------------------------------------------------------------------------------- main
+def nan_to_null(value):
+    """JSON has no NaN: detectron2's all-point AP of a class without ground truth is NaN (0/0 recalls); write null."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, list):
+        return [nan_to_null(v) for v in value]
+    if isinstance(value, dict):
+        return {k: nan_to_null(v) for k, v in value.items()}
+    return value
+
+
 def write(path, payload):
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "w") as f:
-        json.dump(payload, f, separators=(",", ":"))
+        json.dump(nan_to_null(payload), f, separators=(",", ":"), allow_nan=False)
         f.write("\n")
     print(f"wrote {os.path.relpath(path, ROOT)} ({os.path.getsize(path) // 1024} KB)")
 
