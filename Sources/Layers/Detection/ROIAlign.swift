@@ -36,20 +36,30 @@ public struct ROIAlign: Sendable, Equatable {
     let roiCount = rois.shape[0]
     let bins = outputHeight * outputWidth
     return Tensor(uninitializedShape: [roiCount, outputHeight, outputWidth, channels]) { out in
-      out.update(repeating: 0)
       features.scalars.withUnsafeBufferPointer { featureBuffer in
         let fp = featureBuffer.baseAddress!, op = out.baseAddress!
         parallelForEach(roiCount) { roi, _ in
           let plan = samplingPlan(rois.scalars, roi: roi, batchCount: n, height: height, width: width)
           let image = fp + plan.batchIndex * height * width * channels
+          let inverseCount = 1 / Float(plan.count)
           for ph in 0..<outputHeight {
             for pw in 0..<outputWidth {
               let output = op + ((roi * bins) + ph * outputWidth + pw) * channels
-              plan.forEachSample(ph: ph, pw: pw, width: width) { offset, weight in
-                let row = image + offset * channels
-                for ch in 0..<channels { output[ch] += weight * row[ch] }
+              output.update(repeating: 0, count: channels)
+              for iy in 0..<plan.gridH {
+                let y = plan.rows[ph * plan.gridH + iy]
+                for ix in 0..<plan.gridW {
+                  let x = plan.columns[pw * plan.gridW + ix]
+                  // The kernel's per-sample sum w1·v1 + w2·v2 + w3·v3 + w4·v4, one pass over the channels.
+                  let (w1, w2) = (y.lowWeight * x.lowWeight, y.lowWeight * x.highWeight)
+                  let (w3, w4) = (y.highWeight * x.lowWeight, y.highWeight * x.highWeight)
+                  let p1 = UnsafePointer(image + (y.low * width + x.low) * channels)
+                  let p2 = UnsafePointer(image + (y.low * width + x.high) * channels)
+                  let p3 = UnsafePointer(image + (y.high * width + x.low) * channels)
+                  let p4 = UnsafePointer(image + (y.high * width + x.high) * channels)
+                  for ch in 0..<channels { output[ch] += w1 * p1[ch] + w2 * p2[ch] + w3 * p3[ch] + w4 * p4[ch] }
+                }
               }
-              let inverseCount = 1 / Float(plan.count)
               for ch in 0..<channels { output[ch] *= inverseCount }
             }
           }
