@@ -109,3 +109,17 @@ public struct AnchorGenerator: Sendable, Equatable {
     }
   }
 }
+
+/// Which anchors `[k, 4]` lie inside an image of `height` × `width` up to `allowedBorder` pixels (mmdet 2.x
+/// `anchor_inside_flags`: x1, y1 ≥ −border and x2 < width + border, y2 < height + border). A negative border keeps
+/// every anchor (detectron2's RPN, mmdet's `allowed_border=-1`); the seed's C4 config uses `allowed_border=0`.
+public func anchorsInsideImage(_ anchors: Tensor, height: Int, width: Int, allowedBorder: Float) -> [Bool] {
+  precondition(anchors.rank == 2 && anchors.shape[1] == 4, "anchorsInsideImage expects [k, 4] anchors, got \(anchors.shape).")
+  let a = anchors.scalars
+  guard allowedBorder >= 0 else { return [Bool](repeating: true, count: anchors.shape[0]) }
+  let (w, h) = (Float(width), Float(height))
+  return (0..<anchors.shape[0]).map { i in
+    a[4 * i] >= -allowedBorder && a[4 * i + 1] >= -allowedBorder
+      && a[4 * i + 2] < w + allowedBorder && a[4 * i + 3] < h + allowedBorder
+  }
+}

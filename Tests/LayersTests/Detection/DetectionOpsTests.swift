@@ -36,6 +36,14 @@ import Tensors
     #expect(abs(mmdet[[1, 2]] - 45.254834) < 1e-4)
   }
 
+  @Test func anchorsInsideTheImageFollowMMDetsBorderRule() {
+    let anchors = boxes([0, 0, 99, 49, -1, 0, 50, 40, 10, 10, 100, 20, 10, 10, 60, 50, -0.5, -0.5, 100.4, 50.4])
+    // x2 < width and y2 < height strictly: the third (x2 = 100) and the fourth (y2 = 50) are outside at border 0.
+    #expect(anchorsInsideImage(anchors, height: 50, width: 100, allowedBorder: 0) == [true, false, false, false, false])
+    #expect(anchorsInsideImage(anchors, height: 50, width: 100, allowedBorder: 1) == [true, true, true, true, true])
+    #expect(anchorsInsideImage(anchors, height: 50, width: 100, allowedBorder: -1).allSatisfy { $0 })
+  }
+
   // MARK: - Box coding
 
   @Test func encodeAndDecodeMatchBox2BoxTransform() {
