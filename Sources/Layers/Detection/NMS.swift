@@ -13,6 +13,8 @@ public func nonMaximumSuppression(boxes: Tensor, scores: [Float], iouThreshold: 
   precondition(boxes.rank == 2 && boxes.shape[1] == 4 && boxes.shape[0] == scores.count,
                "nonMaximumSuppression expects [k, 4] boxes and k scores, got \(boxes.shape) and \(scores.count).")
   let count = scores.count
+  let maximum = limit ?? count
+  guard maximum > 0 else { return [] }
   let order = stableDescendingOrder(scores)
   // Structure-of-arrays in visiting order, so the inner loop reads contiguous memory and vectorises.
   var x1 = [Float](repeating: 0, count: count), y1 = x1, x2 = x1, y2 = x1, area = x1
@@ -28,7 +30,6 @@ public func nonMaximumSuppression(boxes: Tensor, scores: [Float], iouThreshold: 
   let floatThreshold = Double(threshold) > iouThreshold ? threshold.nextDown : threshold
   var suppressed = [UInt8](repeating: 0, count: count)
   var kept = [Int]()
-  let maximum = limit ?? count
   x1.withUnsafeBufferPointer { x1b in y1.withUnsafeBufferPointer { y1b in
   x2.withUnsafeBufferPointer { x2b in y2.withUnsafeBufferPointer { y2b in
   area.withUnsafeBufferPointer { areab in suppressed.withUnsafeMutableBufferPointer { sb in

@@ -103,6 +103,8 @@ import Tensors
     #expect(nonMaximumSuppression(boxes: pair, scores: [0.9, 0.8], iouThreshold: 0.49) == [0])
     // Equal scores: the earlier box wins.
     #expect(nonMaximumSuppression(boxes: pair, scores: [0.5, 0.5], iouThreshold: 0.3) == [0])
+    #expect(nonMaximumSuppression(boxes: pair, scores: [0.9, 0.8], iouThreshold: 0.5, limit: 0) == [])
+    #expect(nonMaximumSuppression(boxes: boxes([]), scores: [], iouThreshold: 0.5) == [])
   }
 
   // MARK: - Matcher and sampler
