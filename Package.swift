@@ -72,7 +72,7 @@ let package = Package(
     .target(name: "TestSupport", dependencies: ["Tensors", "Layers", "Checkpoints", "Datasets"],
             path: "Tests/TestSupport"),
     .testTarget(name: "TensorsTests", dependencies: ["Tensors", "TestSupport"]),
-    .testTarget(name: "LayersTests", dependencies: ["Layers", "TestSupport"]),
+    .testTarget(name: "LayersTests", dependencies: ["Layers", "TestSupport"], resources: [.copy("Fixtures")]),
     .testTarget(name: "ModelsTests", dependencies: ["Models", "Training", "Checkpoints", "TestSupport"],
                 resources: [.copy("Fixtures")]),
     .testTarget(name: "TrainingTests", dependencies: ["Support", "Training", "Models", "Datasets", "Checkpoints",

@@ -32,6 +32,11 @@ let package = Package(
     .executableTarget(
       name: "SupportBench",
       dependencies: [.product(name: "SimSiamEngine", package: "simsiam-bench")]),
+    // ROIAlign (512 rois 14×14, C 1024) and NMS (12000 boxes) against the torch references of make_detection_fixtures.py.
+    .executableTarget(
+      name: "DetectionBench",
+      dependencies: [.product(name: "SimSiamEngine", package: "simsiam-bench")],
+      swiftSettings: [.unsafeFlags(["-Ounchecked"])]),
     // VOC07-sized SVM protocol (liblinear) against the scikit-learn reference on the same features.
     .executableTarget(
       name: "SVMBench",
