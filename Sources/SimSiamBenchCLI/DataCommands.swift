@@ -112,7 +112,25 @@ struct DataCommand: ParsableCommand {
     @Option(help: "Worker threads; 0 uses all active cores.")
     var threads: Int = 0
 
+    @Option(help: "Largest item scale (items are 28 px × a uniform draw in 1…this).")
+    var maxScale: Double = 4
+
+    @Option(help: "Backgrounds are their drawn pattern times this (1: as drawn; 0.2: dark, like Fashion-MNIST).")
+    var backgroundBrightness: Double = 1
+
+    @Option(help: "Probability that an object is tinted with a colour rather than left gray.")
+    var tintProbability: Double = 0.75
+
     func validate() throws {
+      guard maxScale.isFinite && (1...16).contains(maxScale) else {
+        throw ValidationError("--max-scale must be in 1…16, got \(maxScale).")
+      }
+      guard backgroundBrightness.isFinite && (0...1).contains(backgroundBrightness) else {
+        throw ValidationError("--background-brightness must be in 0…1, got \(backgroundBrightness).")
+      }
+      guard tintProbability.isFinite && (0...1).contains(tintProbability) else {
+        throw ValidationError("--tint-probability must be in 0…1, got \(tintProbability).")
+      }
       if PathKind(out) == .file {
         throw ValidationError("--out \(out) is a file; give a folder (it is created if missing).")
       }
@@ -134,9 +152,13 @@ struct DataCommand: ParsableCommand {
       let testItems = try SceneItems(fashionMNIST: directory, split: .test)
       let size = sceneSetSize
       let showsProgress = size.trainval + size.test > 256
+      var configuration = SceneConfiguration()
+      configuration.scales = 1...maxScale
+      configuration.backgroundBrightness = backgroundBrightness
+      configuration.tintProbability = tintProbability
       let summary = try SceneSet.write(
         to: URL(fileURLWithPath: out), seed: seed, size: size, trainItems: trainItems, testItems: testItems,
-        progress: { done, total in
+        configuration: configuration, progress: { done, total in
           guard showsProgress else { return }
           let elapsed = Date().timeIntervalSince(start)
           FileHandle.standardError.write(Data("\rscenes \(done)/\(total)  \(Int(elapsed)) s".utf8))

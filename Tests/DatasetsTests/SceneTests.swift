@@ -173,6 +173,39 @@ struct SceneTests {
     #expect(fixture.summary.objectCount == objects && fixture.summary.difficultCount == difficult)
   }
 
+  /// The knobs of the in-domain scenes: gray objects (tint probability 0) on backgrounds at a fifth of their
+  /// brightness, items at most 2× — and the defaults draw exactly the scenes they always drew.
+  @Test func darkGrayScenesFollowTheirKnobs() throws {
+    let items = SceneItems.syntheticForTests()
+    var dark = SceneConfiguration()
+    dark.scales = 1...2
+    dark.backgroundBrightness = 0.2
+    dark.tintProbability = 0
+    let size = SceneSetSize(trainval: 6, test: 0)
+    for number in 0..<6 {
+      let bright = SceneSet.scene(number: number, seed: 3, size: size, trainItems: items, testItems: items)
+      let same = SceneSet.scene(number: number, seed: 3, size: size, trainItems: items, testItems: items,
+                                configuration: SceneConfiguration())
+      #expect(bright == same)
+      let scene = SceneSet.scene(number: number, seed: 3, size: size, trainItems: items, testItems: items,
+                                 configuration: dark)
+      let pixels = scene.image.pixels, mask = scene.classMask.pixels
+      var backgroundSum = 0.0, backgroundCount = 0.0
+      for p in 0..<mask.count {
+        let rgb = pixels[(3 * p)..<(3 * p + 3)]
+        if mask[p] != 0 && mask[p] != 255 {
+          #expect(Set(rgb).count == 1, "object pixel \(p) of scene \(number) is tinted: \(Array(rgb))")
+        } else if mask[p] == 0 {
+          backgroundSum += Double(rgb.reduce(0) { $0 + Int($1) }) / 3
+          backgroundCount += 1
+        }
+      }
+      // A drawn background is at most 255; a fifth of it plus at most 12 of noise stays below 64.
+      #expect(backgroundSum / max(backgroundCount, 1) < 64)
+      for object in scene.objects { #expect(object.fullArea <= 56 * 56) }
+    }
+  }
+
   // MARK: - VOC round trip
 
   @Test func vocListsAndAnnotationsRoundTrip() throws {

@@ -27,6 +27,10 @@ public struct SceneConfiguration: Sendable, Equatable {
   public var difficultVisibleFraction = 0.5
   /// …or when fewer than this many of its pixels are visible ("tiny"; a 28 px T-shirt has about 400).
   public var difficultArea = 120
+  /// Backgrounds are the drawn pattern times this (1: as drawn; 0.2: dark, like Fashion-MNIST's black).
+  public var backgroundBrightness = 1.0
+  /// The probability that an object is tinted with a colour rather than left gray (white tint).
+  public var tintProbability = 0.75
   /// Pixels whose 3×3 neighbourhood holds another instance (or background) are 255 in the class mask, VOC's
   /// object outline: 1 band on each side of every boundary, 2 px in all.
   public init() {}
@@ -84,7 +88,7 @@ public struct SceneGenerator: Sendable {
     for _ in 0..<objectCount {
       let itemIndex = generator.transformIndex(below: items.count)
       let scale = generator.transformUniform(c.scales)
-      let tint = Self.randomTint(using: &generator)
+      let tint = Self.randomTint(tintProbability: c.tintProbability, using: &generator)
       var objectWidth = max(1, Int((Double(items.width) * scale).rounded()))
       var objectHeight = max(1, Int((Double(items.height) * scale).rounded()))
       let limit = max(1, Int(c.maximumObjectSide * Double(min(width, height))))
@@ -260,7 +264,8 @@ public struct SceneGenerator: Sendable {
       let bits = generator.next()
       for ch in 0..<3 {
         let noise = (Double((bits >> (8 * UInt64(ch))) & 0xFF) / 255 * 2 - 1) * amplitude
-        rgb[3 * p + ch] = UInt8(min(255, max(0, (values[3 * p + ch] + noise).rounded())))
+        rgb[3 * p + ch] = UInt8(min(255, max(0, (configuration.backgroundBrightness * values[3 * p + ch] + noise)
+          .rounded())))
       }
     }
     return rgb
@@ -272,8 +277,9 @@ public struct SceneGenerator: Sendable {
   }
 
   /// An object colour: a random hue at full saturation, mixed 0–60 % with white; a quarter stay white (gray items).
-  static func randomTint<G: RandomNumberGenerator>(using generator: inout G) -> [UInt8] {
-    if generator.transformCoin(0.25) { return [255, 255, 255] }
+  static func randomTint<G: RandomNumberGenerator>(tintProbability: Double = 0.75,
+                                                   using generator: inout G) -> [UInt8] {
+    if generator.transformCoin(1 - tintProbability) { return [255, 255, 255] }
     let hue = generator.transformUniform(0...6), white = generator.transformUniform(0...0.6)
     let rgb = [abs(hue - 3) - 1, 2 - abs(hue - 2), 2 - abs(hue - 4)].map { min(1, max(0, $0)) }
     return rgb.map { UInt8(((white + (1 - white) * $0) * 255).rounded()) }
