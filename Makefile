@@ -6,7 +6,7 @@ APT_PACKAGES := libopenblas-dev liblinear-dev libsqlite3-dev libturbojpeg0-dev l
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 SWIFT_FLAGS ?=
 
-.PHONY: setup build release test test-fast demo bench clean
+.PHONY: demo-all setup build release test test-fast demo bench clean
 
 ## Installs the Debian packages the project needs (skips what is present; `apt-get update` once if needed).
 setup:
@@ -42,6 +42,11 @@ test-fast: setup
 ## tables, a compare of the two and results/report.html. About 15 minutes on 2 cores; a re-run reuses what is done.
 demo: release
 	.build/release/simsiam-bench quickstart
+
+## `make demo` plus the longer protocols on the embedded default: the FCN miniature (`run fcn`) on the scenes for
+## both backbones, about 12 more minutes on 2 cores.
+demo-all: release
+	.build/release/simsiam-bench quickstart --all
 
 ## Engine vs PyTorch, side by side (needs `pip install torch==2.13.0+cpu`); see benchmarks/README.md.
 bench: setup

@@ -17,7 +17,7 @@ struct Quickstart: ParsableCommand {
       Fashion-MNIST config (configs/pretrain/simsiam_resnet18_fashion-mnist_quick.yaml); the same network at its \
       initial weights saved as the random-init baseline; `data make-scenes` (a small VOC2007-layout devkit of \
       Fashion-MNIST scenes); for both backbones `run voc-svm --low-shot` on the scenes, `run linear --head mhead \
-      --cache-features` and `run knn` on Fashion-MNIST, and `run fcn` (the FCN miniature) on the scenes; then `report markdown`, `compare` (pretrained against \
+      --cache-features` and `run knn` on Fashion-MNIST (with --all also `run fcn`, the FCN miniature, on the scenes); then `report markdown`, `compare` (pretrained against \
       random init) and `report html`. Everything lands in --work-dir and the results database. A re-run skips the \
       finished pretraining and reuses checkpoints, feature caches and finished SVM units. About 15 minutes on \
       2 cores.
@@ -39,6 +39,10 @@ struct Quickstart: ParsableCommand {
 
   @Option(help: "Wall-clock cap of the pretraining in minutes (the quick config's own cap is 10).")
   var pretrainMinutes: Double = 10
+
+  @Flag(help: ArgumentHelp("Also the longer protocols: `run fcn` (the FCN miniature, 1600 iterations) on the "
+                            + "scenes for both backbones, about 12 more minutes on 2 idle cores."))
+  var all = false
 
   func validate() throws {
     guard scenes >= 20 else { throw ValidationError("--scenes must be at least 20, got \(scenes).") }
@@ -123,6 +127,7 @@ struct Quickstart: ParsableCommand {
                  + seedText) {
         print(try KNNProtocol.run(knn).table.markdown(), terminator: "")
       }
+      guard all else { continue }
       let fcn = try plan.sceneFCNRequest(checkpoint: checkpoint, label: label, slug: slug)
       try step("FCN segmentation fine-tuned on the scenes (the miniature of fcn_r50-d8_512x512_20k_voc12aug): \(label)",
                "run fcn --checkpoint \(checkpoint) --data \(plan.sceneDevkit.path) --resume --label "

@@ -79,7 +79,7 @@ import Testing
     let scenes = try FCNBenchmarkConfig.load(yaml: FCNPresets.scenesQuick.yaml, source: "scenes")
     let variant = scenes.variant(isRandomInit: true, layout: .vocDevkit)
     #expect(variant["data.crop_size"] == "64,64")
-    #expect(variant["schedule.iterations"] == "400")
+    #expect(variant["schedule.iterations"] == "1600")
     #expect(variant["model.decode_channels"] == "128")
     #expect(variant["model.strides"] == "1,2,2,2")
     #expect(variant["data.path"] == nil && variant["seed"] == nil)
