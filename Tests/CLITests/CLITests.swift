@@ -295,6 +295,9 @@ import TestSupport
     #expect(try plan.sceneSVMRequest(checkpoint: "c", label: "l", slug: "s").config().seed == 7)
     #expect(try plan.linearRequest(checkpoint: "c", label: "l", slug: "s").config.seed == 7)
     #expect(try plan.knnRequest(checkpoint: "c", label: "l", slug: "s").config.seed == 7)
+    let fcn = try plan.sceneFCNRequest(checkpoint: "c", label: "l", slug: "s")
+    #expect(fcn.config.seed == 7 && fcn.configName == "fcn_quick-d8_scenes" && fcn.resume)
+    #expect(fcn.config.data.path == "/tmp/qs/scenes/VOCdevkit/VOC2007")
     let unseeded = try #require(try SimSiamBench.parseAsRoot(["quickstart"]) as? Quickstart)
     #expect(try unseeded.plan.pretrainRequest().config.seed == 0)
   }
