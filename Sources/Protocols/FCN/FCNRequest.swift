@@ -44,8 +44,9 @@ public struct FCNRequest {
   /// The config of a run: `file` if given; else the protocol of the folder's layout (voc12aug for a VOC2012 folder,
   /// Cityscapes for a Cityscapes folder, the scene miniature for a `data make-scenes` devkit). `data` sets data.path
   /// before `overrides`; an explicit `seed` wins over all.
-  public static func config(file: String?, data: String?, overrides: [String],
-                            seed: UInt64?) throws -> (config: FCNBenchmarkConfig, name: String) {
+  /// - Parameter preset: use this embedded config instead of detecting one from the folder (without `file`).
+  public static func config(file: String?, data: String?, overrides: [String], seed: UInt64?,
+                            preset: EmbeddedConfig? = nil) throws -> (config: FCNBenchmarkConfig, name: String) {
     var early: [String] = []
     var late = overrides
     if let data { early.append("data.path=\(data)") }
@@ -54,7 +55,7 @@ public struct FCNRequest {
       return (try FCNBenchmarkConfig.load(yaml: try readConfigFile(file), source: file, overrides: early + late),
               configFileName(file))
     }
-    let preset = FCNPresets.preset(forDataAt: data)
+    let preset = preset ?? FCNPresets.preset(forDataAt: data)
     return (try FCNBenchmarkConfig.load(yaml: preset.yaml, source: preset.name, overrides: early + late),
             preset.name)
   }

@@ -77,7 +77,8 @@ public struct QuickstartPlan {
 
   /// The FCN miniature on the scene devkit (configs/benchmarks/mmsegmentation/scenes/fcn_quick-d8_scenes.yaml).
   public func sceneFCNRequest(checkpoint: String, label: String, slug: String) throws -> FCNRequest {
-    let (config, name) = try FCNRequest.config(file: nil, data: sceneDevkit.path, overrides: [], seed: seed)
+    let (config, name) = try FCNRequest.config(file: nil, data: sceneDevkit.path, overrides: [], seed: seed,
+                                               preset: FCNPresets.scenesQuick)
     return FCNRequest(backbone: BackboneRequest(checkpoint: checkpoint), config: config, configName: name,
                       label: label, workDirectory: workDirectory.appendingPathComponent("fcn/\(slug)"),
                       resume: true, database: database)
