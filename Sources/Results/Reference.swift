@@ -60,7 +60,7 @@ public struct CellKey: Hashable, Sendable, Comparable, CustomStringConvertible {
 /// A run states in `NewRun.protocolVariant` only where it departs from MMSelfSup v0.8.0's protocol, as facets
 /// separated by `;`, newlines or spaces (`costs=1,10,100; pooling=adaptive; image-size=32`), or as a JSON object.
 /// The keys `compare` knows: dataset, image-size, pooling, costs, ap, cost-selection, samples, epochs,
-/// temperature, cached-features, detector, model, schedule, crop, codebase, finetune. Any other key counts as a
+/// temperature, cached-features, detector, model, schedule, crop, codebase, pretrain. Any other key counts as a
 /// departure too.
 public struct ProtocolFacets: Sendable, Equatable {
   public private(set) var values: [String: String]

@@ -142,13 +142,13 @@ extension ReferenceCatalog {
     },
     {
       "name": "paper-200e-optimal",
-      "label": "SimSiam paper, 200 epochs, optimal fine-tuning",
-      "title": "Chen & He, CVPR 2021: transfer with the searched fine-tuning recipe (lr 0.5, wd 1e-5)",
-      "source": "arXiv 2011.10566 Table 5, row 'SimSiam, optimal' (PROTOCOLS §7)",
+      "label": "SimSiam paper, 200 epochs, optimal pre-training recipe",
+      "title": "Chen & He, CVPR 2021: transfer of the backbone pre-trained with the searched recipe (lr 0.5, wd 1e-5); detectors fine-tuned as for SimSiam, base",
+      "source": "arXiv 2011.10566 Table 5, row 'SimSiam, optimal': lr 0.5 and wd 1e-5 are the pre-training's, the C4 detector fine-tuning is the base row's (PROTOCOLS §7)",
       "protocol": {
         "voc0712-faster-rcnn": { "dataset": "VOC07trainval+VOC12train", "codebase": "moco-detectron2",
-                                 "finetune": "lr0.5-wd1e-5" },
-        "coco-mask-rcnn": { "detector": "mask-rcnn-r50-c4", "codebase": "moco-detectron2", "finetune": "lr0.5-wd1e-5" }
+                                 "pretrain": "lr0.5-wd1e-5" },
+        "coco-mask-rcnn": { "detector": "mask-rcnn-r50-c4", "codebase": "moco-detectron2", "pretrain": "lr0.5-wd1e-5" }
       },
       "scores": [
         { "benchmark": "voc0712-faster-rcnn", "metric": "AP50", "values": [82.4] },
