@@ -3,8 +3,10 @@
 //   ResNet-18 CIFAR variant, 32×32 batch 128, two views, projector 2048 (3 layers), predictor 2048-512-2048,
 //   (d) the same step on the embedded default (configs/pretrain/simsiam_resnet18_fashion-mnist_quick.yaml): width
 //   0.25 (channels 16/16/32/64/128), 1 input channel, 32×32, batch 256, projector 512 (3 layers), predictor
-//   512-128-512, SGD lr 0.06.
-// Usage (from benchmarks/): .build/release/EngineBench [--threads 2] [--python python3] [--cases a,b,c,d]
+//   512-128-512, SGD lr 0.06,
+//   (f) one FCN-D8 training iteration (ResNet-50 D8, 512² crop, batch 2) and (g) the FCN scene miniature's
+//   iteration (FCNCases.swift; not in the default set: --cases f,g).
+// Usage (from benchmarks/): .build/release/EngineBench [--threads 2] [--python python3] [--cases a,b,c,d,f,g]
 //   [--iters N] [--skip-torch]. Each case runs in its own child process so peak memory is per case.
 import ArgumentParser
 import Foundation
@@ -18,10 +20,10 @@ import Checkpoints
 
 struct Arguments: ParsableCommand {
   static let configuration = CommandConfiguration(
-    commandName: "EngineBench", abstract: "Our engine and PyTorch side by side (cases a–d, see main.swift).")
+    commandName: "EngineBench", abstract: "Our engine and PyTorch side by side (cases a–d, f, g; see main.swift).")
   @Option(help: "Threads, on both sides.") var threads = 2
   @Option(help: "Python with PyTorch, for torch_bench.py.") var python = "python3"
-  @Option(help: "Cases to run, comma-separated (a, b, c, d).", transform: { $0.split(separator: ",").map(String.init) })
+  @Option(help: "Cases to run, comma-separated (a, b, c, d; the FCN cases f, g on request).", transform: { $0.split(separator: ",").map(String.init) })
   var cases = ["a", "b", "c", "d"]
   @Option(name: .customLong("iters"), help: "Timed iterations per case (0: the reference script's counts).")
   var iterations = 0
@@ -32,8 +34,8 @@ struct Arguments: ParsableCommand {
   func validate() throws {
     guard threads > 0 else { throw ValidationError("--threads must be positive, got \(threads).") }
     guard iterations >= 0 else { throw ValidationError("--iters must be ≥ 0, got \(iterations).") }
-    for id in cases + [childCase].compactMap({ $0 }) where !["a", "b", "c", "d"].contains(id) {
-      throw ValidationError("Unknown case '\(id)'; cases are a, b, c, d.")
+    for id in cases + [childCase].compactMap({ $0 }) where !["a", "b", "c", "d", "f", "g"].contains(id) {
+      throw ValidationError("Unknown case '\(id)'; cases are a, b, c, d, f, g.")
     }
   }
 }
@@ -169,7 +171,7 @@ func runCase(_ id: String, iterations requested: Int) -> CaseResult {
                       imagesPerSecond: Double(batch) / mean, gigaflopsPerSecond: flops / mean / 1e9,
                       peakResidentMegabytes: peakResidentMegabytes())
   default:
-    fatalError("Unknown case \(id); cases are a, b, c, d.")
+    return runFCNCase(id, iterations: requested)
   }
 }
 
@@ -289,7 +291,7 @@ do {
 let sgemm = sgemmGigaflops(2048)
 print(String(format: "plain sgemm 2048³, %d threads: %.1f GFLOP/s", Threads.count, sgemm))
 
-let targets = ["a": 0.8, "b": 0.7, "c": 0.7, "d": 0.7]
+let targets = ["a": 0.8, "b": 0.7, "c": 0.7, "d": 0.7, "f": 1.0, "g": 1.0]
 var rows: [String] = []
 var shortfalls: [String] = []
 for id in arguments.cases {
@@ -297,7 +299,7 @@ for id in arguments.cases {
     try runChild(CommandLine.arguments[0], ["--case", id, "--threads", "\(arguments.threads)",
                                             "--iters", "\(arguments.iterations)"]
                    + (arguments.defaultAllocator ? ["--default-allocator"] : []))))
-  var torchImages = Double.nan, torchMemory = Double.nan
+  var torchImages = Double.nan, torchMemory = Double.nan, torchSteps: [Double] = []
   if !arguments.skipTorch {
     let script = repositoryRoot.appendingPathComponent("benchmarks/torch_bench.py").path
     var torchArguments = [script, "--threads", "\(arguments.threads)", "--channels-last", "1", "--only", id, "--json"]
@@ -306,6 +308,7 @@ for id in arguments.cases {
       try runChild("/usr/bin/env", [arguments.python] + torchArguments)))
     torchImages = report.cases[0].images_per_s
     torchMemory = report.cases[0].peak_rss_mb
+    torchSteps = report.cases[0].step_s
   }
   let ratio = ours.imagesPerSecond / torchImages
   let target = targets[id] ?? 0
@@ -314,6 +317,14 @@ for id in arguments.cases {
                      ours.imagesPerSecond, torchImages, ratio, target,
                      ours.gigaflopsPerSecond, ours.peakResidentMegabytes, torchMemory))
   print(rows.last!)
+  if FCNCase.named(id) != nil {  // the FCN cases are quoted per iteration
+    let perIteration = { (steps: [Double]) in
+      steps.isEmpty ? "-" : String(format: "%.3f s/iter (", steps.reduce(0, +) / Double(steps.count))
+        + steps.map { String(format: "%.3f", $0) }.joined(separator: ", ") + ")"
+    }
+    rows.append("    (\(id)) ours " + perIteration(ours.stepSeconds) + "; torch " + perIteration(torchSteps))
+    print(rows.last!)
+  }
 }
 print("")
 print(padded("case", 44) + ["ours", "torch", "ratio", "target", "GFLOP/s", "MB ours", "MB torch"]
