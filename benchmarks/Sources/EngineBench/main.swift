@@ -306,9 +306,11 @@ for id in arguments.cases {
     if arguments.iterations > 0 { torchArguments += ["--iters", "\(arguments.iterations)"] }
     let report = try JSONDecoder().decode(TorchReport.self, from: lastJSONLine(
       try runChild("/usr/bin/env", [arguments.python] + torchArguments)))
-    torchImages = report.cases[0].images_per_s
     torchMemory = report.cases[0].peak_rss_mb
     torchSteps = report.cases[0].step_s
+    // From the step times (4 decimals), not images_per_s (2 decimals: 0.03 for a 60 s step of 2 images).
+    torchImages = torchSteps.isEmpty ? report.cases[0].images_per_s
+      : Double(ours.batch) * Double(torchSteps.count) / torchSteps.reduce(0, +)
   }
   let ratio = ours.imagesPerSecond / torchImages
   let target = targets[id] ?? 0
