@@ -30,6 +30,9 @@ struct Arguments: ParsableCommand {
   @Option(name: .customLong("case"), help: .hidden) var childCase: String?  // set in child processes
   @Flag(help: "Time only our engine.") var skipTorch = false
   @Flag(help: "Leave glibc's mmap threshold alone (for comparison).") var defaultAllocator = false
+  // On a loaded machine PyTorch's spinning OpenMP threads can cost it 10× on small layers.
+  @Flag(help: "Run PyTorch with OMP_WAIT_POLICY=PASSIVE (its threads sleep at barriers instead of spinning).")
+  var torchPassiveWait = false
 
   func validate() throws {
     guard threads > 0 else { throw ValidationError("--threads must be positive, got \(threads).") }
@@ -238,10 +241,11 @@ func sgemmGigaflops(_ n: Int) -> Double {
 
 // MARK: - Parent: run both engines and print the ratios
 
-func runChild(_ executable: String, _ arguments: [String]) throws -> String {
+func runChild(_ executable: String, _ arguments: [String], environment extra: [String: String] = [:]) throws -> String {
   let process = Process()
   process.executableURL = URL(fileURLWithPath: executable)
   process.arguments = arguments
+  if !extra.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(extra) { $1 } }
   let pipe = Pipe()
   process.standardOutput = pipe
   try process.run()
@@ -305,7 +309,8 @@ for id in arguments.cases {
     var torchArguments = [script, "--threads", "\(arguments.threads)", "--channels-last", "1", "--only", id, "--json"]
     if arguments.iterations > 0 { torchArguments += ["--iters", "\(arguments.iterations)"] }
     let report = try JSONDecoder().decode(TorchReport.self, from: lastJSONLine(
-      try runChild("/usr/bin/env", [arguments.python] + torchArguments)))
+      try runChild("/usr/bin/env", [arguments.python] + torchArguments,
+                   environment: arguments.torchPassiveWait ? ["OMP_WAIT_POLICY": "PASSIVE"] : [:])))
     torchMemory = report.cases[0].peak_rss_mb
     torchSteps = report.cases[0].step_s
     // From the step times (4 decimals), not images_per_s (2 decimals: 0.03 for a 60 s step of 2 images).
@@ -331,7 +336,8 @@ for id in arguments.cases {
 print("")
 print(padded("case", 44) + ["ours", "torch", "ratio", "target", "GFLOP/s", "MB ours", "MB torch"]
   .map { String(repeating: " ", count: max(0, 9 - $0.count)) + $0 }.joined())
-print("    (images/s; torch = PyTorch channels_last, same thread count; GFLOP/s = ours; MB = peak RSS per case)")
+print("    (images/s; torch = PyTorch channels_last, same thread count"
+        + (arguments.torchPassiveWait ? ", OMP_WAIT_POLICY=PASSIVE" : "") + "; GFLOP/s = ours; MB = peak RSS per case)")
 for row in rows { print(row) }
 print(String(format: "plain sgemm reference: %.1f GFLOP/s", sgemm))
 print(shortfalls.isEmpty ? "all ratios meet their targets" : "below target: \(shortfalls.joined(separator: ", "))")
