@@ -191,7 +191,7 @@ def run_case(case, channels_last, iters):
                 loss.backward()
                 opt.step()
     elif case in ("f", "g"):
-        step = make_fcn_step(case, channels_last)
+        step, trainable = make_fcn_step(case, channels_last)
     else:
         if case == "c":
             model, x1, x2 = prep(SimSiam().train(), torch.randn(batch, 3, 32, 32), torch.randn(batch, 3, 32, 32))
@@ -216,6 +216,8 @@ def run_case(case, channels_last, iters):
               "rss_before_mb": round(rss_before, 1), "peak_rss_mb": round(peak_rss_mb(), 1)}
     if case in ("c", "d"):
         result["views_per_s"] = round(2 * batch / mean, 2)
+    if case in ("f", "g"):
+        result["trainable_parameters"] = trainable
     return result
 
 

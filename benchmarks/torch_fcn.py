@@ -148,7 +148,8 @@ def seg_loss(logits, labels, weight):
 
 
 def make_fcn_step(case, channels_last):
-    """The model (train mode), a random batch (labels with ~15 % 255) and one training iteration as a closure."""
+    """One training iteration as a closure over the model (train mode) and a random batch (labels with ~15 % 255),
+    and the model's count of trainable scalars (EngineBench prints it next to ours)."""
     spec = FCN_CASES[case]
     model = FCNSegmentor(spec["classes"], spec["in_channels"], spec["backbone"], spec["decode_channels"],
                          spec["auxiliary_channels"]).train()
@@ -167,4 +168,4 @@ def make_fcn_step(case, channels_last):
         loss.backward()
         opt.step()
 
-    return step
+    return step, sum(p.numel() for p in model.parameters())

@@ -78,5 +78,7 @@ func runFCNCase(_ id: String, iterations requested: Int) -> CaseResult {
   let flops = 2 * 3 * forward * Double(spec.batch)  // training ≈ 3× forward
   return CaseResult(name: spec.name, batch: spec.batch, stepSeconds: stepSeconds,
                     imagesPerSecond: Double(spec.batch) / mean, gigaflopsPerSecond: flops / mean / 1e9,
-                    peakResidentMegabytes: peakResidentMegabytes())
+                    peakResidentMegabytes: peakResidentMegabytes(),
+                    trainableParameters: model.namedParameters.filter { !$0.parameter.isBuffer }
+                      .reduce(0) { $0 + $1.parameter.value.count })
 }

@@ -98,6 +98,8 @@ struct CaseResult: Codable {
   var imagesPerSecond: Double
   var gigaflopsPerSecond: Double
   var peakResidentMegabytes: Double
+  /// Trainable scalars (FCN cases; to compare with the PyTorch model's).
+  var trainableParameters: Int?
 }
 
 func runCase(_ id: String, iterations requested: Int) -> CaseResult {
@@ -266,7 +268,9 @@ func lastJSONLine(_ output: String) -> Data {
 }
 
 struct TorchReport: Decodable {
-  struct Case: Decodable { var images_per_s: Double; var peak_rss_mb: Double; var step_s: [Double] }
+  struct Case: Decodable {
+    var images_per_s: Double; var peak_rss_mb: Double; var step_s: [Double]; var trainable_parameters: Int?
+  }
   var torch: String
   var threads: Int
   var cases: [Case]
@@ -303,7 +307,7 @@ for id in arguments.cases {
     try runChild(CommandLine.arguments[0], ["--case", id, "--threads", "\(arguments.threads)",
                                             "--iters", "\(arguments.iterations)"]
                    + (arguments.defaultAllocator ? ["--default-allocator"] : []))))
-  var torchImages = Double.nan, torchMemory = Double.nan, torchSteps: [Double] = []
+  var torchImages = Double.nan, torchMemory = Double.nan, torchSteps: [Double] = [], torchParameters: Int?
   if !arguments.skipTorch {
     let script = repositoryRoot.appendingPathComponent("benchmarks/torch_bench.py").path
     var torchArguments = [script, "--threads", "\(arguments.threads)", "--channels-last", "1", "--only", id, "--json"]
@@ -313,6 +317,7 @@ for id in arguments.cases {
                    environment: arguments.torchPassiveWait ? ["OMP_WAIT_POLICY": "PASSIVE"] : [:])))
     torchMemory = report.cases[0].peak_rss_mb
     torchSteps = report.cases[0].step_s
+    torchParameters = report.cases[0].trainable_parameters
     // From the step times (4 decimals), not images_per_s (2 decimals: 0.03 for a 60 s step of 2 images).
     torchImages = torchSteps.isEmpty ? report.cases[0].images_per_s
       : Double(ours.batch) * Double(torchSteps.count) / torchSteps.reduce(0, +)
@@ -329,7 +334,9 @@ for id in arguments.cases {
       steps.isEmpty ? "-" : String(format: "%.3f s/iter (", steps.reduce(0, +) / Double(steps.count))
         + steps.map { String(format: "%.3f", $0) }.joined(separator: ", ") + ")"
     }
-    rows.append("    (\(id)) ours " + perIteration(ours.stepSeconds) + "; torch " + perIteration(torchSteps))
+    rows.append("    (\(id)) ours " + perIteration(ours.stepSeconds) + "; torch " + perIteration(torchSteps)
+                  + "; trainable parameters ours \(ours.trainableParameters.map(String.init) ?? "-"), torch "
+                  + (torchParameters.map(String.init) ?? "-"))
     print(rows.last!)
   }
 }
