@@ -12,12 +12,19 @@ Cases (images/s = batch / mean step time; warm-up and timed iterations as in sha
   d  the embedded default (configs/pretrain/simsiam_resnet18_fashion-mnist_quick.yaml): the same SimSiam step on
      ResNet-18 CIFAR stem at width 0.25 (channels 16/16/32/64/128), 1 input channel, 32x32, batch 256, two views,
      projector 128->512->512->512, predictor 512->128->512, SGD(lr 0.06, momentum 0.9, wd 5e-4)  warm-up 2, timed 6
+  f  one FCN-D8 training iteration: ResNet-50 D8 (strides 1,2,1,1, dilations 1,1,2,4, contract_dilation), decode
+     FCNHead 512 (2 convs + concat) and auxiliary FCNHead 256, 21 classes, 512x512 crop, batch 2, mmseg's loss
+     (aux 0.4), SGD(lr 0.01, momentum 0.9, wd 5e-4) step (models in torch_fcn.py)          warm-up 1, timed 2
+  g  the FCN scene miniature's iteration: ResNet-18 CIFAR stem w0.25 1ch, strides 1,2,2,2, heads 128 / 64,
+     11 classes, 64x64 crops, batch 8 (configs/benchmarks/mmsegmentation/scenes/fcn_quick-d8_scenes.yaml)
+                                                                                            warm-up 3, timed 20
 
 Peak RSS is resource.getrusage(RUSAGE_SELF).ru_maxrss, which only grows; so when more than one case is asked for,
 each case runs in its own child process (this script with --only) and its peak is its own. `rss_before_mb` is the
 peak after `import torch`, before the case built anything.
 
-usage: python3 benchmarks/torch_bench.py [--threads N] [--channels-last 0|1] [--only a|b|c|d] [--iters N] [--json]
+usage: python3 benchmarks/torch_bench.py [--threads N] [--channels-last 0|1] [--only a|b|c|d|f|g] [--iters N] [--json]
+(without --only: cases a-d; the FCN cases only on request)
 """
 import argparse
 import json
@@ -31,12 +38,17 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from torch_fcn import make_fcn_step
+
 CASES = {
     "a": ("ResNet-50 224 b=32 forward (eval, no_grad)", 32, 1, 3),
     "b": ("ResNet-50 224 b=32 forward+backward+SGD (train)", 32, 1, 3),
     "c": ("SimSiam R18-CIFAR 32x32 b=128 step (2 views)", 128, 2, 4),
     "d": ("SimSiam R18-CIFAR w0.25 1ch 32x32 b=256 (quick)", 256, 2, 6),
+    "f": ("FCN-D8 R50 512x512 b=2 training iteration", 2, 1, 2),
+    "g": ("FCN miniature R18 w0.25 64x64 b=8 iteration", 8, 3, 20),
 }
+DEFAULT_CASES = ("a", "b", "c", "d")
 
 
 # ---------------------------------------------------------------------------------------------- models
@@ -178,6 +190,8 @@ def run_case(case, channels_last, iters):
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
+    elif case in ("f", "g"):
+        step, trainable = make_fcn_step(case, channels_last)
     else:
         if case == "c":
             model, x1, x2 = prep(SimSiam().train(), torch.randn(batch, 3, 32, 32), torch.randn(batch, 3, 32, 32))
@@ -202,6 +216,8 @@ def run_case(case, channels_last, iters):
               "rss_before_mb": round(rss_before, 1), "peak_rss_mb": round(peak_rss_mb(), 1)}
     if case in ("c", "d"):
         result["views_per_s"] = round(2 * batch / mean, 2)
+    if case in ("f", "g"):
+        result["trainable_parameters"] = trainable
     return result
 
 
@@ -231,7 +247,7 @@ def main():
     if args.only:
         results = [run_case(args.only, args.channels_last, args.iters)]
     else:
-        results = [run_in_child(c, args) for c in sorted(CASES)]
+        results = [run_in_child(c, args) for c in DEFAULT_CASES]
 
     print(f"torch {header['torch']}  threads {header['threads']}  cpu_capability {cap}  "
           f"channels_last {header['channels_last']}")
