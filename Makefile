@@ -44,7 +44,7 @@ demo: release
 	.build/release/simsiam-bench quickstart
 
 ## `make demo` plus the longer protocols on the embedded default: the FCN miniature (`run fcn`) on the scenes for
-## both backbones, about 12 more minutes on 2 cores.
+## both backbones, about 8 more minutes on 2 idle cores.
 demo-all: release
 	.build/release/simsiam-bench quickstart --all
 

@@ -41,7 +41,7 @@ struct Quickstart: ParsableCommand {
   var pretrainMinutes: Double = 10
 
   @Flag(help: ArgumentHelp("Also the longer protocols: `run fcn` (the FCN miniature, 1600 iterations) on the "
-                            + "scenes for both backbones, about 12 more minutes on 2 idle cores."))
+                            + "scenes for both backbones, about 8 more minutes on 2 idle cores."))
   var all = false
 
   func validate() throws {
