@@ -355,6 +355,24 @@ struct SceneTests {
     }
   }
 
+  /// Issue 14 item 9: a devkit whose lists name no image (what an interrupted make-scenes left) passed `data check`
+  /// with "files: 0"; it is refused, naming the folder.
+  @Test func dataCheckRefusesADevkitWithoutImages() throws {
+    let root = FileManager.default.temporaryDirectory.appendingPathComponent("empty-devkit-\(UUID().uuidString)")
+    defer { try? FileManager.default.removeItem(at: root) }
+    let voc = root.appendingPathComponent("VOCdevkit/VOC2007")
+    for folder in ["JPEGImages", "Annotations", "ImageSets/Main", "ImageSets/Segmentation", "SegmentationClass"] {
+      try FileManager.default.createDirectory(at: voc.appendingPathComponent(folder), withIntermediateDirectories: true)
+    }
+    do {
+      let report = try DatasetCheck.run(data: voc)
+      Issue.record("an empty devkit passed data check: \(report.counts)")
+    } catch let error as DatasetError {
+      guard case let .noImages(path, _) = error else { Issue.record("\(error)"); return }
+      #expect(path == voc.path)
+    }
+  }
+
   @Test func dataCheckReportsOnTheSet() throws {
     let fixture = try SceneFixture.shared.get()
     let voc = try DatasetCheck.run(data: fixture.vocRoot)

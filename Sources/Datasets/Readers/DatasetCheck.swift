@@ -193,14 +193,23 @@ public struct DatasetCheck: Sendable {
     }
     counts.append(Count(name: "annotated objects", value: objectCount))
     let segmentationSets = data.appendingPathComponent("ImageSets/Segmentation")
+    var segmentationImages = 0
     for split in try dataset.segmentationSplits() {
       let pairs = try dataset.segmentationPairs(split: split)
+      segmentationImages += pairs.count
       inventory.addFile(segmentationSets.appendingPathComponent("\(split).txt"))
       counts.append(Count(name: "segmentation \(split) images", value: pairs.count))
       for pair in pairs {
         inventory.addImage(pair.image)
         inventory.addImage(pair.mask)
       }
+    }
+    // A devkit whose lists name no image at all is not a dataset (e.g. what an interrupted writer left, issue 14
+    // item 9): refused, not reported as a clean check of 0 files.
+    if ids.isEmpty && segmentationImages == 0 {
+      throw DatasetError.noImages(
+        path: data.path, hint: "Its ImageSets lists name no images (ImageSets/Main and ImageSets/Segmentation are "
+          + "empty or missing); is it a half-written devkit? Write it again (e.g. data make-scenes into a new folder).")
     }
     let names = Set(objects.keys).union(classLists ?? []).sortedByCodePoint()
     counts.append(Count(name: "classes", value: names.count))
