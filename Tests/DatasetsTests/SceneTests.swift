@@ -355,6 +355,30 @@ struct SceneTests {
     }
   }
 
+  /// Issue 14 item 9: a make-scenes that fails part-way left an empty VOCdevkit/VOC2007 that `data check` accepted and
+  /// that blocked a rerun. Scenes are staged and moved into place at the end: a failure (here: `annotations` is a
+  /// file, so the set cannot be published) leaves neither the devkit nor the staging folder, and a success leaves no
+  /// staging folder either.
+  @Test func aFailedWriteLeavesNoHalfMadeDevkit() throws {
+    let items = SceneItems.syntheticForTests()
+    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("scenes-fail-\(UUID().uuidString)")
+    defer { try? FileManager.default.removeItem(at: directory) }
+    try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    try Data("not a folder".utf8).write(to: directory.appendingPathComponent("annotations"))
+    #expect(throws: (any Error).self) {
+      _ = try SceneSet.write(to: directory, seed: 1, size: SceneSetSize(trainval: 4, test: 4), trainItems: items,
+                             testItems: items)
+    }
+    let left = try FileManager.default.contentsOfDirectory(atPath: directory.path)
+    #expect(left == ["annotations"], "left behind: \(left)")
+
+    try FileManager.default.removeItem(at: directory.appendingPathComponent("annotations"))
+    let summary = try SceneSet.write(to: directory, seed: 1, size: SceneSetSize(trainval: 4, test: 4),
+                                     trainItems: items, testItems: items)
+    #expect(Set(try FileManager.default.contentsOfDirectory(atPath: directory.path)) == ["VOCdevkit", "annotations"])
+    #expect(try DatasetCheck.run(data: summary.vocRoot).isComplete)
+  }
+
   /// Issue 14 item 9: a devkit whose lists name no image (what an interrupted make-scenes left) passed `data check`
   /// with "files: 0"; it is refused, naming the folder.
   @Test func dataCheckRefusesADevkitWithoutImages() throws {

@@ -73,8 +73,18 @@ public enum SceneSet {
     for url in [vocRoot] + cocoFiles where FileManager.default.fileExists(atPath: url.path) {
       throw DatasetWriteError.outputExists(path: url.path)
     }
-    let writer = try VOCDevkitWriter(root: vocRoot)
-    try DatasetWriting.createDirectory(annotations)
+    // Everything is written into a staging folder next to the outputs and moved into place at the end (the devkit
+    // last), so a failure part-way (a full disk, an interrupt) leaves no half-made devkit that would pass
+    // `data check` or block a rerun (issue 14 item 9); the staging folder is removed on failure.
+    let fileManager = FileManager.default
+    let staging = directory.appendingPathComponent(".make-scenes-partial-\(UUID().uuidString)")
+    var published = false
+    defer { if !published { try? fileManager.removeItem(at: staging) } }
+    let stagedVOC = staging.appendingPathComponent("VOCdevkit/\(vocYear)")
+    let stagedAnnotations = staging.appendingPathComponent("annotations")
+    let stagedCOCO = cocoFiles.map { stagedAnnotations.appendingPathComponent($0.lastPathComponent) }
+    let writer = try VOCDevkitWriter(root: stagedVOC)
+    try DatasetWriting.createDirectory(stagedAnnotations)
 
     // Generate and write each scene's image, annotation and mask; keep what the lists and json need.
     struct Record { var width: Int, height: Int, objects: [Scene.Object] }
@@ -122,7 +132,7 @@ public enum SceneSet {
 
     // COCO json, one file per split; annotation ids are unique across both.
     var annotationID = 1
-    for (file, numbers) in zip(cocoFiles, [trainval, test]) {
+    for (file, numbers) in zip(stagedCOCO, [trainval, test]) {
       var coco = COCOInstancesWriter(description: "simsiam-bench scenes, seed \(seed)")
       coco.categories = classNames.enumerated().map {
         COCOInstances.Category(id: $0 + 1, name: $1, supercategory: "fashion")
@@ -143,6 +153,23 @@ public enum SceneSet {
       }
       try coco.write(to: file)
     }
+
+    // Publish: the json files, then the devkit; if a move fails, what was moved is taken back out.
+    var moved: [URL] = []
+    do {
+      try DatasetWriting.createDirectory(annotations)
+      try DatasetWriting.createDirectory(vocRoot.deletingLastPathComponent())
+      for (from, to) in zip(stagedCOCO, cocoFiles) {
+        try fileManager.moveItem(at: from, to: to)
+        moved.append(to)
+      }
+      try fileManager.moveItem(at: stagedVOC, to: vocRoot)
+    } catch {
+      for url in moved { try? fileManager.removeItem(at: url) }
+      throw DatasetWriteError.unwritableFile(path: directory.path, reason: "moving the finished scene set into place failed: \(error)")
+    }
+    published = true
+    try? fileManager.removeItem(at: staging)
 
     var summary = SceneSetSummary(vocRoot: vocRoot, cocoFiles: cocoFiles, classNames: classNames,
                                   objectsPerClass: [Int](repeating: 0, count: classNames.count))
