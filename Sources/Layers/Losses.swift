@@ -53,20 +53,7 @@ public func crossEntropy(logits: Tensor, labels: [Int], ignoreIndex: Int = -100)
               gr.update(repeating: 0, count: classes)
               continue
             }
-            // log-sum-exp: subtract the row max first so exp never overflows.
-            var rowMax = -Float.infinity
-            for j in 0..<classes { rowMax = max(rowMax, xr[j]) }
-            var expSum = 0.0
-            for j in 0..<classes {
-              let e = Foundation.exp(xr[j] - rowMax)
-              gr[j] = e
-              expSum += Double(e)
-            }
-            partial += Foundation.log(expSum) + Double(rowMax) - Double(xr[label])
-            // ∂/∂x_j = (softmax_j − [j = label]) / counted
-            let normaliser = Float(weight / expSum)
-            for j in 0..<classes { gr[j] *= normaliser }
-            gr[label] -= Float(weight)
+            partial += softmaxCrossEntropyRow(xr, gradient: gr, classes: classes, label: label, scale: weight)
           }
           return partial
         }
@@ -74,6 +61,26 @@ public func crossEntropy(logits: Tensor, labels: [Int], ignoreIndex: Int = -100)
     }
   }
   return (Float(total * weight), gradient)
+}
+
+/// One position of softmax cross-entropy: writes ∂/∂x_j = scale · (softmax_j − [j = label]) into `gradient` and
+/// returns the unscaled loss −log softmax_label (log-sum-exp with the row max subtracted so exp never overflows,
+/// accumulated in Double). Shared by `crossEntropy` and `segmentationCrossEntropy`, which differ only in `scale`.
+@inline(__always)
+func softmaxCrossEntropyRow(_ logits: UnsafePointer<Float>, gradient: UnsafeMutablePointer<Float>, classes: Int,
+                            label: Int, scale: Double) -> Double {
+  var rowMax = -Float.infinity
+  for j in 0..<classes { rowMax = max(rowMax, logits[j]) }
+  var expSum = 0.0
+  for j in 0..<classes {
+    let e = Foundation.exp(logits[j] - rowMax)
+    gradient[j] = e
+    expSum += Double(e)
+  }
+  let normaliser = Float(scale / expSum)
+  for j in 0..<classes { gradient[j] *= normaliser }
+  gradient[label] -= Float(scale)
+  return Foundation.log(expSum) + Double(rowMax) - Double(logits[label])
 }
 
 // MARK: - Negative cosine similarity (SimSiam)

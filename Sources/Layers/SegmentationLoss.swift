@@ -61,20 +61,8 @@ public func segmentationCrossEntropy(logits: Tensor, labels: [UInt8], labelHeigh
                   gr.update(repeating: 0, count: classes)
                   continue
                 }
-                // log-sum-exp with the row max subtracted, accumulated in Double.
-                var rowMax = -Float.infinity
-                for j in 0..<classes { rowMax = max(rowMax, xr[j]) }
-                var expSum = 0.0
-                for j in 0..<classes {
-                  let e = Foundation.exp(xr[j] - rowMax)
-                  gr[j] = e
-                  expSum += Double(e)
-                }
-                partial += Foundation.log(expSum) + Double(rowMax) - Double(xr[label])
                 // ∂/∂x_j = weight · (softmax_j − [j = label]) / (n·H·W)
-                let normaliser = Float(scale / expSum)
-                for j in 0..<classes { gr[j] *= normaliser }
-                gr[label] -= Float(scale)
+                partial += softmaxCrossEntropyRow(xr, gradient: gr, classes: classes, label: label, scale: scale)
               }
               pp[group] = partial
             }

@@ -237,26 +237,3 @@ struct Checkpoint: ParsableCommand {
 enum ConvertTarget: String, ExpressibleByArgument, CaseIterable {
   case detectron2
 }
-
-/// The backbone of `mapped` under torchvision names, checked strictly against our ResNet of its architecture when
-/// we build it (18/34/50), with the report lines; shared by extract-backbone and `convert --to detectron2`.
-func checkedBackbone(_ mapped: MappedCheckpoint, path: String, sha256: String, allowMissing: Bool) throws
-  -> (tensors: [String: StoredTensor], lines: [String]) {
-  guard let guess = mapped.architecture else {
-    throw CheckpointLayoutError.layoutNotFound(path: path, layout: mapped.layout.rawValue,
-                                               reason: "its backbone has no conv1.weight")
-  }
-  var backbone = mapped.backboneTensors
-  var lines = ["arch:    \(guess)"]
-  if let config = ResNetConfig(guess) {
-    // Strict check against the model the evaluators will build; the random initial values are discarded.
-    var generator = SplitMix64(seed: 0)
-    var report = try BackboneLoader.load(mapped, into: ResNet(config, using: &generator), allowMissing: allowMissing)
-    report.sha256 = sha256
-    backbone = backbone.filter { report.loaded.contains($0.key) || $0.key.hasSuffix("num_batches_tracked") }
-    lines.append(report.rendered())
-  } else {
-    lines.append("layout:  \(mapped.layout.displayName); not checked (we build ResNet-18/34/50 only)")
-  }
-  return (backbone, lines)
-}
