@@ -115,29 +115,9 @@ public struct COCOInstances: Sendable, Decodable {
     do {
       self = try JSONDecoder().decode(COCOInstances.self, from: json)
     } catch let error as DecodingError {
-      throw DatasetError.malformedJSON(path: path, reason: Self.explain(error))
+      throw DatasetError.malformedJSON(path: path, reason: DecodingError.explained(error))
     } catch {
       throw DatasetError.malformedJSON(path: path, reason: "\(error)")
-    }
-  }
-
-  private static func explain(_ error: DecodingError) -> String {
-    func location(_ path: [any CodingKey]) -> String {
-      path.map { key in key.intValue.map { "[\($0)]" } ?? ".\(key.stringValue)" }.joined()
-        .trimmingPrefix(".").description
-    }
-    switch error {
-    case let .keyNotFound(key, context):
-      let parent = location(context.codingPath)
-      return "missing field '\(key.stringValue)'" + (parent.isEmpty ? "" : " in \(parent)")
-    case let .typeMismatch(_, context), let .valueNotFound(_, context):
-      return "\(location(context.codingPath)): \(context.debugDescription)"
-    case let .dataCorrupted(context):
-      let place = location(context.codingPath)
-      let underlying = context.underlyingError.map { " (\($0.localizedDescription))" } ?? ""
-      return (place.isEmpty ? "" : "\(place): ") + context.debugDescription + underlying
-    @unknown default:
-      return "\(error)"
     }
   }
 }
@@ -189,5 +169,29 @@ public struct COCODataset: Sendable {
   /// Annotations grouped by image id.
   public func annotationsByImage() -> [Int: [COCOInstances.Annotation]] {
     Dictionary(grouping: instances.annotations, by: \.imageID)
+  }
+}
+
+extension DecodingError {
+  /// A decoding error as "where: what" (e.g. `[12].bbox: Expected to decode Double …`), for messages that name
+  /// the entry of a json file (COCO instances here, detection results in Evaluation).
+  public static func explained(_ error: DecodingError) -> String {
+    func location(_ path: [any CodingKey]) -> String {
+      path.map { key in key.intValue.map { "[\($0)]" } ?? ".\(key.stringValue)" }.joined()
+        .trimmingPrefix(".").description
+    }
+    switch error {
+    case let .keyNotFound(key, context):
+      let parent = location(context.codingPath)
+      return "missing field '\(key.stringValue)'" + (parent.isEmpty ? "" : " in \(parent)")
+    case let .typeMismatch(_, context), let .valueNotFound(_, context):
+      return "\(location(context.codingPath)): \(context.debugDescription)"
+    case let .dataCorrupted(context):
+      let place = location(context.codingPath)
+      let underlying = context.underlyingError.map { " (\($0.localizedDescription))" } ?? ""
+      return (place.isEmpty ? "" : "\(place): ") + context.debugDescription + underlying
+    @unknown default:
+      return "\(error)"
+    }
   }
 }

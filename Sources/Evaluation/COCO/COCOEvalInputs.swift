@@ -176,7 +176,7 @@ public struct COCODetections: Sendable {
     do {
       entries = try JSONDecoder().decode([Entry].self, from: data)
     } catch let error as DecodingError {
-      throw .malformedJSON(path: url.path, reason: explain(error),
+      throw .malformedJSON(path: url.path, reason: DecodingError.explained(error),
                            hint: "Detections must be a json list of {image_id, category_id, score, bbox | "
                              + "segmentation} objects, as detectors write for COCO.")
     } catch {
@@ -219,26 +219,5 @@ func readFile(_ url: URL) throws(COCOEvalError) -> Data {
     return try Data(contentsOf: url, options: .mappedIfSafe)
   } catch {
     throw .unreadableFile(path: url.path, reason: error.localizedDescription)
-  }
-}
-
-/// A DecodingError as "where: what" (e.g. `[12].bbox: Expected to decode Double …`).
-func explain(_ error: DecodingError) -> String {
-  func location(_ path: [any CodingKey]) -> String {
-    let text = path.map { key in key.intValue.map { "[\($0)]" } ?? ".\(key.stringValue)" }.joined()
-    return text.hasPrefix(".") ? String(text.dropFirst()) : text
-  }
-  switch error {
-  case let .keyNotFound(key, context):
-    let parent = location(context.codingPath)
-    return "missing field '\(key.stringValue)'" + (parent.isEmpty ? "" : " in \(parent)")
-  case let .typeMismatch(_, context), let .valueNotFound(_, context):
-    return "\(location(context.codingPath)): \(context.debugDescription)"
-  case let .dataCorrupted(context):
-    let place = location(context.codingPath)
-    let underlying = context.underlyingError.map { " (\($0.localizedDescription))" } ?? ""
-    return (place.isEmpty ? "" : "\(place): ") + context.debugDescription + underlying
-  @unknown default:
-    return "\(error)"
   }
 }
