@@ -36,7 +36,7 @@ struct Pretrain: ParsableCommand {
   var skipCorrupt = false
 
   func run() throws {
-    common.configureThreads()
+    try common.configureThreads()
     let (config, name) = try PretrainRequest.config(file: self.config, overrides: overrides,
                                                     skipCorrupt: skipCorrupt, seed: common.seed)
     var request = PretrainRequest(config: config, configName: name, configFile: self.config,

@@ -61,7 +61,7 @@ struct Quickstart: ParsableCommand {
   }
 
   func run() throws {
-    common.configureThreads()
+    try common.configureThreads()
     let started = Date()
     let plan = self.plan
     try FileManager.default.createDirectory(at: plan.workDirectory, withIntermediateDirectories: true)

@@ -77,7 +77,7 @@ struct RunFCN: ParsableCommand {
   }
 
   func run() throws {
-    common.configureThreads()
+    try common.configureThreads()
     let result = try FCNProtocol.run(try request())
     print("")
     print(result.table.markdown(), terminator: "")

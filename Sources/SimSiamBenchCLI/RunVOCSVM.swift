@@ -154,7 +154,7 @@ struct RunVOCSVM: ParsableCommand {
   }
 
   func run() throws {
-    common.configureThreads()
+    try common.configureThreads()
     let result = try VOCSVMProtocol.run(try request())
     print(result.table.text())
     if !result.shortfalls.isEmpty {

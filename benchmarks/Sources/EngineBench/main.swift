@@ -35,7 +35,9 @@ struct Arguments: ParsableCommand {
   var torchPassiveWait = false
 
   func validate() throws {
-    guard threads > 0 else { throw ValidationError("--threads must be positive, got \(threads).") }
+    guard (1...Threads.maximum).contains(threads) else {
+      throw ValidationError("--threads must be in 1…\(Threads.maximum), got \(threads).")
+    }
     guard iterations >= 0 else { throw ValidationError("--iters must be ≥ 0, got \(iterations).") }
     for id in cases + [childCase].compactMap({ $0 }) where !["a", "b", "c", "d", "f", "g"].contains(id) {
       throw ValidationError("Unknown case '\(id)'; cases are a, b, c, d, f, g.")
