@@ -45,11 +45,11 @@ public struct DetectionDataset: Sendable {
   public let boxConvention: VOCBoxConvention
   public let use: DetectionDatasetUse
   /// The images kept, devkit by devkit in list order.
-  public let samples: [DetectionRecord]
+  public private(set) var samples: [DetectionRecord]
   /// What was dropped or flagged while reading (log it).
   public let counts: DetectionLoadCounts
   /// SHA-256 (hex) over the options, class list and every kept sample's devkit, id, annotated size and objects.
-  public let fingerprint: String
+  public private(set) var fingerprint: String
 
   public var count: Int { samples.count }
 
@@ -142,6 +142,15 @@ public struct DetectionDataset: Sendable {
     let image = try Image(contentsOf: record.image, mode: .rgb)
     let decisions = pipeline.decisions(seed: seed, position: position ?? index)
     return pipeline.apply(image: image, objects: targets(of: record), imageID: record.imageID, decisions: decisions)
+  }
+
+  /// The first `count` samples only (a run's `train_limit` / `test_limit`), fingerprinted as such.
+  public func prefix(_ count: Int) -> DetectionDataset {
+    var copy = self
+    copy.samples = Array(samples.prefix(count))
+    copy.fingerprint = Self.fingerprint(devkits: devkits, split: split, classes: classes, difficult: difficult,
+                                        boxConvention: boxConvention, use: use, samples: copy.samples)
+    return copy
   }
 
   /// The class list of a devkit: the 20 VOC classes (mmdet's order) when its ImageSets/Main class lists name

@@ -3,6 +3,7 @@
 // Codable defaults are the reference protocol, configs/benchmarks/mmdetection/voc0712/
 // faster_rcnn_r50_c4_mstrain_24k_voc0712.yaml; FasterRCNNPresets also holds the quickstart's scene miniature. Every
 // numeric key is range-checked at load.
+import Datasets
 import Foundation
 import Layers
 import Support
@@ -74,6 +75,9 @@ public struct FasterRCNNBenchmarkConfig: Codable, Sendable, Equatable {
     /// Difficult boxes: `ignore` drops them from training (mmdet 2.x) — `keep` trains on them (detectron2).
     /// Evaluation always ignores them (neither TP nor FP).
     public var difficult = "ignore"
+    /// VOC XML boxes as read: `mmdet` subtracts 1 from all four coordinates (mmdet 2.x XMLDataset), `detectron2`
+    /// from xmin and ymin only; detections are scored in the same frame.
+    public var boxConvention = "mmdet"
     /// Images per iteration in this process (the reference: 8 GPUs × 2 with SyncBN = 16).
     public var batchSize = 16
     /// Train / evaluate on the first N images only (0: all); recorded as protocol departures.
@@ -87,6 +91,7 @@ public struct FasterRCNNBenchmarkConfig: Codable, Sendable, Equatable {
       case trainSplit = "train_split", testSplit = "test_split", maxSize = "max_size"
       case trainShortSides = "train_short_sides", testShortSide = "test_short_side"
       case flipProbability = "flip_prob", padDivisor = "pad_divisor", batchSize = "batch_size"
+      case boxConvention = "box_convention"
       case trainLimit = "train_limit", testLimit = "test_limit"
     }
   }
@@ -123,10 +128,6 @@ public struct FasterRCNNBenchmarkConfig: Codable, Sendable, Equatable {
       case warmupIterations = "warmup_iterations", warmupRatio = "warmup_ratio"
       case checkpointInterval = "checkpoint_interval", evaluationInterval = "evaluation_interval"
     }
-  }
-
-  public enum DifficultHandling: String, CaseIterable, Sendable {
-    case ignore, keep
   }
 
   // MARK: - Validation and loading
@@ -170,6 +171,10 @@ public struct FasterRCNNBenchmarkConfig: Codable, Sendable, Equatable {
       try data.fail("difficult", "must be one of \(DifficultHandling.allCases.map(\.rawValue).joined(separator: ", ")), "
                       + "got '\(self.data.difficult)'")
     }
+    if VOCBoxConvention(rawValue: self.data.boxConvention) == nil {
+      try data.fail("box_convention", "must be one of \(VOCBoxConvention.allCases.map(\.rawValue).joined(separator: ", ")), "
+                      + "got '\(self.data.boxConvention)'")
+    }
     try data.check("batch_size", self.data.batchSize, in: 1...1024)
     try data.check("train_limit", self.data.trainLimit, in: 0...10_000_000)
     try data.check("test_limit", self.data.testLimit, in: 0...10_000_000)
@@ -196,6 +201,7 @@ public struct FasterRCNNBenchmarkConfig: Codable, Sendable, Equatable {
   }
 
   public var difficultHandling: DifficultHandling { DifficultHandling(rawValue: data.difficult) ?? .ignore }
+  public var boxConventionValue: VOCBoxConvention { VOCBoxConvention(rawValue: data.boxConvention) ?? .mmdet }
 
   /// mmcv StepLrUpdater with linear warm-up, by iteration: the rate before iteration `iteration` runs.
   func learningRate(iteration: Int) -> Float {

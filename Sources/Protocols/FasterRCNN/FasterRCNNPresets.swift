@@ -45,6 +45,7 @@ data:
   std: [58.395, 57.12, 57.375]
   pad_divisor: 32
   difficult: ignore          # mmdet 2.x: difficult boxes are not trained on; `keep` is detectron2's choice
+  box_convention: mmdet      # mmdet 2.x XMLDataset: all four XML coordinates − 1; `detectron2`: xmin, ymin − 1
   batch_size: 16
   train_limit: 0
   test_limit: 0
@@ -97,12 +98,13 @@ data:
   test_split: test
   max_size: 256
   train_short_sides: [96, 112, 128, 144, 160]
-  test_short_side: 128
+  test_short_side: 160
   flip_prob: 0.5
   mean: [72.93, 72.93, 72.93]     # 0.2860 × 255, Fashion-MNIST's pixel mean, as the pretraining config
   std: [90.015, 90.015, 90.015]   # 0.3530 × 255
   pad_divisor: 32
   difficult: ignore
+  box_convention: mmdet
   batch_size: 4
   train_limit: 0
   test_limit: 0

@@ -44,10 +44,16 @@ public enum FasterRCNNProtocol {
         reason: "\(request.backbone.checkpoint) is a 1-channel backbone, but data.mean/data.std differ per channel.",
         hint: "A 1-channel backbone sees the mean of the normalised channels: give one mean and std for all three.")
     }
+    // The C4 trunk is stem..layer3: its stride is the stem's (4, or 1 for a CIFAR stem) times layer1–3's.
+    let backboneConfig = evaluation.backbone.config
+    let c4Stride = (backboneConfig.cifarStem ? 1 : 4) * backboneConfig.strides.prefix(3).reduce(1, *)
+    let c4Channels = backboneConfig.featureChannels[3]
     var headGenerator = SplitMix64.derived(config.seed, 0xDE7EC7)
-    let detector = FasterRCNNC4(backbone: evaluation.backbone,
-                                config: config.modelConfig(classCount: classNames.count,
-                                                           backbone: evaluation.backbone.config),
+    let rpn = RegionProposalNetwork(inChannels: c4Channels, config: config.rpnConfig(channels: c4Channels,
+                                                                                       stride: c4Stride),
+                                    using: &headGenerator)
+    let detector = FasterRCNNC4(backbone: evaluation.backbone, rpn: rpn,
+                                roiHead: config.roiHeadConfig(classCount: classNames.count, stride: c4Stride),
                                 using: &headGenerator)
 
     let label = request.label ?? evaluation.defaultLabel(request.backbone.checkpoint)
