@@ -45,6 +45,41 @@ public struct FasterRCNNLosses: Sendable, Equatable {
   public var total: Float { rpnClass + rpnBox + roiClass + roiBox }
 }
 
+extension RegionProposalNetwork: RegionProposing {
+  public func trainingPass<G: RandomNumberGenerator>(features: Tensor, imageSizes: [(height: Int, width: Int)],
+                                                    gtBoxes: [Tensor], sampler: inout G) -> RegionProposalPass {
+    pass(forwardTraining(features: features, imageSizes: imageSizes, gtBoxes: gtBoxes, sampler: &sampler))
+  }
+
+  /// The training pass with given sampled anchors (parity tests).
+  public func trainingPass(features: Tensor, imageSizes: [(height: Int, width: Int)], gtBoxes: [Tensor],
+                           sampledAnchors: [RPNSampledAnchors]) -> RegionProposalPass {
+    pass(forwardTraining(features: features, imageSizes: imageSizes, gtBoxes: gtBoxes, sampledAnchors: sampledAnchors))
+  }
+
+  private func pass(_ output: RPNTrainingOutput) -> RegionProposalPass {
+    RegionProposalPass(proposals: output.proposals, classLoss: output.classificationLoss, boxLoss: output.boxLoss) {
+      self.backward(output)
+    }
+  }
+}
+
+/// The detector's two configurable parts: the RPN on C4 and the ROI head.
+public struct FasterRCNNConfig: Codable, Sendable, Equatable {
+  public var rpn: RPNConfig
+  public var roiHead: ROIHeadConfig
+
+  public init(rpn: RPNConfig, roiHead: ROIHeadConfig) {
+    self.rpn = rpn
+    self.roiHead = roiHead
+  }
+
+  /// MMSelfSup's `faster_rcnn_r50_c4` for `classCount` classes on C4 features of `c4Channels` channels.
+  public static func mmdetC4(classCount: Int, c4Channels: Int) -> FasterRCNNConfig {
+    FasterRCNNConfig(rpn: .mmdetC4(inChannels: c4Channels), roiHead: .mmdetC4(classCount: classCount))
+  }
+}
+
 /// Faster R-CNN C4: `backbone` stem..layer3 → C4 → `rpn` and `roiHead` (res5 = `backbone.stages[3]`).
 ///
 /// State-dict names are mmdet's: `backbone.{conv1,bn1,layer1,layer2,layer3}.…`, `rpn_head.…`,
@@ -63,6 +98,15 @@ public final class FasterRCNNC4 {
     self.backbone = backbone
     self.rpn = rpn
     roiHead = C4ROIHead(res5: backbone.stages[3], config: config, using: &generator)
+  }
+
+  /// A detector around `backbone` with a fresh `RegionProposalNetwork` on its C4 features (drawn first) and a fresh
+  /// ROI head (see the designated initialiser).
+  public convenience init<G: RandomNumberGenerator>(backbone: ResNet, config: FasterRCNNConfig,
+                                                    using generator: inout G) {
+    let c4Channels = backbone.config.featureChannels[3]
+    let rpn = RegionProposalNetwork(inChannels: c4Channels, config: config.rpn, using: &generator)
+    self.init(backbone: backbone, rpn: rpn, roiHead: config.roiHead, using: &generator)
   }
 
   /// C4 channels (layer3's output): the RPN's and the ROI head's input.
