@@ -176,6 +176,24 @@ private func makeDevkits() throws -> (URL, TinyDevkit, TinyDevkit) {
     #expect(unknown.description.contains("1 of unknown classes skipped"), "\(unknown)")
   }
 
+  @Test func dataCheckReportsWhatADetectionRunSkipsKeepsAndRefuses() throws {
+    let parent = try temporaryFolder()
+    defer { try? FileManager.default.removeItem(at: parent) }
+    let devkit = try TinyDevkit("VOC2007", in: parent)
+    try devkit.add("zero", width: 64, height: 40, objects: [("bird", "5", "5", "5", "9", false),
+                                                            ("person", "1", "1", "70", "20", false)])
+    try devkit.add("none", width: 64, height: 64, objects: [])
+    try devkit.add("inverted", width: 64, height: 64, objects: [("dog", "20", "1", "10", "10", false)])
+    try devkit.list("trainval", ["zero", "none", "inverted"])
+    let check = try DatasetCheck.run(data: devkit.root, format: .voc)
+    let counts = Dictionary(uniqueKeysWithValues: check.counts.map { ($0.name, $0.value) })
+    #expect(counts["images without objects (dropped from detection training)"] == 1)
+    #expect(counts["zero-area boxes (mmdet convention; kept)"] == 1)
+    #expect(counts["boxes crossing the image border (clipped in training)"] == 1)
+    #expect(check.unreadable.map(\.path) == ["Annotations/inverted.xml"], "\(check.unreadable)")
+    #expect(!check.isComplete)
+  }
+
   @Test func loadRunsThePipelineOnTheDecodedImageWithKeyedDraws() throws {
     let (parent, a, b) = try makeDevkits()
     defer { try? FileManager.default.removeItem(at: parent) }
