@@ -36,6 +36,22 @@ public struct DetectionSample: Sendable {
   public var imageID: String
   public var isFlipped: Bool
 
+  public init(image: Tensor, height: Int, width: Int, scaleFactor: (x: Double, y: Double),
+              originalSize: (height: Int, width: Int), boxes: Tensor, labels: [Int], imageID: String,
+              isFlipped: Bool) {
+    precondition(boxes.rank == 2 && boxes.shape[1] == 4 && boxes.shape[0] == labels.count,
+                 "A detection sample needs boxes [g, 4] and g labels; got \(boxes.shape) and \(labels.count).")
+    self.image = image
+    self.height = height
+    self.width = width
+    self.scaleFactor = scaleFactor
+    self.originalSize = originalSize
+    self.boxes = boxes
+    self.labels = labels
+    self.imageID = imageID
+    self.isFlipped = isFlipped
+  }
+
   /// Boxes `[k · 4]` of the resized frame mapped back to the original image: mmdet 2.x `get_bboxes(rescale=True)`
   /// divides by the float32 scale factor (no clipping after the division). A test pipeline never flips.
   public func boxesInOriginalFrame(_ boxes: [Float]) -> [Float] {
