@@ -15,7 +15,7 @@ extension FasterRCNNBenchmarkConfig {
     }
     let years = data.paths.map { URL(fileURLWithPath: $0).lastPathComponent }
     if years != ["VOC2007", "VOC2012"] { variant["data.sets"] = years.joined(separator: "+") }
-    if !isVOC { variant["dataset"] = "voc-devkit(\(years.first ?? "?"), not the 20 VOC classes)" }
+    if !isVOC { variant["dataset"] = "voc-devkit(\(years.first ?? "unknown"),other-classes)" }
     if isRandomInit { variant.flag("random-init") }
     return variant
   }

@@ -130,7 +130,7 @@ public enum FasterRCNNProtocol {
           let batch = try data.trainingBatch(iteration: iteration, channels: channels)
           optimizer.zeroGrad()
           var sampler = SplitMix64.derived(config.seed, 0x5A4D1E, UInt64(iteration))
-          let losses = detector.trainingStep(images: batch.images, imageSizes: batch.imageSizes,
+          let losses = detector.trainingStep(images: batch.images, imageSizes: batch.sizes,
                                              gtBoxes: batch.boxes, gtLabels: batch.labels, sampler: &sampler)
           return .init(loss: losses.total,
                        parts: String(format: "rpn cls %.4f, rpn box %.4f, cls %.4f, box %.4f", losses.rpnClass,
