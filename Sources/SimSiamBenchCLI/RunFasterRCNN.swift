@@ -46,7 +46,7 @@ struct RunFasterRCNN: ParsableCommand {
   }
 
   func run() throws {
-    common.configureThreads()
+    try common.configureThreads()
     let result = try FasterRCNNProtocol.run(try request())
     print("")
     print(result.table.markdown(), terminator: "")
