@@ -287,6 +287,7 @@ public enum VOCSVMProtocol {
     var variant = variant(svmConfig, draw: draw)
     variant["pooling"] = pooling == .specified ? "specified(MMSelfSup-AvgPool2d)" : "adaptive(12/6/4/3/2)"
     variant["transform"] = "Resize(\(resizeSide))→\(svmConfig.data.resizeMode)(\(size))"
+    variant["resize-rule"] = transform.resizeRule.rawValue  // the bilinear pass order (ResizeRule)
     variant["mean"] = normalization.mean.map { "\($0)" }.joined(separator: ",")
     variant["std"] = normalization.std.map { "\($0)" }.joined(separator: ",")
     if evaluation.isRandomInit { variant.flag("random-init") }
@@ -308,7 +309,7 @@ public enum VOCSVMProtocol {
     return Inputs(
       config: svmConfig, label: label, work: work, run: run,
       identity: "features=\(evaluation.featureKey)|\(source.fingerprint)|Resize(\(resizeSide))→\(svmConfig.data.resizeMode)(\(size)) "
-        + "mean=\(normalization.mean) std=\(normalization.std)|\(pooling.rawValue)",
+        + "rule=\(transform.resizeRule.rawValue) mean=\(normalization.mean) std=\(normalization.std)|\(pooling.rawValue)",
       draw: draw, classes: trainLabels.classes.count,
       layers: {
         let progress = ProgressReporter(log: log, interval: 2)
