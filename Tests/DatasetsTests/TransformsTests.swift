@@ -47,6 +47,8 @@ struct TransformCase: Decodable {
 }
 
 struct TransformFixtures: Decodable {
+  /// The Pillow version that wrote the file (resize-rule fixtures only).
+  var pillow: String?
   var inputs: [String: EncodedImage]
   var cases: [TransformCase]
 
