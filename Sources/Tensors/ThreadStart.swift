@@ -61,7 +61,7 @@ extension Threads {
     let threads = requested > 0 ? requested : ProcessInfo.processInfo.activeProcessorCount
     try checkAddressSpace(threads: threads, limit: addressSpaceLimit())
     try probeThreadCreation(threads)
-    configure(threads)
+    configure(requested)  // 0 stays "all active cores" (configure's range is for requested counts)
   }
 
   /// Throws `.notEnoughAddressSpace` unless `threads` workers' buffers and stacks plus the working reserve can be
