@@ -232,7 +232,8 @@ def roi_align_weights(starts, ends, size, out=14):
     big = max(int(grid.max()), 1)
     p = torch.arange(out, dtype=torch.float32)[None, :, None]
     i = torch.arange(big, dtype=torch.float32)[None, None, :]
-    coord = starts[:, None, None] + p * bin_[:, None, None] + (i + 0.5) * bin_[:, None, None] / grid.clamp(min=1)[:, None, None]
+    step = bin_[:, None, None]
+    coord = starts[:, None, None] + p * step + (i + 0.5) * step / grid.clamp(min=1)[:, None, None]
     inside = (i < grid[:, None, None]) & ~((coord < -1.0) | (coord > size))
     c = coord.clamp(min=0)
     low = c.long().clamp(max=size - 1)
@@ -366,7 +367,8 @@ def make_detection_step(case, channels_last):
                 rois = torch.cat([torch.zeros(len(boxes), 1), boxes], 1)
                 cls, reg = model.roi_head(c4, rois)
                 scores = F.softmax(cls, -1)[:, :CLASSES]
-                decoded = delta2bbox(boxes, reg, [0.1, 0.1, 0.2, 0.2], IMAGE_HEIGHT, IMAGE_WIDTH).reshape(-1, CLASSES, 4)
+                decoded = delta2bbox(boxes, reg, [0.1, 0.1, 0.2, 0.2], IMAGE_HEIGHT, IMAGE_WIDTH)
+                decoded = decoded.reshape(-1, CLASSES, 4)
                 keep = scores > 0.05  # multiclass_nms: (roi, class) pairs above score_thr, row-major
                 roi_index, label = torch.nonzero(keep, as_tuple=True)
                 candidates, candidate_scores = decoded[roi_index, label], scores[roi_index, label]

@@ -77,7 +77,8 @@ func fasterRCNNMACs(_ model: FasterRCNNC4, rois: Int) -> Double {
   let rpn = c4 * channels * (9 * channels + 5 * anchors)  // rpn_conv 3×3 (feat = in), rpn_cls A, rpn_reg 4A
   let pooled = model.roiHead.config.pooledSize
   let res5 = blockMACs(model.roiHead.res5, height: pooled, width: pooled).macs
-  let fcs = Double(model.roiHead.res5.last!.outChannels * (DetectionScene.classCount + 1 + 4 * DetectionScene.classCount))
+  let fcOutputs = DetectionScene.classCount + 1 + 4 * DetectionScene.classCount  // fc_cls + fc_reg
+  let fcs = Double(model.roiHead.res5.last!.outChannels * fcOutputs)
   return stemMACs + trunk.macs + rpn + Double(rois) * (res5 + fcs)
 }
 
@@ -94,7 +95,9 @@ func runDetectionCase(_ id: String, iterations requested: Int) -> CaseResult {
 
   if id == "i" {
     if let bias = model.roiHead.classifier.bias {
-      for label in 0..<DetectionScene.inferenceBiasedClasses { bias.value.scalars[label] += DetectionScene.inferenceClassBias }
+      for label in 0..<DetectionScene.inferenceBiasedClasses {
+        bias.value.scalars[label] += DetectionScene.inferenceClassBias
+      }
     }
     var kept = 0
     let stepSeconds = time(warmup: 1, iterations: requested > 0 ? requested : 3) {
