@@ -17,6 +17,12 @@ public enum ProcessGroups {
     return launcherVariables.contains { environment[$0] != nil }
   }
 
+  /// Ranks of this job on this machine (Open MPI's OMPI_COMM_WORLD_LOCAL_SIZE), when a launcher says: each rank
+  /// then takes its share of the cores instead of all of them.
+  public static var ranksOnThisMachine: Int? {
+    ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_LOCAL_SIZE"].flatMap(Int.init).flatMap { $0 > 0 ? $0 : nil }
+  }
+
   /// MPI's world when started by mpirun / srun (MPI initialised on the first call), else a `SingleProcessGroup`
   /// without any MPI call: a plain `simsiam-bench pretrain` needs no launcher.
   public static func launched() throws -> any ProcessGroup {
