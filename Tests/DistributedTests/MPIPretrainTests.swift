@@ -126,6 +126,8 @@ import TestSupport
 
     let loss = { (database: URL) in try ResultsStore(path: database.path).epochMetrics(
       run: try #require(try ResultsStore(path: database.path).runs().first).runID).map(\.loss) }
+    // Only rank 0 writes database rows: one run, not one per rank.
+    #expect(try ResultsStore(path: pairDB.path).runs().count == 1)
     let (singleLoss, pairLoss) = (try loss(singleDB), try loss(pairDB))
     #expect(singleLoss.count == 1 && pairLoss.count == 1)
     #expect(abs(singleLoss[0] - pairLoss[0]) < 1e-5, "mean loss \(singleLoss) vs \(pairLoss)")
@@ -176,5 +178,11 @@ import TestSupport
     let actual = try Self.tensors(killed.appendingPathComponent("epoch_3.safetensors"))
     let differing = expected.keys.filter { actual[$0].map { $0.map(\.bitPattern) } != expected[$0]!.map(\.bitPattern) }
     #expect(!expected.isEmpty && differing.isEmpty, "tensors differing after kill + resume: \(differing.prefix(5))")
+    // One training, one run: the resume continued the killed run's row, which read `died` (rank 0, ended by
+    // mpirun, may still be an unreaped zombie when the resume starts).
+    let store = try ResultsStore(path: database.path)
+    let runs = try store.runs()
+    #expect(runs.map(\.status) == [.finished, .finished], "\(runs.map(\.runID))")
+    #expect(try store.resumes(run: try #require(runs.last).runID).map(\.previousStatus) == ["died"])
   }
 }
