@@ -17,6 +17,15 @@ public enum ProcessGroups {
     return launcherVariables.contains { environment[$0] != nil }
   }
 
+  /// The number of ranks the launcher started, read from its environment without initialising MPI (Open MPI's
+  /// OMPI_COMM_WORLD_SIZE, PMI-2's PMI_SIZE, Slurm's SLURM_NTASKS under srun); nil without a launcher.
+  public static var launchedWorldSize: Int? {
+    guard isLaunchedByMPI else { return nil }
+    let environment = ProcessInfo.processInfo.environment
+    return ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_NTASKS"].lazy.compactMap { environment[$0].flatMap(Int.init) }
+      .first
+  }
+
   /// Ranks of this job on this machine (Open MPI's OMPI_COMM_WORLD_LOCAL_SIZE), when a launcher says: each rank
   /// then takes its share of the cores instead of all of them.
   public static var ranksOnThisMachine: Int? {

@@ -133,6 +133,20 @@ import TestSupport
     #expect(abs(singleLoss[0] - pairLoss[0]) < 1e-5, "mean loss \(singleLoss) vs \(pairLoss)")
   }
 
+  /// Only `pretrain` is data-parallel: another command under `mpirun -np 2` is refused on every rank before it
+  /// touches a file (the database named here is never created), with the reason and what to do.
+  @Test(.enabled(if: mpirun != nil && binary != nil, skipReason))
+  func otherCommandsRefuseSeveralRanks() throws {
+    let folder = try Self.temporaryFolder()
+    defer { try? FileManager.default.removeItem(at: folder) }
+    let database = folder.appendingPathComponent("results.sqlite")
+    let refused = try Self.run(ranks: 2, ["results", "list", "--db", database.path], timeout: 60)
+    #expect(refused.status != 0, "\(refused.output)")
+    #expect(refused.output.contains("`list` was started as 2 MPI ranks"), "\(refused.output)")
+    #expect(refused.output.contains("Run it without mpirun"))
+    #expect(!FileManager.default.fileExists(atPath: database.path))
+  }
+
   /// The pid of rank `rank` among the launcher's children (Open MPI exports OMPI_COMM_WORLD_RANK to each).
   static func rankProcess(_ rank: Int, of launcher: Int32) -> Int32? {
     let children = (try? String(contentsOfFile: "/proc/\(launcher)/task/\(launcher)/children", encoding: .utf8))?
