@@ -44,20 +44,22 @@ for setting in "${settings[@]}"; do overrides+=(--set "$setting"); done
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-# Runs one setup and prints its images per second (two views each), read from the epoch summary line.
+# measure NAME THREADS [LAUNCHER…]: runs one setup (THREADS 0: the command's default) and prints its images per
+# second (two views each), read from the epoch summary line.
 measure() {
-  local name=$1; shift
+  local name=$1 threads=$2; shift 2
   local output
-  output=$("$@" pretrain --work-dir "$work/$name" --db "$work/$name.sqlite" --log-interval 0 "${overrides[@]}" 2>&1 \
-    | tr '\r' '\n') || { echo "$output" | tail -20 >&2; echo "scaling.sh: the $name run failed" >&2; exit 1; }
+  output=$("$@" "$binary" pretrain --threads "$threads" --work-dir "$work/$name" --db "$work/$name.sqlite" \
+    --log-interval 0 "${overrides[@]}" 2>&1 | tr '\r' '\n') \
+    || { echo "$output" | tail -20 >&2; echo "scaling.sh: the $name run failed" >&2; exit 1; }
   echo "$output" | sed -n 's/^.*epoch 1: mean loss.* \([0-9.]*\) img\/s.*$/\1/p' | tail -1
 }
 
-one_thread=$(measure one-thread "$binary" --threads 1)
-two_threads=$(measure two-threads "$binary" --threads 2)
+one_thread=$(measure one-thread 1)
+two_threads=$(measure two-threads 2)
 # --bind-to none: Open MPI would otherwise pin rank r to core r, which is what we want on an idle machine but
 # not under other load; each rank takes cores / ranks = 1 thread (PretrainCommand).
-two_ranks=$(measure two-ranks mpirun --allow-run-as-root --bind-to none -np 2 "$binary")
+two_ranks=$(measure two-ranks 0 mpirun --allow-run-as-root --bind-to none -np 2)
 
 echo "| case | 1 process × 1 thread | 1 process × 2 threads | 2 ranks × 1 thread | 2 ranks / (2 × 1 thread) | 2 ranks / 2 threads |"
 echo "|---|---|---|---|---|---|"
