@@ -46,3 +46,29 @@ import TestSupport
     }
   }
 }
+
+@Suite struct FuzzVOCFindingsTests {
+  /// Found by mutatedAnnotationsParseOrThrowTypedErrors (trial 901): `<filena<?x?>me>` crashed the test process
+  /// (signal 11, strlen of a null pointer): swift-corelibs-foundation's XMLParser hands libxml2's null data of an
+  /// empty processing instruction to a non-optional pointer. Processing instructions are refused before parsing.
+  @Test func aProcessingInstructionIsRefusedNotACrash() throws {
+    for xml in ["<annotation><?x?><filename>a.jpg</filename></annotation>",
+                "<?xml version=\"1.0\"?>\n<annotation>\n<?x?></annotation>",
+                "<annotation><?pi some data?></annotation>"] {
+      #expect {
+        try VOCAnnotation(xml: Data(xml.utf8), path: "Annotations/pi.xml")
+      } throws: { error in
+        guard case let .malformedXML(path, reason)? = error as? DatasetError else { return false }
+        return path == "Annotations/pi.xml" && reason.contains("processing instruction")
+      }
+    }
+  }
+
+  /// The XML declaration is not a processing instruction: a file starting with one (and a byte-order mark) parses.
+  @Test func theXMLDeclarationIsStillAccepted() throws {
+    let body = "<annotation><filename>a.jpg</filename><size><width>4</width><height>3</height></size></annotation>"
+    for prefix in ["", "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n", "\u{FEFF}<?xml version=\"1.0\"?>"] {
+      #expect(try VOCAnnotation(xml: Data((prefix + body).utf8), path: "a.xml").width == 4)
+    }
+  }
+}
