@@ -72,3 +72,23 @@ import TestSupport
     }
   }
 }
+
+@Suite struct FuzzListFindingsTests {
+  /// Found by mutatedListFilesReadOrThrowTypedErrors (trial 569, list/places.csv): a label of
+  /// 9223372036854775807 was accepted, and `classCount` (largest label + 1) trapped on overflow; a label of
+  /// 10^12 would have made `data check` allocate a per-class table of 8 TB. Labels are bounded at the reader.
+  @Test func aHugeLabelIsRefusedNamingTheLine() throws {
+    let folder = try ReaderFixtures.temporaryFolder()
+    defer { try? FileManager.default.removeItem(at: folder) }
+    for label in ["9223372036854775807", "1000000000000", "100000"] {
+      let list = folder.appendingPathComponent("places.csv")
+      try Data("path,label\na/b.png,\(label)\nc/d.jpg,7\n".utf8).write(to: list)
+      #expect {
+        try ImageListDataset(listFile: list, root: folder)
+      } throws: { error in
+        guard case let .malformedLine(path, line, _, expected)? = error as? DatasetError else { return false }
+        return path == list.path && line == 2 && expected.contains("below 100000")
+      }
+    }
+  }
+}
