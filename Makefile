@@ -2,7 +2,7 @@
 #   make demo   — the main job on the embedded default
 #   make test   — set-up, build and the whole test suite
 SHELL := /bin/bash
-APT_PACKAGES := libopenblas-dev liblinear-dev libsqlite3-dev libturbojpeg0-dev libpng-dev libssl-dev zlib1g-dev pkg-config dataset-fashion-mnist
+APT_PACKAGES := libopenblas-dev liblinear-dev libsqlite3-dev libturbojpeg0-dev libpng-dev libssl-dev zlib1g-dev libopenmpi-dev openmpi-bin pkg-config dataset-fashion-mnist
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 SWIFT_FLAGS ?=
 

@@ -33,22 +33,27 @@ let package = Package(
     .systemLibrary(name: "CMalloc"),  // glibc's malloc.h (mallopt)
     .systemLibrary(name: "COpenSSL", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),  // SHA-256
     .systemLibrary(name: "CZlibShim", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),  // inflate
+    .systemLibrary(name: "CMPI", pkgConfig: "ompi", providers: [.apt(["libopenmpi-dev"])]),  // data parallelism
 
     // MARK: - Support (the bottom layer: hashing, compression, atomic files, the work queue, config loading)
     .target(name: "Support", dependencies: ["COpenSSL", "CZlibShim", .product(name: "Yams", package: "Yams")]),
+
+    // MARK: - Distributed (the collectives of data-parallel training: Open MPI, or one process without MPI calls)
+    .target(name: "Distributed", dependencies: ["CMPI"]),
 
     // MARK: - Engine
     // Tensor, gemm, parallelFor / parallelForEach; FeatureMatrix and the weighted kNN (a blocked-sgemm kernel).
     .target(name: "Tensors", dependencies: ["Support", "COpenBLAS", "CMalloc"]),
     // Layers, losses, and the optimisers that update their parameters (SGD, LARS, learning-rate schedules).
-    .target(name: "Layers", dependencies: ["Tensors"]),
+    .target(name: "Layers", dependencies: ["Tensors", "Distributed"]),
     .target(name: "Models", dependencies: ["Layers"]),
     .target(name: "Checkpoints", dependencies: ["Support", "Layers",
                                              .product(name: "ZIPFoundation", package: "ZIPFoundation")]),
     .target(name: "Datasets", dependencies: ["Support", "Tensors", "CTurboJPEG", "CPNG"]),
 
     // MARK: - Pretraining (SimSiam: config, loop, checkpoints, kNN monitor)
-    .target(name: "Training", dependencies: ["Support", "Layers", "Models", "Checkpoints", "Datasets"]),
+    .target(name: "Training", dependencies: ["Support", "Distributed", "Layers", "Models", "Checkpoints",
+                                          "Datasets"]),
 
     // MARK: - Evaluation protocols (feature extraction and cache, VOC07 SVMs, linear probes, kNN)
     .target(name: "Evaluation", dependencies: ["Support", "Tensors", "Layers", "Models", "Checkpoints", "Datasets",
@@ -59,13 +64,13 @@ let package = Package(
 
     // MARK: - Protocols (one room per protocol: request, runner, result → score rows; the run lifecycle, the
     // backbone builder and progress reporting shared by all of them). The CLI and quickstart call only this.
-    .target(name: "Protocols", dependencies: ["Support", "Tensors", "Layers", "Models", "Training", "Checkpoints",
+    .target(name: "Protocols", dependencies: ["Support", "Distributed", "Tensors", "Layers", "Models", "Training", "Checkpoints",
                                            "Datasets", "Evaluation", "Results"]),
 
     // MARK: - Command-line tool
     .executableTarget(name: "SimSiamBenchCLI", dependencies: [
-      "Support", "Models", "Training", "Checkpoints", "Datasets", "Evaluation", "Results", "Protocols",
-      .product(name: "ArgumentParser", package: "swift-argument-parser"),
+      "Support", "Distributed", "Models", "Training", "Checkpoints", "Datasets", "Evaluation", "Results",
+      "Protocols", .product(name: "ArgumentParser", package: "swift-argument-parser"),
     ]),
 
     // MARK: - Tests
@@ -86,6 +91,8 @@ let package = Package(
     .testTarget(name: "SupportTests", dependencies: ["Support", "TestSupport"], resources: [.copy("Fixtures")]),
     .testTarget(name: "ProtocolsTests", dependencies: ["Protocols", "Results", "Evaluation", "Training", "Checkpoints", "Datasets", "Models", "Tensors", "Support", "TestSupport"]),
     .testTarget(name: "CLITests", dependencies: ["SimSiamBenchCLI", "Support", "Protocols", "TestSupport"]),
+    .testTarget(name: "DistributedTests", dependencies: ["Distributed", "Tensors", "Layers", "Training",
+                                                      "Checkpoints", "Datasets", "Results", "TestSupport"]),
     .testTarget(name: "NativeLibrariesTests", dependencies: ["COpenBLAS", "CLiblinear", "CTurboJPEG", "CPNG"]),
   ]
 )

@@ -18,13 +18,20 @@ Cases (images/s = batch / mean step time; warm-up and timed iterations as in sha
   g  the FCN scene miniature's iteration: ResNet-18 CIFAR stem w0.25 1ch, strides 1,2,2,2, heads 128 / 64,
      11 classes, 64x64 crops, batch 8 (configs/benchmarks/mmsegmentation/scenes/fcn_quick-d8_scenes.yaml)
                                                                                             warm-up 3, timed 20
+  h  one Faster R-CNN R50-C4 training iteration (mmdet 2.x faster_rcnn_r50_c4, 21 classes): 600x800 image padded to
+     608x800, 3 GT boxes, RPN 256 anchors, proposals 12000 -> NMS 0.7 -> 2000, 512 ROIs, RoIAlign 14x14 -> res5 ->
+     extra BN -> fc, four losses, backward, SGD(lr 0.02, momentum 0.9, wd 1e-4) (models in torch_faster_rcnn.py)
+                                                                                            warm-up 1, timed 2
+  i  Faster R-CNN R50-C4 detection on one 600x800 image: trunk, RPN proposals (6000 -> NMS 0.7 -> 1000), ROI head on
+     the 1000 proposals, softmax, score > 0.05, per-class NMS 0.5, 100 kept                 warm-up 1, timed 3
+     (h, i: RoIAlign and NMS are torch code, not torchvision's kernels; roi_align_s = RoIAlign's share per step)
 
 Peak RSS is resource.getrusage(RUSAGE_SELF).ru_maxrss, which only grows; so when more than one case is asked for,
 each case runs in its own child process (this script with --only) and its peak is its own. `rss_before_mb` is the
 peak after `import torch`, before the case built anything.
 
-usage: python3 benchmarks/torch_bench.py [--threads N] [--channels-last 0|1] [--only a|b|c|d|f|g] [--iters N] [--json]
-(without --only: cases a-d; the FCN cases only on request)
+usage: python3 benchmarks/torch_bench.py [--threads N] [--channels-last 0|1] [--only a|b|c|d|f|g|h|i] [--iters N] [--json]
+(without --only: cases a-d; the FCN and Faster R-CNN cases only on request)
 """
 import argparse
 import json
@@ -38,6 +45,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+import torch_faster_rcnn
+from torch_faster_rcnn import make_detection_step
 from torch_fcn import make_fcn_step
 
 CASES = {
@@ -47,6 +56,8 @@ CASES = {
     "d": ("SimSiam R18-CIFAR w0.25 1ch 32x32 b=256 (quick)", 256, 2, 6),
     "f": ("FCN-D8 R50 512x512 b=2 training iteration", 2, 1, 2),
     "g": ("FCN miniature R18 w0.25 64x64 b=8 iteration", 8, 3, 20),
+    "h": ("Faster R-CNN R50-C4 600x800 training iteration", 1, 1, 2),
+    "i": ("Faster R-CNN R50-C4 600x800 detection", 1, 1, 3),
 }
 DEFAULT_CASES = ("a", "b", "c", "d")
 
@@ -192,6 +203,14 @@ def run_case(case, channels_last, iters):
                 opt.step()
     elif case in ("f", "g"):
         step, trainable = make_fcn_step(case, channels_last)
+    elif case in ("h", "i"):
+        detection_step, trainable, check = make_detection_step(case, channels_last)
+        roi_align_s = []
+
+        def step():  # RoIAlign's own time per step (forward + backward), to quote a ratio without it
+            before = torch_faster_rcnn.ROI_ALIGN_SECONDS[0]
+            detection_step()
+            roi_align_s.append(torch_faster_rcnn.ROI_ALIGN_SECONDS[0] - before)
     else:
         if case == "c":
             model, x1, x2 = prep(SimSiam().train(), torch.randn(batch, 3, 32, 32), torch.randn(batch, 3, 32, 32))
@@ -216,8 +235,11 @@ def run_case(case, channels_last, iters):
               "rss_before_mb": round(rss_before, 1), "peak_rss_mb": round(peak_rss_mb(), 1)}
     if case in ("c", "d"):
         result["views_per_s"] = round(2 * batch / mean, 2)
-    if case in ("f", "g"):
+    if case in ("f", "g", "h", "i"):
         result["trainable_parameters"] = trainable
+    if case in ("h", "i"):
+        result["roi_align_s"] = [round(t, 4) for t in roi_align_s[-iters:]]
+        result["ops"] = "roi_align, nms: torch code in torch_faster_rcnn.py (" + check + ")"
     return result
 
 

@@ -76,7 +76,7 @@ public struct ClassificationSource: Sendable {
     switch storage {
     case let .idx(dataset): hash.update(dataset.pixels[0..<(count * dataset.width * dataset.height)])
     case let .memory(images): for image in images.prefix(count) { hash.update(image.pixels) }
-    case .cifar, .files: break  // fingerprintParts name the files and their sizes
+    case .cifar, .files: break  // fingerprintParts name the files and their content digests
     }
     for label in self.labels { hash.update("\(label),") }
     fingerprint = hash.finalize().map { String(format: "%02x", $0) }.joined()
@@ -144,14 +144,14 @@ public struct ClassificationSource: Sendable {
       return ClassificationSource(storage: .cifar(dataset), labels: dataset.labels.map(Int.init),
                                   classNames: dataset.classes, name: "cifar \(splitName) (\(path.path))",
                                   limit: limit,
-                                  fingerprintParts: ["cifar"] + dataset.files.map { "\($0.lastPathComponent) \(size($0))" })
+                                  fingerprintParts: ["cifar"] + (try fileParts(dataset.files[...], root: path)))
     case .imageFolder:
       let root = path.appendingPathComponent(split == .train ? "train" : "val")
       let dataset = try ImageFolderDataset(root: root)
       let urls = dataset.samples.map(\.url)
       return ClassificationSource(storage: .files(urls), labels: dataset.samples.map(\.label),
                                   classNames: dataset.classes, name: "image folder \(root.path)", limit: limit,
-                                  fingerprintParts: fileParts(urls.prefix(limit > 0 ? limit : urls.count),
+                                  fingerprintParts: try fileParts(urls.prefix(limit > 0 ? limit : urls.count),
                                                               root: root))
     case .imageList, .places205, .inaturalist2018:
       let list = split == .train ? location.trainList : location.valList
@@ -178,7 +178,7 @@ public struct ClassificationSource: Sendable {
                                   classNames: (0..<dataset.classCount).map { "class \($0)" },
                                   name: "\(location.kind.rawValue) list \(listURL.path)", limit: limit,
                                   fingerprintParts: ["list \(listURL.lastPathComponent)"]
-                                    + fileParts(urls.prefix(limit > 0 ? limit : urls.count), root: root))
+                                    + (try fileParts(urls.prefix(limit > 0 ? limit : urls.count), root: root)))
     case .synthetic:
       var rng = SplitMix64.derived(0x5917, split == .train ? 0 : 1)
       let (images, labels) = makeSyntheticImages(count: limit > 0 ? limit : 64, size: 32, channels: channels,
@@ -220,17 +220,16 @@ public struct ClassificationSource: Sendable {
     return ClassificationSource(storage: .files(urls), labels: labels, classNames: names,
                                 name: "inaturalist2018 \(url.path)", limit: limit,
                                 fingerprintParts: ["inat-json \(url.lastPathComponent)"]
-                                  + fileParts(urls.prefix(limit > 0 ? limit : urls.count), root: root))
+                                  + (try fileParts(urls.prefix(limit > 0 ? limit : urls.count), root: root)))
   }
 
-  private static func size(_ url: URL) -> Int64 {
-    ((try? FileManager.default.attributesOfItem(atPath: url.path))?[.size] as? NSNumber)?.int64Value ?? -1
-  }
-
-  /// "relative/path size" per file: what the fingerprint hashes for file-backed sources.
-  private static func fileParts(_ urls: ArraySlice<URL>, root: URL) -> [String] {
+  /// "relative/path sha256" per file: what the fingerprint hashes for file-backed sources. The digest is of the
+  /// file's bytes (FileContentDigests.swift), so a rewritten image gets new cached features.
+  private static func fileParts(_ urls: ArraySlice<URL>, root: URL) throws(DatasetError) -> [String] {
     let prefix = root.path.count
-    return urls.map { "\($0.path.dropFirst(prefix)) \(size($0))" }
+    let digests = try contentDigests(of: Array(urls), missingHint: "The dataset's list names it; the folder must hold it.")
+    return zip(urls, digests).map { url, digest in
+      "\(url.path.dropFirst(prefix)) " + digest.map { String(format: "%02x", $0) }.joined()
+    }
   }
 }
-

@@ -1,5 +1,6 @@
 // Batch normalisation over the channel (last) axis, with an optional fused ReLU: torch.nn.BatchNorm1d on
 // [n, c] and torch.nn.BatchNorm2d on NHWC [n, h, w, c] (Ioffe & Szegedy 2015, Algorithm 1).
+import Distributed
 import Foundation
 import Tensors
 
@@ -9,6 +10,9 @@ import Tensors
 /// mean and biased variance normalise, and the running statistics move by `momentum` towards the batch mean
 /// and the **unbiased** variance (`·m/(m−1)`); `num_batches_tracked` counts the steps. In inference mode the
 /// running statistics normalise. With `fusesReLU` the layer returns `relu(bn(x))` in the same pass.
+///
+/// With a `processGroup` of more than one process it is `torch.nn.SyncBatchNorm`: training statistics are those of
+/// the batch of all ranks together (BatchNorm+Sync.swift).
 public final class BatchNorm: Layer {
   public let channels: Int
   /// Weight of the batch statistic in the running-statistics update (PyTorch's `momentum`, default 0.1).
@@ -21,6 +25,10 @@ public final class BatchNorm: Layer {
   public let numBatchesTracked: Parameter  // [] int64 buffer
   /// When true, `forward` returns `relu(bn(x))` and `backward` masks `dy` by `output > 0` first.
   public var fusesReLU = false
+  /// SyncBN mode: when this group has more than one process, training-mode statistics (forward) and the
+  /// gradient through them (backward) are over the concatenated batch of every rank; nil or one process is plain
+  /// BatchNorm. Every rank must run the same layers in the same order (they meet in an allreduce).
+  public var processGroup: (any ProcessGroup)?
 
   public init(channels: Int, momentum: Float = 0.1, epsilon: Float = 1e-5, isAffine: Bool = true) {
     precondition(channels > 0, "BatchNorm needs a positive channel count, got \(channels).")
@@ -60,6 +68,10 @@ public final class BatchNorm: Layer {
     let shift: [Float]  // [c] β − mean·scale, as applied in forward
     let usedBatchStatistics: Bool
     let fusedReLU: Bool
+    /// Rows the batch statistics were taken over: this input's `m`, or all ranks' together under SyncBN.
+    let statisticsRows: Int
+    /// The group the statistics were synchronised over (SyncBN), whose backward must meet again.
+    let synchronizedOver: (any ProcessGroup)?
   }
 
   // MARK: - Forward
@@ -72,13 +84,21 @@ public final class BatchNorm: Layer {
     let m = x.count / c
     var mean: [Float]
     var invStd: [Float]
+    var statisticsRows = m
+    let synchronizedGroup = mode == .training ? processGroup.flatMap { $0.isDistributed ? $0 : nil } : nil
     switch mode {
     case .training:
-      precondition(m > 1, "BatchNorm in training mode needs more than one value per channel; input shape \(x.shape).")
-      let (batchMean, batchVar) = Self.meanAndBiasedVariance(x, rows: m, channels: c)
+      var (batchMean, batchVar) = Self.meanAndBiasedVariance(x, rows: m, channels: c)
+      if let synchronizedGroup {
+        (batchMean, batchVar, statisticsRows) = Self.groupStatistics(mean: batchMean, biasedVariance: batchVar,
+                                                                     rows: m, over: synchronizedGroup)
+      }
+      precondition(statisticsRows > 1,
+                   "BatchNorm in training mode needs more than one value per channel; input shape \(x.shape)"
+                     + (synchronizedGroup == nil ? "." : ", \(statisticsRows) rows over all ranks."))
       mean = batchMean.map { Float($0) }
       invStd = batchVar.map { Float(1 / ($0 + Double(epsilon)).squareRoot()) }
-      updateRunningStatistics(mean: batchMean, biasedVariance: batchVar, rows: m)
+      updateRunningStatistics(mean: batchMean, biasedVariance: batchVar, rows: statisticsRows)
     case .inference:
       mean = runningMean.value.scalars
       invStd = runningVar.value.scalars.map { Float(1 / (Double($0) + Double(epsilon)).squareRoot()) }
@@ -93,7 +113,8 @@ public final class BatchNorm: Layer {
     }
     let y = Self.applyScaleShift(x, rows: m, channels: c, scale: scale, shift: shift, relu: fusesReLU)
     let cache = Cache(x: x, mean: mean, invStd: invStd, scale: scale, shift: shift,
-                      usedBatchStatistics: mode == .training, fusedReLU: fusesReLU)
+                      usedBatchStatistics: mode == .training, fusedReLU: fusesReLU, statisticsRows: statisticsRows,
+                      synchronizedOver: synchronizedGroup)
     return (y, cache)
   }
 
@@ -213,16 +234,20 @@ public final class BatchNorm: Layer {
     var sums: [Double]? = nil
     let dx: Tensor
     if cache.usedBatchStatistics {
-      let reduced = Self.reduceGradient(dy, cache, rows: m, channels: c)
-      sums = reduced
+      // SyncBN: dx needs the sums of every rank over the statistics' rows; dγ and dβ stay this rank's own sums
+      // (the data-parallel gradient average adds the ranks' parameter gradients), as torch.nn.SyncBatchNorm.
+      let local = Self.reduceGradient(dy, cache, rows: m, channels: c)
+      sums = local
+      let reduced = cache.synchronizedOver.map { Self.groupSums(local, over: $0) } ?? local
+      let rows = Double(cache.statisticsRows)
       var a = [Float](repeating: 0, count: c)  // γ·invStd
       var b = [Float](repeating: 0, count: c)  // −γ·invStd²·mean(dy·x̂), the coefficient of (x − mean)
       var offset = [Float](repeating: 0, count: c)  // −γ·invStd·mean(dy)
       for ch in 0..<c {
         let k = Double(weight?.value.scalars[ch] ?? 1) * Double(cache.invStd[ch])
         a[ch] = Float(k)
-        b[ch] = Float(-k * Double(cache.invStd[ch]) * reduced[c + ch] / Double(m))
-        offset[ch] = Float(-k * reduced[ch] / Double(m))
+        b[ch] = Float(-k * Double(cache.invStd[ch]) * reduced[c + ch] / rows)
+        offset[ch] = Float(-k * reduced[ch] / rows)
       }
       dx = Self.batchStatisticsInputGradient(dy, cache, rows: m, channels: c, a: a, b: b, offset: offset)
     } else {

@@ -249,11 +249,14 @@ public final class ResNet: Layer {
 
   /// ∂L/∂x when the loss reads several features (a segmentor's decode head on feature5 = layer4 and auxiliary head
   /// on feature4 = layer3): `featureGradients[k]` is ∂L/∂feature_k (1…5, same shape as the feature); each is added
-  /// where its feature leaves the network. The cache must come from a forward through all four stages.
+  /// where its feature leaves the network. The cache must come from a forward that computed those features.
   public func backward(featureGradients: [Int: Tensor], _ cache: Cache) -> Tensor {
-    precondition(cache.stages.count == 4, "ResNet.backward needs a cache from a forward through all four stages.")
-    precondition(featureGradients.keys.allSatisfy { (1...5).contains($0) } && !featureGradients.isEmpty,
-                 "ResNet.backward takes gradients of features 1…5, got \(featureGradients.keys.sorted()).")
+    // A forward `upTo: k` (a Faster R-CNN C4 trunk stops at layer3, k = 4) caches k − 1 stages: gradients may reach
+    // features 1…k.
+    precondition(featureGradients.keys.allSatisfy { (1...(cache.stages.count + 1)).contains($0) }
+                   && !featureGradients.isEmpty,
+                 "ResNet.backward takes gradients of features 1…\(cache.stages.count + 1) (the features its cache's "
+                   + "forward computed), got \(featureGradients.keys.sorted()).")
     var dh: Tensor?
     func inject(_ feature: Int) {
       guard let gradient = featureGradients[feature] else { return }

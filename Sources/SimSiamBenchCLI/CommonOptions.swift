@@ -5,7 +5,7 @@ import Tensors
 
 /// `--threads`, `--seed` and `--db`, shared through `@OptionGroup`.
 struct CommonOptions: ParsableArguments {
-  @Option(help: "Worker threads for the kernels and OpenBLAS; 0 uses all active cores.")
+  @Option(help: "Worker threads for the kernels and OpenBLAS: 1…\(Threads.maximum); 0 uses all active cores.")
   var threads: Int = 0
 
   @Option(help: "Seed of every random draw (initialisation, augmentation, data order); default: the config's (0).")
@@ -15,13 +15,21 @@ struct CommonOptions: ParsableArguments {
   var db: String = "results/simsiam.sqlite"
 
   func validate() throws {
-    guard threads >= 0 else { throw ValidationError("--threads must be 0 (all cores) or positive, got \(threads).") }
+    try validateThreads(threads)
   }
 
-  /// Applies `--threads` to the engine and tunes the allocator; call once, before any kernel runs.
-  func configureThreads() {
-    Threads.configure(threads)
+  /// Applies `--threads` to the engine (refused with a `ThreadStartError` naming threads and memory when the
+  /// process cannot start that many) and tunes the allocator; call once, before any kernel runs.
+  func configureThreads() throws {
+    try Threads.start(threads)
     Allocator.retainFreedMemory()
+  }
+}
+
+/// `--threads` in 0 (all active cores)…`Threads.maximum`, for every command that takes it.
+func validateThreads(_ threads: Int) throws {
+  guard (0...Threads.maximum).contains(threads) else {
+    throw ValidationError(ThreadStartError.outOfRange(requested: threads, maximum: Threads.maximum).description)
   }
 }
 

@@ -109,7 +109,7 @@ struct DataCommand: ParsableCommand {
     @Option(name: .customLong("fashion-mnist"), help: "The Fashion-MNIST IDX directory.")
     var fashionMNIST: String = "/usr/share/datasets/fashion-mnist"
 
-    @Option(help: "Worker threads; 0 uses all active cores.")
+    @Option(help: "Worker threads: 1…\(Threads.maximum); 0 uses all active cores.")
     var threads: Int = 0
 
     @Option(help: "Largest item scale (items are 28 px × a uniform draw in 1…this).")
@@ -136,7 +136,7 @@ struct DataCommand: ParsableCommand {
       }
       if let train, train < 0 { throw ValidationError("--train must be 0 or more, got \(train).") }
       if let test, test < 0 { throw ValidationError("--test must be 0 or more, got \(test).") }
-      guard threads >= 0 else { throw ValidationError("--threads must be 0 (all cores) or positive, got \(threads).") }
+      try validateThreads(threads)
     }
 
     var sceneSetSize: SceneSetSize {
@@ -145,7 +145,7 @@ struct DataCommand: ParsableCommand {
     }
 
     func run() throws {
-      Threads.configure(threads)
+      try Threads.start(threads)
       let start = Date()
       let directory = URL(fileURLWithPath: fashionMNIST)
       let trainItems = try SceneItems(fashionMNIST: directory, split: .train)

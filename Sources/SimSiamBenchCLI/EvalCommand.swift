@@ -27,18 +27,18 @@ struct EvalCOCO: ParsableCommand {
   @Option(help: "The detections (results) json.") var dt: String
   @Option(help: "bbox (box IoU) or segm (mask IoU).") var iouType: String = "bbox"
   @Option(help: "Also write the 12 stats at full precision to this json file.") var json: String?
-  @Option(help: "Worker threads; 0 uses all active cores.") var threads: Int = 0
+  @Option(help: "Worker threads: 1…\(Threads.maximum); 0 uses all active cores.") var threads: Int = 0
 
   func validate() throws {
     guard COCOIoUType(rawValue: iouType) != nil else {
       throw ValidationError("--iou-type must be bbox or segm, got '\(iouType)'.")
     }
-    guard threads >= 0 else { throw ValidationError("--threads must be 0 (all cores) or positive, got \(threads).") }
+    try validateThreads(threads)
   }
 
   /// Evaluates and writes --json; returns the 12 lines.
   func evaluate() throws -> [String] {
-    Threads.configure(threads)
+    try Threads.start(threads)
     let truth = try COCOGroundTruth.load(URL(fileURLWithPath: gt))
     let detections = try COCODetections.load(URL(fileURLWithPath: dt), groundTruth: truth)
     let result = try COCOEvaluator.evaluate(groundTruth: truth, detections: detections,

@@ -1,7 +1,9 @@
 // `simsiam-bench pretrain`: options → `PretrainRequest`; the protocol lives in Sources/Protocols/Pretrain.
 import ArgumentParser
+import Distributed
 import Foundation
 import Protocols
+import Tensors
 
 struct Pretrain: ParsableCommand {
   static let configuration = CommandConfiguration(
@@ -10,6 +12,8 @@ struct Pretrain: ParsableCommand {
       Without --config, runs the embedded default configs/pretrain/simsiam_resnet18_fashion-mnist_quick.yaml \
       (about 10 minutes on 2 cores). Any key can be overridden: --set optimizer.lr=0.1 --set schedule.epochs=5. \
       Checkpoints, `latest` and log.txt go to work_dirs/<config name>/; --resume auto continues from `latest`.
+      Under `mpirun -np N` (or srun) it trains data-parallel: schedule.batch_size is the global batch, split over \
+      the N ranks, with SyncBN; rank 0 writes checkpoints, log and database rows (README "Scaling out").
       """)
 
   @OptionGroup var common: CommonOptions
@@ -36,7 +40,19 @@ struct Pretrain: ParsableCommand {
   var skipCorrupt = false
 
   func run() throws {
-    common.configureThreads()
+    let group = try ProcessGroups.launched()
+    guard let world = group as? MPIProcessGroup else { return try train(in: group) }
+    world.finish { try train(in: world) }  // an error on any rank ends every rank (MPI_Abort), never a hang
+  }
+
+  private func train(in group: any ProcessGroup) throws {
+    // Ranks sharing a machine share its cores: without --threads, each takes cores / ranks on this machine.
+    if common.threads == 0, group.isDistributed, let local = ProcessGroups.ranksOnThisMachine {
+      try Threads.start(max(1, ProcessInfo.processInfo.activeProcessorCount / local))
+      Allocator.retainFreedMemory()
+    } else {
+      try common.configureThreads()
+    }
     let (config, name) = try PretrainRequest.config(file: self.config, overrides: overrides,
                                                     skipCorrupt: skipCorrupt, seed: common.seed)
     var request = PretrainRequest(config: config, configName: name, configFile: self.config,
@@ -47,6 +63,7 @@ struct Pretrain: ParsableCommand {
     case let path?: .checkpoint(URL(fileURLWithPath: path))
     }
     request.logInterval = logInterval
-    _ = try PretrainProtocol.run(request)
+    request.processGroup = group
+    if group.isRoot { _ = try PretrainProtocol.run(request) } else { try PretrainProtocol.runAsWorker(request) }
   }
 }

@@ -17,9 +17,10 @@ struct Quickstart: ParsableCommand {
       Fashion-MNIST config (configs/pretrain/simsiam_resnet18_fashion-mnist_quick.yaml); the same network at its \
       initial weights saved as the random-init baseline; `data make-scenes` (a small VOC2007-layout devkit of \
       Fashion-MNIST scenes); for both backbones `run voc-svm --low-shot` on the scenes, `run linear --head mhead \
-      --cache-features` and `run knn` on Fashion-MNIST (with --all also `run fcn`, the FCN miniature, on the scenes); then `report markdown`, `compare` (pretrained against \
-      random init) and `report html`. Everything lands in --work-dir and the results database. A re-run skips the \
-      finished pretraining and reuses checkpoints, feature caches and finished SVM units. About 15 minutes on \
+      --cache-features` and `run knn` on Fashion-MNIST (with --all also the `run fcn` and `run faster-rcnn` \
+      miniatures on the scenes); then `report markdown`, `compare` (pretrained against random init) and \
+      `report html`. Everything lands in --work-dir and the results database. A re-run skips the finished \
+      pretraining and reuses checkpoints, feature caches and finished SVM units. About 15 minutes on \
       2 cores.
       """)
 
@@ -40,8 +41,9 @@ struct Quickstart: ParsableCommand {
   @Option(help: "Wall-clock cap of the pretraining in minutes (the quick config's own cap is 10).")
   var pretrainMinutes: Double = 10
 
-  @Flag(help: ArgumentHelp("Also the longer protocols: `run fcn` (the FCN miniature, 1600 iterations) on the "
-                            + "scenes for both backbones, about 8 more minutes on 2 idle cores."))
+  @Flag(help: ArgumentHelp("Also the longer protocols on the scenes for both backbones: `run fcn` (the FCN "
+                            + "miniature, about 8 minutes on 2 idle cores) and `run faster-rcnn` (the Faster R-CNN C4 "
+                            + "miniature)."))
   var all = false
 
   func validate() throws {
@@ -61,7 +63,7 @@ struct Quickstart: ParsableCommand {
   }
 
   func run() throws {
-    common.configureThreads()
+    try common.configureThreads()
     let started = Date()
     let plan = self.plan
     try FileManager.default.createDirectory(at: plan.workDirectory, withIntermediateDirectories: true)
@@ -133,6 +135,13 @@ struct Quickstart: ParsableCommand {
                "run fcn --checkpoint \(checkpoint) --data \(plan.sceneDevkit.path) --resume --label "
                  + "\(Self.shellQuoted(label))" + seedText) {
         print(try FCNProtocol.run(fcn).table.markdown(), terminator: "")
+      }
+      let detection = try plan.sceneDetectionRequest(checkpoint: checkpoint, label: label, slug: slug)
+      try step("Faster R-CNN C4 fine-tuned on the scenes (the miniature of faster_rcnn_r50_c4_mstrain_24k_voc0712): "
+                 + label,
+               "run faster-rcnn --checkpoint \(checkpoint) --data \(plan.sceneDevkit.path) --resume --label "
+                 + "\(Self.shellQuoted(label))" + seedText) {
+        print(try FasterRCNNProtocol.run(detection).table.markdown(), terminator: "")
       }
     }
 

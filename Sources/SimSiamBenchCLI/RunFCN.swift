@@ -26,58 +26,26 @@ struct RunFCN: ParsableCommand {
   @Option(help: "The dataset folder (sets data.path): VOC2012, Cityscapes, or a `data make-scenes` devkit.")
   var data: String?
 
-  @Option(help: "A YAML config (configs/benchmarks/mmsegmentation/…); default: chosen from the data folder.")
-  var config: String?
-
-  @Option(name: .customLong("set"), help: ArgumentHelp("Override a config key (dotted, repeatable).",
-                                                      valueName: "key=value"))
-  var overrides: [String] = []
-
-  @Option(help: "Training iterations (sets schedule.iterations).")
-  var iterations: Int?
-
-  @Flag(help: "Fine-tune the checkpoint's architecture from random initialisation instead of its weights (baseline).")
-  var randomInit = false
-
-  @Flag(help: "Continue from the work directory's latest iter_<N>.safetensors.")
-  var resume = false
-
-  @Option(help: "Stop after this iteration of the schedule (checkpoint written, no score); --resume continues.")
-  var stopAfter: Int?
-
-  @Option(help: "Where checkpoints and log.txt go (default: work_dirs/<config name>/<label>).")
-  var workDir: String?
-
-  @Option(help: "The name reports show for this checkpoint (default: the checkpoint file name).")
-  var label: String?
-
-  @Option(help: "Seconds between progress lines when the output is not a terminal.")
-  var logInterval: Double = 10
+  @OptionGroup var fineTuning: FineTuningOptions
 
   @OptionGroup var layoutOptions: LayoutOptions
 
   /// The request these options ask for.
   func request() throws -> FCNRequest {
-    let shortcuts = iterations.map { ["schedule.iterations=\($0)"] } ?? []
-    let (config, name) = try FCNRequest.config(file: config, data: data, overrides: shortcuts + overrides,
+    let (config, name) = try FCNRequest.config(file: fineTuning.config, data: data, overrides: fineTuning.allOverrides,
                                                seed: common.seed)
     var request = FCNRequest(
       backbone: BackboneRequest(checkpoint: checkpoint, layout: layoutOptions.layout, prefix: layoutOptions.prefix,
-                                randomInit: randomInit),
-      config: config, configName: name, configFile: self.config, label: label,
-      workDirectory: workDir.map { URL(fileURLWithPath: $0) }, resume: resume, database: common.db)
-    request.logInterval = logInterval
-    request.stopAfter = stopAfter
+                                randomInit: fineTuning.randomInit),
+      config: config, configName: name, configFile: fineTuning.config, label: fineTuning.label,
+      workDirectory: fineTuning.workDirectory, resume: fineTuning.resume, database: common.db)
+    request.logInterval = fineTuning.logInterval
+    request.stopAfter = fineTuning.stopAfter
     return request
   }
 
-  func validate() throws {
-    if let stopAfter, stopAfter < 1 { throw ValidationError("--stop-after must be ≥ 1, got \(stopAfter).") }
-    if let iterations, iterations < 1 { throw ValidationError("--iterations must be ≥ 1, got \(iterations).") }
-  }
-
   func run() throws {
-    common.configureThreads()
+    try common.configureThreads()
     let result = try FCNProtocol.run(try request())
     print("")
     print(result.table.markdown(), terminator: "")

@@ -31,7 +31,7 @@ struct RunKNN: ParsableCommand {
   }
 
   func run() throws {
-    common.configureThreads()
+    try common.configureThreads()
     let result = try KNNProtocol.run(try request())
     print("")
     print(result.table.markdown(), terminator: "")

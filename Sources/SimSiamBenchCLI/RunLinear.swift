@@ -47,7 +47,7 @@ struct RunLinear: ParsableCommand {
   }
 
   func run() throws {
-    common.configureThreads()
+    try common.configureThreads()
     let result = try LinearProbeProtocol.run(try request())
     print("")
     print(result.table.markdown(), terminator: "")

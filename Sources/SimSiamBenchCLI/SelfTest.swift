@@ -23,7 +23,7 @@ struct SelfTest: ParsableCommand {
   }
 
   func run() throws {
-    common.configureThreads()
+    try common.configureThreads()
     var config = SyntheticSmokeRunConfig()
     config.steps = steps
     config.batchSize = batchSize

@@ -1,5 +1,6 @@
 // The `simsiam-bench` command tree. Commands are thin: the work lives in the library targets.
 import ArgumentParser
+import Distributed
 import Protocols
 
 @main
@@ -19,4 +20,30 @@ struct SimSiamBench: ParsableCommand {
       DataCommand.self, SelfTest.self,
       EvalCommand.self,
     ])
+
+  /// ArgumentParser's main, except that under `mpirun -np N` / `srun` with N > 1 only `pretrain` runs: it is the
+  /// one command that trains data-parallel; any other would run N times over the same files and database.
+  static func main() {
+    do {
+      var command = try parseAsRoot()
+      if let ranks = ProcessGroups.launchedWorldSize, ranks > 1, !(command is Pretrain) {
+        throw NotDataParallel(command: type(of: command)._commandName, ranks: ranks)
+      }
+      try command.run()
+    } catch {
+      exit(withError: error)
+    }
+  }
+}
+
+/// A command other than `pretrain` started by an MPI launcher with several ranks.
+struct NotDataParallel: Error, CustomStringConvertible {
+  var command: String
+  var ranks: Int
+
+  var description: String {
+    "`\(command)` was started as \(ranks) MPI ranks (mpirun -np / srun), but only `simsiam-bench pretrain` runs "
+      + "data-parallel in this version; the \(ranks) copies would write the same files. Run it without mpirun "
+      + "(or with -np 1)."
+  }
 }

@@ -45,7 +45,12 @@ public func readFileHashing(_ url: URL,
 extension SHA256 {
   /// The lowercase hex SHA-256 of the file at `url`, read in `chunkBytes` pieces (the file is not kept).
   public static func hexDigest(ofFileAt url: URL, chunkBytes: Int = 4 << 20) throws(SupportError) -> String {
-    precondition(chunkBytes > 0, "hexDigest(ofFileAt:) needs a positive chunk size, got \(chunkBytes).")
+    hex(try digest(ofFileAt: url, chunkBytes: chunkBytes))
+  }
+
+  /// The SHA-256 (32 bytes) of the file at `url`, read in `chunkBytes` pieces (the file is not kept).
+  public static func digest(ofFileAt url: URL, chunkBytes: Int = 4 << 20) throws(SupportError) -> [UInt8] {
+    precondition(chunkBytes > 0, "digest(ofFileAt:) needs a positive chunk size, got \(chunkBytes).")
     let file = try OpenFile(url)
     defer { file.close() }
     let buffer = UnsafeMutableRawPointer.allocate(byteCount: chunkBytes, alignment: 64)
@@ -56,7 +61,7 @@ extension SHA256 {
       if read == 0 { break }
       hash.update(UnsafeRawBufferPointer(start: buffer, count: read))
     }
-    return hex(hash.finalize())
+    return hash.finalize()
   }
 }
 

@@ -39,6 +39,19 @@ public func gemmOnThisThread(m: Int, n: Int, k: Int,
               Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
 }
 
+/// Row-major double-precision GEMM through OpenBLAS (dgemm), C = A · B with `A` `[m, k]`, `B` `[k, n]`, `C`
+/// `[m, n]`, all dense: for values that must be exact to float64 rounding (SVM decision values). Same threading
+/// rules as the float `gemm`.
+public func gemm(m: Int, n: Int, k: Int, _ a: UnsafePointer<Double>, _ b: UnsafePointer<Double>,
+                 into c: UnsafeMutablePointer<Double>) {
+  precondition(m >= 0 && n >= 0 && k >= 0, "gemm with negative size m \(m), n \(n), k \(k).")
+  if m == 0 || n == 0 { return }
+  BLASThreadMode.beginMultiThreadedCall()
+  defer { BLASThreadMode.endMultiThreadedCall() }
+  cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(m), Int32(n), Int32(k), 1, a, Int32(max(k, 1)), b, Int32(n),
+              0, c, Int32(n))
+}
+
 /// Reference GEMM without BLAS, for tests and benchmark validation (Double accumulation).
 public func naiveGEMM(m: Int, n: Int, k: Int, _ a: [Float], transposeA: Bool = false,
                       _ b: [Float], transposeB: Bool = false) -> [Float] {

@@ -18,8 +18,10 @@ public enum Threads {
   public static var count: Int { configuredCount }
 
   /// Sets the thread count for both our kernels and OpenBLAS; 0 means all active cores.
-  /// Call it once at start-up, before any kernel runs.
+  /// Call it once at start-up, before any kernel runs. Counts from outside (`--threads`) go through `start`, which
+  /// first proves that the process can afford them (ThreadStart.swift).
   public static func configure(_ requested: Int) {
+    precondition((0...maximum).contains(requested), "Threads.configure takes 0…\(maximum) threads, got \(requested).")
     let available = ProcessInfo.processInfo.activeProcessorCount
     // Under the BLAS mode lock: a single-threaded region that is active keeps OpenBLAS at one thread and restores
     // the new count when it ends (in-process CLI tests configure threads while other suites run regions).

@@ -55,6 +55,8 @@ extension Pretrainer {
       "dataset_fingerprint": dataset.fingerprint,
       "dataset_count": "\(dataset.count)",
       "threads": "\(Threads.count)",
+      // The global batch and the step do not depend on it, so a run resumes with any N dividing the batch.
+      "world_size": "\(processGroup.size)",
       // All randomness after initialisation is derived, not carried: sample i of epoch e uses
       // SplitMix64.derived(seed, e, i) for its two views and EpochPlan(seed, e) fixes the order, so
       // (seed, epoch, iteration_in_epoch) is the whole RNG state.
@@ -66,7 +68,7 @@ extension Pretrainer {
   /// Writes a checkpoint into the work directory atomically, updates `latest`, prunes old ones. Returns its URL.
   @discardableResult
   public func saveCheckpoint() throws -> URL? {
-    guard let workDirectory else { return nil }
+    guard let workDirectory, processGroup.isRoot else { return nil }  // rank 0 writes; the others hold the same state
     let name = iterationInEpoch == 0 ? "epoch_\(completedEpochs).safetensors"
       : "epoch_\(completedEpochs + 1)-iter_\(iterationInEpoch).safetensors"
     let url = workDirectory.appendingPathComponent(name)

@@ -4,6 +4,7 @@
 // drop_last, and a loader that prepares the next batches while the step computes.
 import Foundation
 import Synchronization
+import Distributed
 import Tensors
 import Layers
 import Models
@@ -129,6 +130,7 @@ public enum PretrainError: Error, CustomStringConvertible, Equatable {
   case unwritableWorkDirectory(path: String, reason: String)
   case noCheckpoint(path: String)
   case tooFewSamples(count: Int, batchSize: Int)
+  case batchNotDivisible(batchSize: Int, worldSize: Int)
 
   public var description: String {
     switch self {
@@ -145,6 +147,9 @@ public enum PretrainError: Error, CustomStringConvertible, Equatable {
     case let .tooFewSamples(count, batchSize):
       "The dataset has \(count) samples, fewer than one batch of \(batchSize) (batches drop the incomplete last "
         + "one); lower schedule.batch_size."
+    case let .batchNotDivisible(batchSize, worldSize):
+      "schedule.batch_size = \(batchSize) is the global batch, split evenly over the \(worldSize) ranks, but it is "
+        + "not a multiple of \(worldSize); choose a batch size divisible by the number of ranks (mpirun -np)."
     }
   }
 }
@@ -155,8 +160,12 @@ public final class Pretrainer {
   public let dataset: PretrainDataset
   public let model: SimSiam
   public let optimizer: SGD
-  /// Where checkpoints and `latest` go; nil writes nothing (tests of the loop alone).
+  /// Where checkpoints and `latest` go; nil writes nothing (tests of the loop alone, ranks other than 0).
   public let workDirectory: URL?
+  /// The ranks training together (Pretrainer+DataParallel.swift); a single process by default.
+  public let processGroup: any ProcessGroup
+  /// Averages the gradients over the ranks after each backward; nil in a single process.
+  let gradientAverager: GradientAverager?
   /// Recorded in checkpoints (`code_version`).
   public let codeVersion: String
   /// Epochs fully trained, iterations done over the run, and iterations done in the current epoch.
@@ -173,12 +182,18 @@ public final class Pretrainer {
   public static let randomBaselineSeedCount = 3
 
   /// Builds the model from `SplitMix64(seed: config.seed)` and the optimiser, and checks the work directory.
+  /// With a `processGroup` of N > 1 ranks, `schedule.batch_size` is the global batch (each rank trains on 1/N of
+  /// it), only rank 0 writes to `workDirectory`, and every BatchNorm is synchronised (SyncBN).
   public init(config: PretrainConfig, dataset: PretrainDataset, workDirectory: URL?,
-              codeVersion: String = "unknown") throws {
+              codeVersion: String = "unknown", processGroup: any ProcessGroup = SingleProcessGroup()) throws {
     try config.validate()
     guard dataset.count >= config.schedule.batchSize else {
       throw PretrainError.tooFewSamples(count: dataset.count, batchSize: config.schedule.batchSize)
     }
+    guard config.schedule.batchSize % processGroup.size == 0 else {
+      throw PretrainError.batchNotDivisible(batchSize: config.schedule.batchSize, worldSize: processGroup.size)
+    }
+    self.processGroup = processGroup
     self.config = config
     self.dataset = dataset
     self.workDirectory = workDirectory
@@ -192,7 +207,9 @@ public final class Pretrainer {
                      ParameterGroup(parameters: model.predictor.parameters, learningRate: learningRate,
                                     isLearningRateFixed: config.optimizer.fixPredictorLR)],
                     momentum: config.optimizer.momentum, weightDecay: config.optimizer.weightDecay)
-    if let workDirectory { try Self.prepare(workDirectory) }
+    gradientAverager = processGroup.isDistributed ? GradientAverager(optimizer.allParameters, over: processGroup) : nil
+    if processGroup.isDistributed { synchronizeBatchNorms() }
+    if let workDirectory, processGroup.isRoot { try Self.prepare(workDirectory) }
   }
 
   /// kNN accuracy of freshly initialised backbones for `count` seeds starting at `config.seed`; the first is this
@@ -275,6 +292,8 @@ public final class Pretrainer {
     let (seed, dataset, augmentation, channels) = (config.seed, self.dataset, self.augmentation,
                                                    config.model.inChannels)
     let skipped = config.data.skipCorrupt ? SkippedImages() : nil
+    let (rank, worldSize) = (processGroup.rank, processGroup.size)
+    try broadcastStateFromRoot()  // rank 0's weights, buffers, momentum and counters (after its resume)
     let clock = ContinuousClock()
     var imagesThisRun = 0
     var summary = PretrainSummary(completedEpochs: completedEpochs, iteration: iteration, stoppedByTimeBudget: false)
@@ -301,8 +320,10 @@ public final class Pretrainer {
         indices, batchNumber in
         // Batches already trained before a mid-epoch checkpoint are not made again.
         if batchNumber < skip { return nil as (Tensor, Tensor)? }
-        return try Self.makeViews(indices, epoch: epoch, seed: seed, dataset: dataset, augmentation: augmentation,
-                                  channels: channels, skipped: skipped)
+        // This rank's share of the global batch (indices r, r + N, …); views keyed by the global index.
+        return try Self.makeViews(Self.shard(indices, rank: rank, of: worldSize), epoch: epoch, seed: seed,
+                                  dataset: dataset, augmentation: augmentation, channels: channels,
+                                  skipped: skipped)
       }
       defer { loader.cancel() }
       let epochStart = clock.now
@@ -310,7 +331,12 @@ public final class Pretrainer {
       while let batch = try loader.next() {
         guard let (view1, view2) = batch else { continue }
         optimizer.zeroGrad()
-        let result = model.trainingStep(view1, view2, stopsGradient: stopsGradient)
+        var result = model.trainingStep(view1, view2, stopsGradient: stopsGradient)
+        try gradientAverager?.average()
+        // Rank 0's clock decides the time budget, so every rank stops after the same iteration.
+        let overBudget = try agreed(config.schedule.maxMinutes > 0
+                                      && seconds(clock.now - start) > config.schedule.maxMinutes * 60,
+                                    averaging: &result)
         guard result.loss.isFinite else {
           throw PretrainError.nonFiniteLoss(epoch: epoch + 1, iteration: iterationInEpoch + 1,
                                             lastCheckpoint: lastCheckpoint?.path)
@@ -330,7 +356,6 @@ public final class Pretrainer {
           iteration: iteration, loss: result.loss, normalizedOutputStd: result.normalizedOutputStd,
           learningRate: learningRate, imagesPerSecond: speed,
           etaSeconds: Double(remaining * batchSize) / max(speed, 1e-9)))
-        let overBudget = config.schedule.maxMinutes > 0 && seconds(clock.now - start) > config.schedule.maxMinutes * 60
         if overBudget && iterationInEpoch < perEpoch {
           summary.stoppedByTimeBudget = true
           summary.scheduleCut = cut(learningRate)
@@ -352,7 +377,8 @@ public final class Pretrainer {
       // The checkpoint is written before `onEpoch` hears of the epoch: a crash in between leaves a checkpoint
       // without its stored epoch row (which a resume writes again), never a row for an epoch with no checkpoint.
       let isCheckpointEpoch = completedEpochs % config.checkpoint.interval == 0 || completedEpochs == lastEpoch
-      let overBudget = config.schedule.maxMinutes > 0 && seconds(clock.now - start) > config.schedule.maxMinutes * 60
+      let overBudget = try agreedByRoot(config.schedule.maxMinutes > 0
+                                          && seconds(clock.now - start) > config.schedule.maxMinutes * 60)
         && completedEpochs < lastEpoch
       if isCheckpointEpoch || overBudget { try saveCheckpoint() }
       try onEpoch(metrics)

@@ -32,7 +32,7 @@ import Tensors
       let store = try ResultsStore(path: db)
       let run = try #require(try store.runs().last)
       #expect(run.status == .finished && run.label == "tiny" && run.checkpointSHA256?.count == 64)
-      #expect(run.protocolVariant?.contains("adaptive") == true)
+      #expect(run.protocolVariant?.contains("adaptive") == true && run.protocolVariant?.contains("resize-rule=pillow13") == true)
       let scores = try store.scores(run: run.runID)
       let svm = scores.filter { $0.benchmark == Benchmark.voc07SVM && $0.metric == "mAP" && $0.isProtocolResult }
       #expect(Set(svm.compactMap(\.layer)) == ["feature4", "feature5"])

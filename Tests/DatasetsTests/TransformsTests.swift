@@ -47,11 +47,14 @@ struct TransformCase: Decodable {
 }
 
 struct TransformFixtures: Decodable {
+  /// The Pillow version that wrote the file (resize-rule fixtures only).
+  var pillow: String?
   var inputs: [String: EncodedImage]
   var cases: [TransformCase]
 
-  static func load() throws -> TransformFixtures {
-    let url = try #require(Bundle.module.url(forResource: "transforms", withExtension: "json",
+  /// Fixtures/transforms/`name`.json (transforms.json, or resize_rule_pillow9 / resize_rule_pillow13.json).
+  static func load(_ name: String = "transforms") throws -> TransformFixtures {
+    let url = try #require(Bundle.module.url(forResource: name, withExtension: "json",
                                              subdirectory: "Fixtures/transforms"))
     return try JSONDecoder().decode(TransformFixtures.self, from: Data(contentsOf: url))
   }

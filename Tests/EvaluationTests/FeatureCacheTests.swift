@@ -101,6 +101,9 @@ final class WarningLog: @unchecked Sendable {
     variants.append(FeatureCacheKey(checkpointSHA256: "c0", datasetFingerprint: "voc07:trainval", layer: .feature5,
                                     transform: EvaluationTransform(mode: .squash, normalization: .unit(channels: 3)),
                                     pooling: .specified, architecture: config))
+    variants.append(FeatureCacheKey(checkpointSHA256: "c0", datasetFingerprint: "voc07:trainval", layer: .feature5,
+                                    transform: EvaluationTransform(mode: .squash, resizeRule: .pillow9),
+                                    pooling: .specified, architecture: config))
     key = base; key.pooling = .adaptive; variants.append(key)
     for other in [ResNetConfig(depth: 18), ResNetConfig(depth: 50, widthMultiplier: 0.5),
                   ResNetConfig(depth: 50, cifarStem: true), ResNetConfig(depth: 50, inChannels: 1)] {

@@ -108,6 +108,7 @@ import Support
     ("data.image_size=100000", "data.image_size", "8…1024"),
     ("data.resize=100", "data.resize", "224…4096"),
     ("data.resize_mode=stretch", "data.resize_mode", "squash, center-crop"),
+    ("data.resize_rule=pillow10", "data.resize_rule", "pillow9, pillow13"),
     ("data.mean=[0.1, 0.2]", "data.mean", "1 or 3"),
     ("data.std=[0.2, 0.2, 0]", "data.std", "> 0"),
     ("data.std=[1]", "data.std", "as many entries"),
@@ -148,7 +149,8 @@ import Support
       "low_shot.k=[1]", "low_shot.samples=1", "data.mean=[0]", "data.std=[1]"])
     _ = try VOCSVMConfig.load(yaml: nil, source: "default", overrides: [
       "data.image_size=1024", "data.resize=4096", "data.batch_size=1", "svm.workers=1024", "svm.folds=100",
-      "low_shot.samples=1000", "data.resize_mode=center-crop", "layers=[feature5, feature1]"])
+      "low_shot.samples=1000", "data.resize_mode=center-crop", "layers=[feature5, feature1]",
+      "data.resize_rule=pillow9"])
   }
 
   @Test func everyConfigFileLoadsAndMatchesTheDefaultsOrItsPreset() throws {

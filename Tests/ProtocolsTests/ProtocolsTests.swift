@@ -106,3 +106,16 @@ func temporaryFolder() throws -> URL {
     #expect(random.isRandomInit && random.featureKey == "random-init-4-\(built.sha256)")
   }
 }
+
+/// Issue 14 item 14: the VOC table marks the low-shot k at which every sample is the full set, and says why.
+@Suite struct VOCSVMTableTests {
+  @Test func fullSetKsAreMarkedWithANote() {
+    var result = VOCSVMResult(runID: RunID(1), label: "tiny", full: [], lowShot: [:], lowShotKs: [1, 3, 4],
+                              shortfalls: ["dog at k=3: 2 positives < 3, all used"], fullSetKs: [3, 4])
+    #expect(result.table.columns == ["Self-Supervised Config", "Best Layer", "SVM", "k=1", "k=3*", "k=4*"])
+    #expect(result.fullSetNote == "* k=3,4: every class had no more images than asked, so every sample is the full "
+              + "set and the samples' numbers repeat one draw.")
+    result.fullSetKs = []
+    #expect(result.table.columns.last == "k=4" && result.fullSetNote == nil)
+  }
+}

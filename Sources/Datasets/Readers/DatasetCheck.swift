@@ -177,21 +177,27 @@ public struct DatasetCheck: Sendable {
     }
     var objects: [String: (all: Int, difficult: Int)] = [:]
     var objectCount = 0
+    var detection = DetectionLayoutCounts()
     for id in ids.sortedByCodePoint() {
       inventory.addImage(dataset.imageURL(id: id))
       let annotationURL = dataset.annotationURL(id: id)
       guard inventory.addFile(annotationURL) else { continue }
       do {
-        for object in try dataset.annotation(id: id).objects {
+        let annotation = try dataset.annotation(id: id)
+        for object in annotation.objects {
           objects[object.name, default: (0, 0)].all += 1
           objects[object.name, default: (0, 0)].difficult += object.isDifficult ? 1 : 0
           objectCount += 1
+        }
+        if let problem = detection.add(annotation) {
+          inventory.unreadable.append(Problem(path: inventory.relativePath(annotationURL), reason: problem))
         }
       } catch {
         inventory.unreadable.append(Problem(path: inventory.relativePath(annotationURL), reason: "\(error)"))
       }
     }
     counts.append(Count(name: "annotated objects", value: objectCount))
+    counts += detection.nonZeroCounts
     let segmentationSets = data.appendingPathComponent("ImageSets/Segmentation")
     var segmentationImages = 0
     for split in try dataset.segmentationSplits() {

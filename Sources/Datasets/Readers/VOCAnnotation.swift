@@ -6,8 +6,8 @@ import FoundationXML
 
 /// The contents of a VOC annotation XML file.
 public struct VOCAnnotation: Sendable, Equatable {
-  /// A box in VOC's pixel coordinates: 1-based and inclusive, exactly as written in the file
-  /// (mmdetection's VOCDataset subtracts 1 from xmin/ymin to make them 0-based).
+  /// A box in VOC's pixel coordinates: 1-based and inclusive, exactly as written in the file (mmdet 2.x's
+  /// XMLDataset subtracts 1 from all four, detectron2 from xmin and ymin: see `VOCBoxConvention`).
   public struct Box: Sendable, Equatable {
     public var xmin: Double
     public var ymin: Double

@@ -7,6 +7,33 @@
 // and applied in two passes (order below), each pass rounding (+ 2^21, >> 22) and clipping to 0…255 into
 // 8 bits. The first pass only covers the rows (columns) the second one reads.
 
+/// Which Pillow's pass order a two-pass bilinear resize follows (issue 14 item 13). The 8-bit rounding between the
+/// passes makes the order visible: ±1 on some pixels of portrait resizes, up to 1e-3 relative in features.
+///
+/// - `pillow9`: the horizontal pass always runs first, as in Pillow ≤ 12 (libImaging/Resample.c,
+///   `ImagingResampleInner`, read at 9.5.0 and 12.3.0): the Pillow behind the published SimSiam / MMSelfSup numbers.
+/// - `pillow13`: Pillow 13 runs the vertical pass first when 2 · max(W − w, 0) < max(H − h, 0) (portrait squashes).
+///
+/// The default is `pillow13`: the Pillow of this machine's reference environment, which made every committed
+/// PyTorch/torchvision fixture (transforms, features, parity tests) and which a fresh `pip install torchvision`
+/// gets. `pillow9` reproduces the preprocessing of the published numbers (`data.resize_rule: pillow9` in
+/// `run voc-svm`'s config); the rule is recorded with the run and keys the feature cache.
+public enum ResizeRule: String, CaseIterable, Sendable, Codable {
+  case pillow9
+  case pillow13
+
+  public static let `default` = ResizeRule.pillow13
+
+  /// Whether the vertical pass runs first for a `boxWidth × boxHeight → outputWidth × outputHeight` resize that
+  /// changes both sides.
+  func verticalFirst(boxWidth: Int, boxHeight: Int, outputWidth: Int, outputHeight: Int) -> Bool {
+    switch self {
+    case .pillow9: false
+    case .pillow13: 2 * max(boxWidth - outputWidth, 0) < max(boxHeight - outputHeight, 0)
+    }
+  }
+}
+
 /// Pillow's fixed-point resampling weights for one axis: output i reads `count[i]` inputs from `first[i]`
 /// with weights `weights[i · taps ..< i · taps + count[i]]` (sum ≈ 2^22).
 struct ResampleWeights {
@@ -65,17 +92,18 @@ struct ResampleWeights {
 }
 
 extension Image {
-  /// `Image.resize((width, height), Image.BILINEAR)` of Pillow ≥ 7, pixel for pixel.
-  public func resized(width: Int, height: Int) -> Image {
-    resampled(x: 0, y: 0, width: self.width, height: self.height, outputWidth: width, outputHeight: height)
+  /// `Image.resize((width, height), Image.BILINEAR)` of Pillow ≥ 7, pixel for pixel, passes in `rule`'s order.
+  public func resized(width: Int, height: Int, rule: ResizeRule = .default) -> Image {
+    resampled(x: 0, y: 0, width: self.width, height: self.height, outputWidth: width, outputHeight: height,
+              rule: rule)
   }
 
   /// torchvision `Resize(size)` with an int size: the short side becomes `size`, the long side
   /// `int(size · long / short)` (true division, truncated), as `_compute_resized_output_size` computes it;
   /// an image already that size is returned unchanged.
-  public func resizedShortSide(to size: Int) -> Image {
+  public func resizedShortSide(to size: Int, rule: ResizeRule = .default) -> Image {
     let (w, h) = Image.shortSideSize(width: width, height: height, size: size)
-    return (w == width && h == height) ? self : resized(width: w, height: h)
+    return (w == width && h == height) ? self : resized(width: w, height: h, rule: rule)
   }
 
   /// The (width, height) torchvision's `Resize(size)` produces for a `width × height` image.
@@ -91,7 +119,7 @@ extension Image {
   /// for a box inside the image, without materialising the crop (the crop is a plain copy, so the result is
   /// the same). Pillow skips a pass whose size does not change.
   func resampled(x: Int, y: Int, width boxWidth: Int, height boxHeight: Int,
-                 outputWidth: Int, outputHeight: Int) -> Image {
+                 outputWidth: Int, outputHeight: Int, rule: ResizeRule = .default) -> Image {
     precondition(x >= 0 && y >= 0 && boxWidth > 0 && boxHeight > 0 && x + boxWidth <= width
                    && y + boxHeight <= height,
                  "Resample box (\(x), \(y)) \(boxWidth)×\(boxHeight) must lie inside the \(width)×\(height) image.")
@@ -114,13 +142,13 @@ extension Image {
       return vertical.resampleColumns(pixels, origin: origin, rowStride: rowStride, columns: boxWidth, channels: c)
     }
     let horizontal = ResampleWeights(inputSize: boxWidth, outputSize: outputWidth)
-    // Pillow 13 runs the vertical pass first when it removes more than twice as many rows as the horizontal
-    // pass removes columns, 2 · max(W − w, 0) < max(H − h, 0), and the horizontal pass first otherwise. The
-    // 8-bit rounding between the passes makes the order visible (±1 on some pixels).
+    // The order of the passes is `rule`'s (ResizeRule). Pillow 13's: the vertical pass first when it removes more
+    // than twice as many rows as the horizontal pass removes columns, 2 · max(W − w, 0) < max(H − h, 0).
     // [inferred: fitted on Pillow 13.0.0 outputs — every order decision on ~3,000 random sizes, and on sizes
-    // within ±3 of the boundary up to 400 px, matched; Pillow's source was not at hand. Older Pillow releases
-    // may always go horizontal first: unconfirmed.]
-    if 2 * max(boxWidth - outputWidth, 0) < max(boxHeight - outputHeight, 0) {
+    // within ±3 of the boundary up to 400 px, matched.] Pillow 9's: always horizontal first (resize_rule fixtures
+    // from Pillow 9.5.0 and 13.0.0, scripts/reference/make_resize_rule_fixtures.py).
+    if rule.verticalFirst(boxWidth: boxWidth, boxHeight: boxHeight, outputWidth: outputWidth,
+                          outputHeight: outputHeight) {
       // Vertical pass over the columns the horizontal pass reads only.
       let columnFirst = horizontal.first[0]
       let columnEnd = horizontal.first[outputWidth - 1] + horizontal.count[outputWidth - 1]

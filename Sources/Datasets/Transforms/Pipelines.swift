@@ -144,10 +144,14 @@ public struct EvaluationTransform: Sendable, Equatable {
   public var size: Int
   public var mode: Mode
   public var normalization: Normalization
+  /// The bilinear passes' order in both resizes (ResizeRule: default pillow13, pillow9 for the published numbers).
+  public var resizeRule: ResizeRule
 
-  public init(resize: Int = 256, size: Int = 224, mode: Mode, normalization: Normalization = .imagenet) {
+  public init(resize: Int = 256, size: Int = 224, mode: Mode, normalization: Normalization = .imagenet,
+              resizeRule: ResizeRule = .default) {
     precondition(resize > 0 && size > 0, "Evaluation resize \(resize) and size \(size) must be positive.")
     self.resize = resize; self.size = size; self.mode = mode; self.normalization = normalization
+    self.resizeRule = resizeRule
   }
 
   /// §2.2: Resize(256) → Resize((224, 224)).
@@ -156,10 +160,11 @@ public struct EvaluationTransform: Sendable, Equatable {
   public static let centerCrop = EvaluationTransform(mode: .centerCrop)
 
   public func image(_ image: Image) -> Image {
-    let scaled = image.resizedShortSide(to: resize)
+    let scaled = image.resizedShortSide(to: resize, rule: resizeRule)
     switch mode {
     case .squash:
-      return scaled.width == size && scaled.height == size ? scaled : scaled.resized(width: size, height: size)
+      return scaled.width == size && scaled.height == size
+        ? scaled : scaled.resized(width: size, height: size, rule: resizeRule)
     case .centerCrop:
       return scaled.centerCropped(size: size)
     }

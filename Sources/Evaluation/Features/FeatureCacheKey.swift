@@ -19,12 +19,14 @@ public struct FeatureCacheKey: Codable, Sendable, Hashable {
   /// `EvaluationImageSource.fingerprint`: the image list and its contents.
   public var datasetFingerprint: String
   public var layer: FeatureLayer
-  /// `EvaluationTransform`: short-side resize, output side, `squash` or `centerCrop`, Normalize mean and std.
+  /// `EvaluationTransform`: short-side resize, output side, `squash` or `centerCrop`, Normalize mean and std, and
+  /// the resize pass order (`pillow9` or `pillow13`, ResizeRule).
   public var resize: Int
   public var size: Int
   public var mode: String
   public var mean: [Float]
   public var std: [Float]
+  public var resizeRule: String
   public var pooling: FeaturePooling
   /// e.g. "resnet50 width 1.0 imagenet-stem 3-channel".
   public var architecture: String
@@ -43,6 +45,7 @@ public struct FeatureCacheKey: Codable, Sendable, Hashable {
     }
     self.mean = transform.normalization.mean
     self.std = transform.normalization.std
+    self.resizeRule = transform.resizeRule.rawValue
     self.pooling = pooling
     self.architecture = Self.describe(architecture)
   }

@@ -24,11 +24,22 @@ public struct LowShotDraw: Sendable, Equatable {
   public var samples: [LowShotSample]
   /// `seed=<n>` or `files=<dir>`: part of the provenance and of the journal key.
   public var source: String
-  /// Classes that had fewer than k positives (or (classes − 1)·k negatives) for some k: all were used.
+  /// One line per (class, k) pair that had fewer than k positives or fewer than (classes − 1)·k negatives (or
+  /// both, on the same line): all were used.
   public var shortfalls: [String]
 
   public var ks: [Int] { Array(Set(samples.map(\.k))).sorted() }
   public var sampleCount: Int { Set(samples.map(\.sample)).count }
+
+  /// The k at which every sample holds the same images: each class had no more positives and negatives than asked,
+  /// so every sample is the full set (or sample files that are all equal). Their columns repeat one draw; the
+  /// table marks them. Empty with a single sample (nothing to repeat).
+  public var fullSetKs: [Int] {
+    ks.filter { k in
+      let atK = samples.filter { $0.k == k }
+      return atK.count > 1 && atK.allSatisfy { $0.targets == atK[0].targets }
+    }
+  }
 }
 
 /// Draws the samples with a recorded seed (the reference's `random.sample` is unseeded, PROTOCOLS §8.4).
@@ -48,12 +59,13 @@ public func drawLowShotSamples(labels: SVMLabels, ks: [Int] = referenceLowShotKs
   let negatives = (0..<classes).map { c in (0..<n).filter { labels[$0, c] == 0 } }
   for k in ks {
     for c in 0..<classes {
-      if positives[c].count < k {
-        shortfalls.append("\(labels.classes[c]): \(positives[c].count) positives < k=\(k), all used")
-      }
+      var short: [String] = []
+      if positives[c].count < k { short.append("\(positives[c].count) positives < \(k)") }
       if negatives[c].count < (classes - 1) * k {
-        shortfalls.append("\(labels.classes[c]): \(negatives[c].count) negatives < \((classes - 1) * k) "
-                            + "for k=\(k), all used")
+        short.append("\(negatives[c].count) negatives < \((classes - 1) * k)")
+      }
+      if !short.isEmpty {
+        shortfalls.append("\(labels.classes[c]) at k=\(k): \(short.joined(separator: ", ")), all used")
       }
     }
   }

@@ -33,6 +33,10 @@ public struct VOCSVMConfig: Codable, Sendable, Equatable {
     public var resize = 256
     /// squash (§2.2: Resize((224, 224)), no crop) or center-crop (a departure, recorded with the run).
     public var resizeMode = ResizeMode.squash.rawValue
+    /// The bilinear pass order of both resizes: pillow13 (default: the Pillow that made this repository's PyTorch
+    /// fixtures and that pip installs today) or pillow9 (always horizontal first: the Pillow behind the published
+    /// numbers). See `ResizeRule`. Recorded with the run (protocol variant) and in the feature cache key.
+    public var resizeRule = ResizeRule.default.rawValue
     /// Per-channel mean and std of x / 255; one entry is replicated to three channels, three are averaged to one.
     public var mean: [Float] = Normalization.imagenet.mean
     public var std: [Float] = Normalization.imagenet.std
@@ -43,7 +47,7 @@ public struct VOCSVMConfig: Codable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey {
       case path, resize, mean, std
-      case imageSize = "image_size", resizeMode = "resize_mode", batchSize = "batch_size"
+      case imageSize = "image_size", resizeMode = "resize_mode", resizeRule = "resize_rule", batchSize = "batch_size"
     }
   }
 
@@ -119,6 +123,8 @@ public struct VOCSVMConfig: Codable, Sendable, Equatable {
 
   public var resizeMode: ResizeMode { ResizeMode(rawValue: data.resizeMode) ?? .squash }
 
+  public var resizeRule: ResizeRule { ResizeRule(rawValue: data.resizeRule) ?? .default }
+
   /// The normalization for a backbone with `channels` input channels: the configured one, replicated from one
   /// channel to three or averaged from three to one when the backbone differs from the config.
   public func normalization(channels: Int) -> Normalization {
@@ -133,7 +139,7 @@ public struct VOCSVMConfig: Codable, Sendable, Equatable {
   /// The extraction transform for a backbone with `channels` input channels.
   public func transform(channels: Int) -> EvaluationTransform {
     EvaluationTransform(resize: data.resize, size: data.imageSize, mode: resizeMode.transformMode,
-                        normalization: normalization(channels: channels))
+                        normalization: normalization(channels: channels), resizeRule: resizeRule)
   }
 
   /// The low-shot samples directory, when samples are read rather than drawn.
@@ -167,6 +173,10 @@ public struct VOCSVMConfig: Codable, Sendable, Equatable {
     if ResizeMode(rawValue: self.data.resizeMode) == nil {
       try data.fail("resize_mode", "must be one of \(ResizeMode.allCases.map(\.rawValue).joined(separator: ", ")), "
                       + "got '\(self.data.resizeMode)'")
+    }
+    if ResizeRule(rawValue: self.data.resizeRule) == nil {
+      try data.fail("resize_rule", "must be one of \(ResizeRule.allCases.map(\.rawValue).joined(separator: ", ")), "
+                      + "got '\(self.data.resizeRule)'")
     }
     try data.checkNormalization(mean: self.data.mean, std: self.data.std)
     try data.check("batch_size", self.data.batchSize, in: 1...4096)

@@ -14,6 +14,7 @@ data:
   image_size: 64
   resize: 64
   resize_mode: squash
+  resize_rule: pillow13       # bilinear pass order: pillow13 (default) or pillow9 (the published numbers' Pillow)
   mean: [0.2860]            # Fashion-MNIST pixel mean and std (x / 255), as the pretraining config
   std: [0.3530]
   batch_size: 32

@@ -11,22 +11,21 @@ public struct VOCImageSource: EvaluationImageSource {
   public let fingerprint: String
 
   /// Reads the splits of `root` (e.g. VOCdevkit/VOC2007) and fingerprints the list: SHA-256 of every image's name
-  /// and byte size, in order, with the class names and both label matrices (so relabelled splits get new
-  /// features-cache and journal keys). Throws `DatasetError` for a missing directory, split or class list, and
-  /// `DatasetError.missingFile` for a listed image that is not in JPEGImages.
+  /// and content digest (FileContentDigests.swift: the bytes, so rewritten images get new features), in
+  /// order, with the class names and both label matrices (so relabelled splits get new features-cache and journal
+  /// keys). Throws `DatasetError` for a missing directory, split or class list, and `DatasetError.missingFile` for a
+  /// listed image that is not in JPEGImages.
   public init(root: URL, trainSplit: String = "trainval", testSplit: String = "test") throws {
-    dataset = try VOCDataset(root: root)
-    splits = try dataset.svmSplits(trainSplit: trainSplit, testSplit: testSplit)
+    let dataset = try VOCDataset(root: root)
+    let splits = try dataset.svmSplits(trainSplit: trainSplit, testSplit: testSplit)
+    (self.dataset, self.splits) = (dataset, splits)
+    let urls = splits.extractionList.map { dataset.root.appendingPathComponent("JPEGImages/\($0)") }
+    let digests = try contentDigests(of: urls, missingHint: "The split lists name it; JPEGImages must hold it.")
     var hash = SHA256()
-    hash.update(Array("voc-svm-extraction v1\n\(splits.train.classes.joined(separator: ","))\n".utf8))
-    for name in splits.extractionList {
-      let url = dataset.root.appendingPathComponent("JPEGImages/\(name)")
-      guard let attributes = try? FileManager.default.attributesOfItem(atPath: url.path),
-            let size = attributes[.size] as? NSNumber
-      else {
-        throw DatasetError.missingFile(path: url.path, hint: "The split lists name it; JPEGImages must hold it.")
-      }
-      hash.update(Array("\(name) \(size.int64Value)\n".utf8))
+    hash.update(Array("voc-svm-extraction v2\n\(splits.train.classes.joined(separator: ","))\n".utf8))
+    for (name, digest) in zip(splits.extractionList, digests) {
+      hash.update(Array("\(name)\n".utf8))
+      hash.update(digest)
     }
     for matrix in [splits.train, splits.test] {
       hash.update(matrix.labels.flatMap { withUnsafeBytes(of: $0.littleEndian, Array.init) })

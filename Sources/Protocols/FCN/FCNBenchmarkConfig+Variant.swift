@@ -19,8 +19,7 @@ extension FCNBenchmarkConfig {
   /// protocol's dataset, and `random-init` for the baseline.
   func variant(isRandomInit: Bool, layout: SegmentationDataset.Layout) -> ProtocolVariant {
     var variant = ProtocolVariant()
-    let mine = flattenedJSON(self), reference = flattenedJSON(Self.reference(for: layout))
-    for (key, value) in mine where key != "data.path" && key != "seed" && reference[key] != value {
+    for (key, value) in configDepartures(self, from: Self.reference(for: layout), except: ["data.path", "seed"]) {
       variant[key] = value
     }
     switch layout {
@@ -30,22 +29,4 @@ extension FCNBenchmarkConfig {
     if isRandomInit { variant.flag("random-init") }
     return variant
   }
-}
-
-/// `value` encoded as JSON and flattened to dotted keys; arrays become comma-separated lists.
-private func flattenedJSON<T: Encodable>(_ value: T) -> [String: String] {
-  guard let data = try? JSONEncoder().encode(value),
-        let object = try? JSONSerialization.jsonObject(with: data) else { return [:] }
-  var flat: [String: String] = [:]
-  func visit(_ node: Any, _ path: String) {
-    if let dictionary = node as? [String: Any] {
-      for (key, child) in dictionary { visit(child, path.isEmpty ? key : path + "." + key) }
-    } else if let array = node as? [Any] {
-      flat[path] = array.map { "\($0)" }.joined(separator: ",")
-    } else {
-      flat[path] = "\(node)"
-    }
-  }
-  visit(object, "")
-  return flat
 }

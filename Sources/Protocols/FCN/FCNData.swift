@@ -62,11 +62,11 @@ func fitChannels(_ image: Tensor, to channels: Int) -> Tensor {
   return Tensor(shape: shape, scalars: gray)
 }
 
-/// The training batches of a run: iteration i takes sample positions i·B ..< (i+1)·B of an endless sequence of
-/// seeded per-epoch permutations of the training set.
+/// The training batches of a run in the seeded epoch order of `SeededEpochOrder`.
 struct FCNBatchLoader {
   let dataset: SegmentationDataset
   let pipeline: SegmentationTrainPipeline
+  let order: SeededEpochOrder
   let batchSize: Int
   let seed: UInt64
   let channels: Int
@@ -74,31 +74,18 @@ struct FCNBatchLoader {
   init(dataset: SegmentationDataset, config: FCNBenchmarkConfig, channels: Int) {
     self.dataset = dataset
     pipeline = config.trainPipeline
+    order = SeededEpochOrder(count: dataset.count, seed: config.seed)
     batchSize = config.data.batchSize
     seed = config.seed
     self.channels = channels
   }
 
-  /// Epoch `epoch`'s order of the training set: Fisher–Yates from `SplitMix64.derived(seed, 0x5A3D1E, epoch)`.
-  func permutation(epoch: Int) -> [Int] {
-    var generator = SplitMix64.derived(seed, 0x5A3D1E, UInt64(epoch))
-    var order = Array(0..<dataset.count)
-    order.shuffle(using: &generator)
-    return order
-  }
-
   /// Images `[B, cropH, cropW, channels]` and labels `B·cropH·cropW` of `iteration`, loaded on all cores.
   func batch(iteration: Int) throws -> (images: Tensor, labels: [UInt8]) {
-    let first = iteration * batchSize
-    // One permutation per epoch touched by this batch (at most two unless the set is smaller than a batch).
-    var permutations: [Int: [Int]] = [:]
-    for position in first..<(first + batchSize) where permutations[position / dataset.count] == nil {
-      permutations[position / dataset.count] = permutation(epoch: position / dataset.count)
-    }
+    let positions = order.batch(iteration: iteration, batchSize: batchSize)
     let examples = Mutex([SegmentationExample?](repeating: nil, count: batchSize))
     try runWorkQueue(count: batchSize, workers: Threads.count) { slot, _ in
-      let position = first + slot
-      let index = permutations[position / dataset.count]![position % dataset.count]
+      let (position, index) = positions[slot]
       let sample = try dataset.sample(at: index)
       var generator = SplitMix64.derived(seed, 0xA06E17, UInt64(position))
       let example = pipeline(sample.pair, using: &generator)

@@ -22,12 +22,7 @@ import Tensors
 public enum FCNProtocol {
   /// `iter_<N>.safetensors` files of a work directory, by iteration.
   public static func checkpoints(in directory: URL) -> [(iteration: Int, url: URL)] {
-    let names = (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []
-    return names.compactMap { name -> (Int, URL)? in
-      guard name.hasPrefix("iter_"), name.hasSuffix(".safetensors"),
-            let iteration = Int(name.dropFirst("iter_".count).dropLast(".safetensors".count)) else { return nil }
-      return (iteration, directory.appendingPathComponent(name))
-    }.sorted { $0.0 < $1.0 }
+    FineTuningState.checkpoints(in: directory)
   }
 
   public static func run(_ request: FCNRequest) throws -> FCNResult {
@@ -91,10 +86,11 @@ public enum FCNProtocol {
     ]
 
     // Resume: the latest checkpoint of the work directory must belong to this checkpoint, config and data.
-    var state = FCNTrainingState(iteration: 0, evaluations: [], runID: nil)
+    var state = FineTuningState(iteration: 0, evaluations: [], runID: nil)
     var resumedFrom: URL?
     if request.resume, let latest = checkpoints(in: work.directory).last {
-      state = try FCNTrainingState.restore(latest.url, into: segmentor, optimizer: optimizer, expecting: metadata)
+      state = try FineTuningState.restore(latest.url, into: segmentor.namedParameters, optimizer: optimizer,
+                                          expecting: metadata)
       resumedFrom = latest.url
       log.write("resumed from \(latest.url.path) after iteration \(state.iteration)")
     } else if request.resume {
@@ -117,7 +113,6 @@ public enum FCNProtocol {
     return try store.recording(start, log: log) { recorded in
       state.runID = recorded.id
       let progress = ProgressReporter(log: log, interval: request.logInterval)
-      let loader = FCNBatchLoader(dataset: train, config: config, channels: channels)
 
       func evaluate(at iteration: Int) throws -> SegmentationScores {
         let scores = try FCNEvaluation.evaluate(segmentor, on: test, config: config, channels: channels,
@@ -129,59 +124,37 @@ public enum FCNProtocol {
         return scores
       }
 
-      progress.begin()
-      let clock = ContinuousClock()
-      var windowStart = clock.now
-      var windowIterations = 0
-      while state.iteration < schedule.iterations {
-        let iteration = state.iteration
-        // mmcv Poly: (base − min)·(1 − iter/max)^power + min, set before the iteration runs.
-        let rate = polyLearningRate(base: Float(config.optimizer.lr), minimum: Float(schedule.minLr),
-                                    power: Float(schedule.power), progress: iteration,
-                                    maxProgress: schedule.iterations)
-        optimizer.updateLearningRates { _ in rate }
-        let batch = try loader.batch(iteration: iteration)
-        optimizer.zeroGrad()
-        var dropout = SplitMix64.derived(config.seed, 0xD40, UInt64(iteration))
-        let losses = segmentor.trainingStep(images: batch.images, labels: batch.labels, dropout: &dropout)
-        let total = losses.decodeLoss + losses.auxiliaryLoss
-        guard total.isFinite else {
-          throw ProtocolError.invalidRequest(
-            reason: "The loss became \(total) at iteration \(iteration + 1) (decode \(losses.decodeLoss), auxiliary "
-              + "\(losses.auxiliaryLoss)); the run stops rather than store scores of a diverged model.",
-            hint: "Lower optimizer.lr, or check the data (labels must be class indices or 255).")
-        }
-        optimizer.step()
-        state.iteration += 1
-        windowIterations += 1
-
-        let elapsed = (clock.now - windowStart).seconds
-        let rateIt = Double(windowIterations) / max(elapsed, 1e-9)
-        let eta = Double(schedule.iterations - state.iteration) / max(rateIt, 1e-9)
-        progress.show(String(format: "iter %d/%d  loss %.4f (decode %.4f, aux %.4f)  lr %.5g  %.2f it/s  ETA ",
-                             state.iteration, schedule.iterations, total, losses.decodeLoss, losses.auxiliaryLoss,
-                             rate, rateIt) + Console.duration(eta), final: state.iteration == schedule.iterations)
-        if windowIterations >= 50 { windowStart = clock.now; windowIterations = 0 }
-
-        let isLast = state.iteration == schedule.iterations
-        if schedule.evaluationInterval > 0 && state.iteration % schedule.evaluationInterval == 0 && !isLast {
-          let scores = try evaluate(at: state.iteration)
-          state.evaluations.append(.init(iteration: state.iteration, mIoU: scores.meanIoU))
-          progress.begin(); windowStart = clock.now; windowIterations = 0
-        }
-        let stopsHere = !isLast && request.stopAfter.map { state.iteration >= $0 } == true
-        if isLast || stopsHere
-            || (schedule.checkpointInterval > 0 && state.iteration % schedule.checkpointInterval == 0) {
-          try state.save(segmentor, optimizer: optimizer, metadata: metadata, in: work.directory)
-        }
-        if stopsHere {
-          recorded.finishMessage = "stopped after iteration \(state.iteration) of \(schedule.iterations) "
-            + "(--stop-after); no score stored; continue with --resume"
-          log.write("stopped after iteration \(state.iteration) of \(schedule.iterations); checkpoint in "
-                      + "\(work.directory.path); continue with --resume")
-          return FCNResult(runID: recorded.id, label: label, benchmark: benchmark, iteration: state.iteration,
-                           classNames: classNames, scores: nil)
-        }
+      let loader = FCNBatchLoader(dataset: train, config: config, channels: channels)
+      let loop = FineTuningLoop(
+        iterations: schedule.iterations, checkpointInterval: schedule.checkpointInterval,
+        evaluationInterval: schedule.evaluationInterval, stopAfter: request.stopAfter, progress: progress,
+        divergenceHint: "Lower optimizer.lr, or check the data (labels must be class indices or 255).")
+      let finished = try loop.run(
+        state: &state, optimizer: optimizer,
+        learningRate: { iteration in
+          // mmcv Poly: (base − min)·(1 − iter/max)^power + min, set before the iteration runs.
+          polyLearningRate(base: Float(config.optimizer.lr), minimum: Float(schedule.minLr),
+                           power: Float(schedule.power), progress: iteration, maxProgress: schedule.iterations)
+        },
+        step: { iteration in
+          let batch = try loader.batch(iteration: iteration)
+          optimizer.zeroGrad()
+          var dropout = SplitMix64.derived(config.seed, 0xD40, UInt64(iteration))
+          let losses = segmentor.trainingStep(images: batch.images, labels: batch.labels, dropout: &dropout)
+          return .init(loss: losses.decodeLoss + losses.auxiliaryLoss,
+                       parts: String(format: "decode %.4f, aux %.4f", losses.decodeLoss, losses.auxiliaryLoss))
+        },
+        evaluate: { iteration in try evaluate(at: iteration).meanIoU },
+        save: { state in
+          try state.save(segmentor.namedParameters, optimizer: optimizer, metadata: metadata, in: work.directory)
+        })
+      if !finished {
+        recorded.finishMessage = "stopped after iteration \(state.iteration) of \(schedule.iterations) "
+          + "(--stop-after); no score stored; continue with --resume"
+        log.write("stopped after iteration \(state.iteration) of \(schedule.iterations); checkpoint in "
+                    + "\(work.directory.path); continue with --resume")
+        return FCNResult(runID: recorded.id, label: label, benchmark: benchmark, iteration: state.iteration,
+                         classNames: classNames, scores: nil)
       }
       let final = try evaluate(at: state.iteration)
       let result = FCNResult(runID: recorded.id, label: label, benchmark: benchmark, iteration: state.iteration,
@@ -191,9 +164,4 @@ public enum FCNProtocol {
       return result
     }
   }
-}
-
-extension Duration {
-  /// The duration in seconds.
-  var seconds: Double { Double(components.seconds) + Double(components.attoseconds) * 1e-18 }
 }

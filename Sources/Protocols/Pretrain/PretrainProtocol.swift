@@ -3,6 +3,7 @@
 // checkpoint is on disk — and a resumed training continues its own run row.
 import Checkpoints
 import Datasets
+import Distributed
 import Foundation
 import Models
 import Results
@@ -33,6 +34,8 @@ public struct PretrainRequest {
   public var database: String
   /// Seconds between progress lines when standard output is not a terminal.
   public var logInterval: Double = 10
+  /// The ranks training together (`mpirun -np N`); only rank 0 writes checkpoints, the log and database rows.
+  public var processGroup: any ProcessGroup = SingleProcessGroup()
 
   public init(config: PretrainConfig, configName: String, configFile: String? = nil, workDirectory: URL? = nil,
               resume: Resume = .none, database: String) {
@@ -90,17 +93,22 @@ struct PretrainRunRecord: Codable, Equatable {
 }
 
 public enum PretrainProtocol {
+  /// Rank 0's run (or the only process's): the whole recorded run. Other ranks call `runAsWorker`.
   public static func run(_ request: PretrainRequest) throws -> PretrainResult {
     let config = request.config
     let name = request.configName
+    let group = request.processGroup
+    precondition(group.isRoot, "PretrainProtocol.run is rank 0's; rank \(group.rank) runs runAsWorker.")
     let workDirectory = request.workDirectory ?? Pretrainer.defaultWorkDirectory(configName: name)
     let dataset = try PretrainDataset.open(config.data, channels: config.model.inChannels)
     let trainer = try Pretrainer(config: config, dataset: dataset, workDirectory: workDirectory,
-                                 codeVersion: codeVersion)
+                                 codeVersion: codeVersion, processGroup: group)
     let log = try LogFile(workDirectory.appendingPathComponent("log.txt"))
+    let ranks = group.isDistributed
+      ? ", \(group.size) ranks × \(config.schedule.batchSize / group.size) images (SyncBN)" : ""
     log.write("simsiam-bench \(codeVersion) pretrain \(name): \(dataset.count) images, "
                 + "\(trainer.iterationsPerEpoch) iterations/epoch, \(config.schedule.epochs) epochs, "
-                + "lr \(config.scaledLearningRate), \(Threads.count) threads; config \(config.json)")
+                + "lr \(config.scaledLearningRate), \(Threads.count) threads" + ranks + "; config \(config.json)")
     var resumedFrom: URL?
     switch request.resume {
     case .none: break
@@ -181,6 +189,16 @@ public enum PretrainProtocol {
                   + request.database)
       return PretrainResult(runID: recorded.id, summary: summary, scores: scores, resumedRun: isResumedRun)
     }
+  }
+
+  /// A rank other than 0 of a data-parallel run: the same training (its share of every batch, the collectives)
+  /// without checkpoints, log, progress, kNN monitor or database; rank 0 broadcasts its state, resumed or not.
+  public static func runAsWorker(_ request: PretrainRequest) throws {
+    let config = request.config
+    let dataset = try PretrainDataset.open(config.data, channels: config.model.inChannels)
+    let trainer = try Pretrainer(config: config, dataset: dataset, workDirectory: nil, codeVersion: codeVersion,
+                                 processGroup: request.processGroup)
+    try trainer.train()
   }
 
   /// The kNN scores of a run: the random-init baseline (the mean over init seeds with `count` and `std`, then one

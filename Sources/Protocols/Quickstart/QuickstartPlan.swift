@@ -83,4 +83,14 @@ public struct QuickstartPlan {
                       label: label, workDirectory: workDirectory.appendingPathComponent("fcn/\(slug)"),
                       resume: true, database: database)
   }
+
+  /// The Faster R-CNN C4 miniature on the scene devkit
+  /// (configs/benchmarks/mmdetection/scenes/faster_rcnn_quick-c4_scenes.yaml).
+  public func sceneDetectionRequest(checkpoint: String, label: String, slug: String) throws -> FasterRCNNRequest {
+    let (config, name) = try FasterRCNNRequest.config(file: nil, data: [sceneDevkit.path], overrides: [], seed: seed,
+                                                      preset: FasterRCNNPresets.scenesQuick)
+    return FasterRCNNRequest(backbone: BackboneRequest(checkpoint: checkpoint), config: config, configName: name,
+                             label: label, workDirectory: workDirectory.appendingPathComponent("faster-rcnn/\(slug)"),
+                             resume: true, database: database)
+  }
 }

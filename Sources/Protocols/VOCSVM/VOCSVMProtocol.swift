@@ -69,8 +69,17 @@ public struct VOCSVMResult {
   public var full: [FullSVMResult]
   public var lowShot: [String: LowShotResult]
   public var lowShotKs: [Int]
-  /// Low-shot class/k pairs that had fewer images than asked (all were used).
+  /// Low-shot (class, k) pairs that had fewer images than asked, one line each (all were used).
   public var shortfalls: [String]
+  /// Low-shot k at which every sample is the full set (LowShotDraw.fullSetKs): marked "*" in the table.
+  public var fullSetKs: [Int] = []
+
+  /// The note under the table about `fullSetKs`, nil when there is none.
+  public var fullSetNote: String? {
+    fullSetKs.isEmpty ? nil
+      : "* k=\(fullSetKs.map(String.init).joined(separator: ",")): every class had no more images than asked, so "
+        + "every sample is the full set and the samples' numbers repeat one draw."
+  }
 
   /// The reference README's VOC table (Best Layer, SVM, k=1 … k=96; low-shot at the best layer), then per layer.
   public var table: Table {
@@ -89,8 +98,8 @@ public struct VOCSVMResult {
         rows.append(["  \(result.layer)", "", String(format: "%.2f", 100 * result.mAP)] + lowShotCells(result.layer))
       }
     }
-    return Table(title: "VOC07 SVM", columns: ["Self-Supervised Config", "Best Layer", "SVM"] + lowShotKs.map { "k=\($0)" },
-                 rows: rows)
+    let kColumns = lowShotKs.map { "k=\($0)" + (fullSetKs.contains($0) ? "*" : "") }
+    return Table(title: "VOC07 SVM", columns: ["Self-Supervised Config", "Best Layer", "SVM"] + kColumns, rows: rows)
   }
 
   /// `voc07-svm` mAP (per-class test APs) and, per cost, the CV AP (mean over classes of the 3-fold means), and the
@@ -168,7 +177,7 @@ public enum VOCSVMProtocol {
     let lowShotKs = inputs.config.lowShot.enabled ? inputs.config.lowShot.k : []
     if let draw = inputs.draw, !draw.shortfalls.isEmpty {
       log.write("low-shot: fewer images than asked for (rule: use all of them): "
-                  + draw.shortfalls.prefix(10).joined(separator: "; ") + (draw.shortfalls.count > 10 ? "; …" : ""))
+                  + draw.shortfalls.joined(separator: "; "))
     }
     let store = try ResultsStore(path: request.database)
     return try store.recording(inputs.run, log: log) { recorded in
@@ -218,7 +227,8 @@ public enum VOCSVMProtocol {
       let seconds = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
       log.write("finished in \(Console.duration(seconds)); results run \(recorded.id) in \(request.database)")
       return VOCSVMResult(runID: recorded.id, label: inputs.label, full: full, lowShot: lowShotResults,
-                          lowShotKs: lowShotKs, shortfalls: inputs.draw?.shortfalls ?? [])
+                          lowShotKs: lowShotKs, shortfalls: inputs.draw?.shortfalls ?? [],
+                          fullSetKs: inputs.draw?.fullSetKs ?? [])
     }
   }
 
@@ -287,6 +297,7 @@ public enum VOCSVMProtocol {
     var variant = variant(svmConfig, draw: draw)
     variant["pooling"] = pooling == .specified ? "specified(MMSelfSup-AvgPool2d)" : "adaptive(12/6/4/3/2)"
     variant["transform"] = "Resize(\(resizeSide))→\(svmConfig.data.resizeMode)(\(size))"
+    variant["resize-rule"] = transform.resizeRule.rawValue  // the bilinear pass order (ResizeRule)
     variant["mean"] = normalization.mean.map { "\($0)" }.joined(separator: ",")
     variant["std"] = normalization.std.map { "\($0)" }.joined(separator: ",")
     if evaluation.isRandomInit { variant.flag("random-init") }
@@ -308,7 +319,7 @@ public enum VOCSVMProtocol {
     return Inputs(
       config: svmConfig, label: label, work: work, run: run,
       identity: "features=\(evaluation.featureKey)|\(source.fingerprint)|Resize(\(resizeSide))→\(svmConfig.data.resizeMode)(\(size)) "
-        + "mean=\(normalization.mean) std=\(normalization.std)|\(pooling.rawValue)",
+        + "rule=\(transform.resizeRule.rawValue) mean=\(normalization.mean) std=\(normalization.std)|\(pooling.rawValue)",
       draw: draw, classes: trainLabels.classes.count,
       layers: {
         let progress = ProgressReporter(log: log, interval: 2)

@@ -5,8 +5,10 @@
 //   0.25 (channels 16/16/32/64/128), 1 input channel, 32×32, batch 256, projector 512 (3 layers), predictor
 //   512-128-512, SGD lr 0.06,
 //   (f) one FCN-D8 training iteration (ResNet-50 D8, 512² crop, batch 2) and (g) the FCN scene miniature's
-//   iteration (FCNCases.swift; not in the default set: --cases f,g).
-// Usage (from benchmarks/): .build/release/EngineBench [--threads 2] [--python python3] [--cases a,b,c,d,f,g]
+//   iteration (FCNCases.swift; not in the default set: --cases f,g),
+//   (h) one Faster R-CNN R50-C4 training iteration (600×800, 512 ROIs) and (i) its detection per image
+//   (DetectionCases.swift; not in the default set: --cases h,i).
+// Usage (from benchmarks/): .build/release/EngineBench [--threads 2] [--python python3] [--cases a,b,c,d,f,g,h,i]
 //   [--iters N] [--skip-torch]. Each case runs in its own child process so peak memory is per case.
 import ArgumentParser
 import Foundation
@@ -20,10 +22,10 @@ import Checkpoints
 
 struct Arguments: ParsableCommand {
   static let configuration = CommandConfiguration(
-    commandName: "EngineBench", abstract: "Our engine and PyTorch side by side (cases a–d, f, g; see main.swift).")
+    commandName: "EngineBench", abstract: "Our engine and PyTorch side by side (cases a–d, f–i; see main.swift).")
   @Option(help: "Threads, on both sides.") var threads = 2
   @Option(help: "Python with PyTorch, for torch_bench.py.") var python = "python3"
-  @Option(help: "Cases to run, comma-separated (a, b, c, d; the FCN cases f, g on request).", transform: { $0.split(separator: ",").map(String.init) })
+  @Option(help: "Cases to run, comma-separated (a, b, c, d; the FCN cases f, g and Faster R-CNN h, i on request).", transform: { $0.split(separator: ",").map(String.init) })
   var cases = ["a", "b", "c", "d"]
   @Option(name: .customLong("iters"), help: "Timed iterations per case (0: the reference script's counts).")
   var iterations = 0
@@ -35,10 +37,12 @@ struct Arguments: ParsableCommand {
   var torchPassiveWait = false
 
   func validate() throws {
-    guard threads > 0 else { throw ValidationError("--threads must be positive, got \(threads).") }
+    guard (1...Threads.maximum).contains(threads) else {
+      throw ValidationError("--threads must be in 1…\(Threads.maximum), got \(threads).")
+    }
     guard iterations >= 0 else { throw ValidationError("--iters must be ≥ 0, got \(iterations).") }
-    for id in cases + [childCase].compactMap({ $0 }) where !["a", "b", "c", "d", "f", "g"].contains(id) {
-      throw ValidationError("Unknown case '\(id)'; cases are a, b, c, d, f, g.")
+    for id in cases + [childCase].compactMap({ $0 }) where !["a", "b", "c", "d", "f", "g", "h", "i"].contains(id) {
+      throw ValidationError("Unknown case '\(id)'; cases are a, b, c, d, f, g, h, i.")
     }
   }
 }
@@ -98,8 +102,10 @@ struct CaseResult: Codable {
   var imagesPerSecond: Double
   var gigaflopsPerSecond: Double
   var peakResidentMegabytes: Double
-  /// Trainable scalars (FCN cases; to compare with the PyTorch model's).
+  /// Trainable scalars (FCN and detection cases; to compare with the PyTorch model's).
   var trainableParameters: Int?
+  /// What else the case reports (detection cases: ROI count, time per phase).
+  var note: String?
 }
 
 func runCase(_ id: String, iterations requested: Int) -> CaseResult {
@@ -175,6 +181,8 @@ func runCase(_ id: String, iterations requested: Int) -> CaseResult {
     return CaseResult(name: "SimSiam R18 w0.25 1ch 32 b256 (quick)", batch: batch, stepSeconds: stepSeconds,
                       imagesPerSecond: Double(batch) / mean, gigaflopsPerSecond: flops / mean / 1e9,
                       peakResidentMegabytes: peakResidentMegabytes())
+  case "h", "i":
+    return runDetectionCase(id, iterations: requested)
   default:
     return runFCNCase(id, iterations: requested)
   }
@@ -270,6 +278,8 @@ func lastJSONLine(_ output: String) -> Data {
 struct TorchReport: Decodable {
   struct Case: Decodable {
     var images_per_s: Double; var peak_rss_mb: Double; var step_s: [Double]; var trainable_parameters: Int?
+    /// Detection cases: the torch RoIAlign's time per step and which roi_align / nms ran.
+    var roi_align_s: [Double]?; var ops: String?
   }
   var torch: String
   var threads: Int
@@ -299,7 +309,7 @@ do {
 let sgemm = sgemmGigaflops(2048)
 print(String(format: "plain sgemm 2048³, %d threads: %.1f GFLOP/s", Threads.count, sgemm))
 
-let targets = ["a": 0.8, "b": 0.7, "c": 0.7, "d": 0.7, "f": 1.0, "g": 1.0]
+let targets = ["a": 0.8, "b": 0.7, "c": 0.7, "d": 0.7, "f": 1.0, "g": 1.0, "h": 1.0, "i": 1.0]
 var rows: [String] = []
 var shortfalls: [String] = []
 for id in arguments.cases {
@@ -308,6 +318,7 @@ for id in arguments.cases {
                                             "--iters", "\(arguments.iterations)"]
                    + (arguments.defaultAllocator ? ["--default-allocator"] : []))))
   var torchImages = Double.nan, torchMemory = Double.nan, torchSteps: [Double] = [], torchParameters: Int?
+  var torchROIAlign: [Double]?, torchOps: String?
   if !arguments.skipTorch {
     let script = repositoryRoot.appendingPathComponent("benchmarks/torch_bench.py").path
     var torchArguments = [script, "--threads", "\(arguments.threads)", "--channels-last", "1", "--only", id, "--json"]
@@ -318,6 +329,8 @@ for id in arguments.cases {
     torchMemory = report.cases[0].peak_rss_mb
     torchSteps = report.cases[0].step_s
     torchParameters = report.cases[0].trainable_parameters
+    torchROIAlign = report.cases[0].roi_align_s
+    torchOps = report.cases[0].ops
     // From the step times (4 decimals), not images_per_s (2 decimals: 0.03 for a 60 s step of 2 images).
     torchImages = torchSteps.isEmpty ? report.cases[0].images_per_s
       : Double(ours.batch) * Double(torchSteps.count) / torchSteps.reduce(0, +)
@@ -329,7 +342,7 @@ for id in arguments.cases {
                      ours.imagesPerSecond, torchImages, ratio, target,
                      ours.gigaflopsPerSecond, ours.peakResidentMegabytes, torchMemory))
   print(rows.last!)
-  if FCNCase.named(id) != nil {  // the FCN cases are quoted per iteration
+  if FCNCase.named(id) != nil || ["h", "i"].contains(id) {  // FCN and detection cases are quoted per iteration
     let perIteration = { (steps: [Double]) in
       steps.isEmpty ? "-" : String(format: "%.3f s/iter (", steps.reduce(0, +) / Double(steps.count))
         + steps.map { String(format: "%.3f", $0) }.joined(separator: ", ") + ")"
@@ -337,6 +350,24 @@ for id in arguments.cases {
     rows.append("    (\(id)) ours " + perIteration(ours.stepSeconds) + "; torch " + perIteration(torchSteps)
                   + "; trainable parameters ours \(ours.trainableParameters.map(String.init) ?? "-"), torch "
                   + (torchParameters.map(String.init) ?? "-"))
+    print(rows.last!)
+  }
+  if let note = ours.note {
+    rows.append("    (\(id)) ours: " + note)
+    print(rows.last!)
+  }
+  if let roiAlign = torchROIAlign, !roiAlign.isEmpty, !torchSteps.isEmpty {
+    // The torch RoIAlign is Python-level torch code, not torchvision's C++ kernel: also the ratio without it.
+    let oursMean = ours.stepSeconds.reduce(0, +) / Double(ours.stepSeconds.count)
+    let torchMean = torchSteps.reduce(0, +) / Double(torchSteps.count)
+    let roiAlignMean = roiAlign.reduce(0, +) / Double(roiAlign.count)
+    rows.append(String(format: "    (\(id)) torch RoIAlign %.3f s/iter; torch without it %.3f s/iter → ratio %.2fx "
+                        + "(ours still includes its ROIAlign)", roiAlignMean, torchMean - roiAlignMean,
+                       (torchMean - roiAlignMean) / oursMean))
+    print(rows.last!)
+  }
+  if let torchOps {
+    rows.append("    (\(id)) torch " + torchOps)
     print(rows.last!)
   }
 }

@@ -35,7 +35,9 @@ struct KernelBenchArguments: ParsableCommand {
   @Flag(help: "Keep freed memory in the heap (Allocator.retainFreedMemory).") var keepHeap = false
 
   func validate() throws {
-    guard threads > 0, repeats > 0 else { throw ValidationError("--threads and --repeats must be positive.") }
+    guard (1...Threads.maximum).contains(threads), repeats > 0 else {
+      throw ValidationError("--threads must be in 1…\(Threads.maximum) and --repeats positive.")
+    }
     guard ["r50", "r18", "all"].contains(net) else { throw ValidationError("--net is r50, r18 or all, got '\(net)'.") }
     if let chunk, chunk <= 0 { throw ValidationError("--chunk must be positive, got \(chunk).") }
   }

@@ -85,8 +85,8 @@ struct SVMBenchArguments: ParsableCommand {
   @Flag(help: "Plain liblinear fits on the feature rows (before the Gram factor).") var noGram = false
 
   func validate() throws {
-    guard train > 0, test > 0, dim > 0, classes > 0, jobs > 0, threads >= 0 else {
-      throw ValidationError("--train, --test, --dim, --classes and --jobs must be positive, --threads ≥ 0.")
+    guard train > 0, test > 0, dim > 0, classes > 0, jobs > 0, (0...Threads.maximum).contains(threads) else {
+      throw ValidationError("--train, --test, --dim, --classes and --jobs must be positive, --threads in 0…\(Threads.maximum).")
     }
     if benchClasses != "all" {
       for id in try integerList(benchClasses) where !(0..<classes).contains(id) {
