@@ -1,8 +1,8 @@
 // Seeded, time-bounded fuzzing of the YAML config loaders (issue 14 "Done when"): for the pretraining config and
-// each benchmark config (voc-svm, linear, knn, fcn), 10,000 mutations of the committed config files — numbers
-// replaced by huge, negative, NaN, infinite or non-numeric values, keys dropped and duplicated, nesting deepened,
-// anchors and aliases (including exponential "billion laughs" expansions), truncation, line ends, NULs, bytes that
-// are not UTF-8. Every document must load to a validated config or throw a `ConfigError` naming the file (or the
+// each benchmark config (voc-svm, linear, knn, fcn, faster-rcnn), 10,000 mutations of the committed config files —
+// numbers replaced by huge, negative, NaN, infinite or non-numeric values, keys dropped and duplicated, nesting
+// deepened, anchors and aliases (including exponential "billion laughs" expansions), truncation, line ends, NULs,
+// bytes that are not UTF-8. Every document must load to a validated config or throw a `ConfigError` naming the file (or the
 // key), each within a time bound; a crash kills the run.
 import Foundation
 import Testing
@@ -46,6 +46,10 @@ import Training
                                 "benchmarks/mmsegmentation/cityscapes/fcn_r50-d8_769x769_40k_cityscapes.yaml",
                                 "benchmarks/mmsegmentation/scenes/fcn_quick-d8_scenes.yaml"]) {
       _ = try FCNBenchmarkConfig.load(yaml: $0, source: $1)
+    },
+    Format(name: "faster-rcnn", files: ["benchmarks/mmdetection/voc0712/faster_rcnn_r50_c4_mstrain_24k_voc0712.yaml",
+                                        "benchmarks/mmdetection/scenes/faster_rcnn_quick-c4_scenes.yaml"]) {
+      _ = try FasterRCNNBenchmarkConfig.load(yaml: $0, source: $1)
     },
   ]
 
