@@ -19,6 +19,10 @@ public enum ImageIOError: Error, Equatable, CustomStringConvertible {
   case unsupportedLayout(path: String, format: ImageFormat, reason: String)
   /// The header declares more pixels than `Image.maximumPixelCount`: a decompression bomb or a corrupt header.
   case tooLarge(path: String, width: Int, height: Int, limit: Int)
+  /// A Huffman-coded JPEG whose header declares more pixels than its `dataBytes` bytes can encode (at least one
+  /// bit per 8×8 block, so at most 512 pixels per byte): a corrupt header or a cut-off file, which libjpeg would
+  /// complete with invented gray pixels after allocating the declared size.
+  case implausibleSize(path: String, width: Int, height: Int, dataBytes: Int)
   /// libjpeg-turbo or libpng could not encode the image; `message` is the library's own message.
   case encodeFailed(path: String, format: ImageFormat, message: String)
 
@@ -42,6 +46,10 @@ public enum ImageIOError: Error, Equatable, CustomStringConvertible {
     case let .tooLarge(path, width, height, limit):
       return "Image \(path) declares \(width)×\(height) = \(width * height) pixels, more than the limit of \(limit) "
         + "(PIL's decompression-bomb limit). The header is corrupt, or the image must be shrunk before use."
+    case let .implausibleSize(path, width, height, dataBytes):
+      return "JPEG image \(path) declares \(width)×\(height) pixels, but its \(dataBytes) bytes can hold at most "
+        + "\(dataBytes * 512) (Huffman-coded data spends at least one bit per 8×8 block). The header is corrupt or "
+        + "the file is cut short; replace it, or run with --skip-corrupt to skip and count such files."
     case let .encodeFailed(path, format, message):
       return "Cannot encode \(path) as \(format.name): \(message). This is a bug or an image the codec cannot hold."
     }

@@ -148,6 +148,27 @@ func jpegHeaderIsComplete(_ bytes: UnsafeRawBufferPointer) -> Bool {
   }
 }
 
+/// Limits of the JPEG format that readers rely on.
+enum JPEG {
+  /// Huffman-coded scan data spends at least one bit per 8×8 block: 64 pixels per bit.
+  static let maximumPixelsPerByte = 64 * 8
+}
+
+/// Whether the first frame header (SOFn) is Huffman-coded (SOF0–SOF3, SOF5–SOF7), read by walking the marker
+/// segments. False when no frame header is found in well-formed segments (libjpeg then names the problem).
+func jpegFrameIsHuffmanCoded(_ bytes: UnsafeRawBufferPointer) -> Bool {
+  var i = 2  // after SOI
+  while i + 4 <= bytes.count, bytes[i] == 0xFF {
+    let marker = bytes[i + 1]
+    if marker == 0xFF { i += 1; continue }  // fill byte
+    if marker == 0x01 || (0xD0...0xD8).contains(marker) { i += 2; continue }  // no length
+    if (0xC0...0xC7).contains(marker) && marker != 0xC4 { return true }
+    if (0xC8...0xCF).contains(marker) || marker == 0xDA || marker == 0xD9 { return false }
+    i += 2 + (Int(bytes[i + 2]) << 8 | Int(bytes[i + 3]))
+  }
+  return false
+}
+
 /// Whether an EOI marker (FF D9) follows the first scan. Entropy-coded data never contains FF D9 (an FF there is
 /// followed by 00 or a restart marker), so a stream without one after its first SOS was cut short.
 func jpegHasEndMarker(_ bytes: UnsafeRawBufferPointer) -> Bool {
@@ -241,6 +262,14 @@ final class TurboJPEGHandle {
     guard Int(width) * Int(height) <= Image.maximumPixelCount else {
       throw ImageIOError.tooLarge(path: source, width: Int(width), height: Int(height),
                                   limit: Image.maximumPixelCount)
+    }
+    // libjpeg completes a file whose data ends early (after a corrupt-data warning) with invented gray pixels, so
+    // a corrupt 1 KB header could make it allocate and fill hundreds of megabytes. Huffman-coded scans spend at
+    // least one bit per 8×8 block (a DC code), so a file cannot hold more than 512 pixels per byte; arithmetic
+    // coding has no such floor and is not bounded here.
+    if jpegFrameIsHuffmanCoded(bytes) && Int(width) * Int(height) > bytes.count * JPEG.maximumPixelsPerByte {
+      throw ImageIOError.implausibleSize(path: source, width: Int(width), height: Int(height),
+                                         dataBytes: bytes.count)
     }
     return (Int(width), Int(height), colorspace)
   }

@@ -49,6 +49,7 @@ public enum ConfigYAML {
       // running on the code's defaults because a file was truncated or left blank is a silent surprise (issue 14
       // item 10). Checked on the text first, since YAML rejects a tab-indented blank line as a scanner error.
       if holdsNoContent(yaml) { throw ConfigError.empty(source: source) }
+      try refuseAnchors(in: yaml, source: source)
       let parsed: Node?
       do { parsed = try Yams.compose(yaml: yaml) } catch {
         throw ConfigError.unreadable(source: source, reason: "\(error)")
@@ -69,6 +70,7 @@ public enum ConfigYAML {
       guard known.contains(key) else {
         throw ConfigError.unknownKey(key: key, suggestion: closest(to: key, in: known), source: "--set")
       }
+      try refuseAnchors(in: valueText, source: "--set \(key)")
       let value = (try? Yams.compose(yaml: valueText)) ?? nil
       tree = replacing(tree, at: key.split(separator: ".").map(String.init),
                        with: value ?? Node(valueText, Tag(.str), .plain))

@@ -50,9 +50,10 @@ public struct ImageListDataset: Sendable {
       fieldCount = expected
       var label: Int?
       if expected == 2 {
-        guard let value = Int(fields[1]), value >= 0 else {
-          throw DatasetError.malformedLine(path: listFile.path, line: index + 1, text: String(line),
-                                           expected: "a non-negative integer label after the path")
+        guard let value = Int(fields[1]), value >= 0, value < Self.maximumClassCount else {
+          throw DatasetError.malformedLine(
+            path: listFile.path, line: index + 1, text: String(line),
+            expected: "a non-negative integer label below \(Self.maximumClassCount) after the path")
         }
         label = value
       }
@@ -69,6 +70,11 @@ public struct ImageListDataset: Sendable {
   }
 
   public var count: Int { samples.count }
+
+  /// Labels are class indices below this. Readers size per-class tables (counts, probe outputs) by the largest
+  /// label, so one corrupt label such as 9223372036854775807 must not reach them; 100,000 is far above any
+  /// benchmark's class count (Places205: 205, ImageNet-21k: 21,843).
+  public static let maximumClassCount = 100_000
 
   /// 1 + the largest label, or 0 for an unlabeled list.
   public var classCount: Int { (samples.compactMap(\.label).max() ?? -1) + 1 }

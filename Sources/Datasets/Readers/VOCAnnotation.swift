@@ -79,6 +79,14 @@ public struct VOCAnnotation: Sendable, Equatable {
     if xml.range(of: Data("<!DOCTYPE".utf8)) != nil || xml.range(of: Data("<!ENTITY".utf8)) != nil {
       throw DatasetError.malformedXML(path: path, reason: "it has a document type declaration, which VOC files do not")
     }
+    // The same XMLParser passes a processing instruction without data (`<?x?>`) to a non-optional pointer and
+    // reads through null (a crash), so processing instructions are refused too; VOC files have none besides the
+    // XML declaration at the very start.
+    if let instruction = xml.range(of: Data("<?".utf8), options: [], in: xmlDeclarationEnd(xml)..<xml.endIndex) {
+      let line = xml[..<instruction.lowerBound].reduce(1) { $0 + ($1 == UInt8(ascii: "\n") ? 1 : 0) }
+      throw DatasetError.malformedXML(
+        path: path, reason: "it has a processing instruction (<?…?>) at line \(line), which VOC files do not")
+    }
     let collector = VOCXMLCollector()
     let parser = XMLParser(data: xml)
     parser.delegate = collector
@@ -137,6 +145,16 @@ public struct VOCAnnotation: Sendable, Equatable {
                     box: box)
     }
   }
+}
+
+/// The index just past a leading XML declaration (`<?xml …?>`, after an optional byte-order mark), or the start.
+private func xmlDeclarationEnd(_ xml: Data) -> Data.Index {
+  let start = xml.startIndex + (xml.starts(with: [0xEF, 0xBB, 0xBF]) ? 3 : 0)
+  guard xml[start...].starts(with: Data("<?xml".utf8)),
+        let end = xml.range(of: Data("?>".utf8), options: [], in: (start + 5)..<xml.endIndex) else {
+    return xml.startIndex
+  }
+  return end.upperBound
 }
 
 /// Collects leaf text under `<annotation>` by relative path ("size/width"), and per `<object>` ("bndbox/xmin").
