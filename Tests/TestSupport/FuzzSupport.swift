@@ -130,7 +130,7 @@ public struct FuzzMutator {
       let end: [UInt8] = chance(0.7) ? [13, 10] : [13]
       return Array(lines.joined(separator: end))
     case 8:  // a huge line of one character: 4 KiB, 64 KiB, rarely 1 MiB (kept rare: the run has a time budget)
-      let count = chance(0.05) ? 1 << 20 : pick([1 << 12, 1 << 16])
+      let count = chance(0.02) ? 1 << 20 : pick([1 << 12, 1 << 16])  // 1 MiB lines rarely: each costs ~1 s in debug
       let huge = [UInt8](repeating: pick(Array("a 0-[{<:#".utf8)), count: count)
       lines.insert(huge, at: int(0...lines.count))
     case 9:  // bytes that are not UTF-8 (lone continuation bytes, overlong forms, surrogates, 0xFF)
