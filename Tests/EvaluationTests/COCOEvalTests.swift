@@ -4,6 +4,7 @@ import Datasets
 import Foundation
 import Tensors
 import Testing
+import TestSupport
 
 @testable import Evaluation
 
@@ -70,13 +71,13 @@ private struct ExpectedCOCOStats: Decodable {
   }
 
   @Test func resultsDoNotDependOnThreadCount() throws {
-    let before = Threads.count
-    defer { Threads.configure(before) }
-    Threads.configure(1)
-    let single = try Self.stats("dt_segm.json", .segm)
-    Threads.configure(4)
-    let several = try Self.stats("dt_segm.json", .segm)
-    #expect(single == several)
+    try ThreadCountLock.holding {
+      Threads.configure(1)
+      let single = try Self.stats("dt_segm.json", .segm)
+      Threads.configure(4)
+      let several = try Self.stats("dt_segm.json", .segm)
+      #expect(single == several)
+    }
   }
 
   @Test func summaryLinesUsePycocotoolsWording() throws {

@@ -3,6 +3,7 @@
 import Foundation
 import Testing
 import Tensors
+import TestSupport
 @testable import Layers
 
 @Suite(.serialized) struct DetectionROIAlignTests {
@@ -34,10 +35,10 @@ import Tensors
     let lhs = zip(output.scalars, upstream.scalars).reduce(0.0) { $0 + Double($1.0 * $1.1) }
     let rhs = zip(features.scalars, gradient.scalars).reduce(0.0) { $0 + Double($1.0 * $1.1) }
     #expect(abs(lhs - rhs) <= 1e-4 * max(abs(lhs), 1))
-    let threads = Threads.count
-    Threads.configure(1)
-    let single = op.backward(outputGradient: upstream, rois: rois, featureShape: features.shape)
-    Threads.configure(threads)
+    let single = ThreadCountLock.holding {
+      Threads.configure(1)
+      return op.backward(outputGradient: upstream, rois: rois, featureShape: features.shape)
+    }
     #expect(single.scalars == gradient.scalars)
   }
 
