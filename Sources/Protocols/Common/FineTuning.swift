@@ -135,6 +135,32 @@ struct FineTuningState {
   }
 }
 
+extension FineTuningState {
+  /// `--resume`: the work directory's latest `iter_<N>.safetensors` restored into the model and `optimizer` (refused
+  /// unless it belongs to this checkpoint, config and data: `expecting`), with the file it came from; without
+  /// `resume`, or without a checkpoint, a fresh state.
+  static func resumed(_ resume: Bool, in directory: URL, into named: [NamedParameter], optimizer: SGD,
+                      expecting metadata: [String: String], log: LogFile) throws -> (state: FineTuningState, from: URL?) {
+    guard resume else { return (FineTuningState(iteration: 0, evaluations: [], runID: nil), nil) }
+    guard let latest = checkpoints(in: directory).last else {
+      log.write("--resume: no checkpoint in \(directory.path); starting fresh")
+      return (FineTuningState(iteration: 0, evaluations: [], runID: nil), nil)
+    }
+    let state = try restore(latest.url, into: named, optimizer: optimizer, expecting: metadata)
+    log.write("resumed from \(latest.url.path) after iteration \(state.iteration)")
+    return (state, latest.url)
+  }
+
+  /// The run row to record into: a checkpoint before the end of `iterations` continues its own row (if the store
+  /// still has it); a fresh start, or a checkpoint at the end (re-evaluated), gets a new row from `newRun`.
+  func runStart(resumedFrom: URL?, iterations: Int, store: ResultsStore, newRun: () -> NewRun) -> RunStart {
+    if let resumedFrom, iteration < iterations, let runID, (try? store.run(runID)) != nil {
+      return .resuming(runID, epoch: 0, iteration: iteration, checkpoint: resumedFrom.path)
+    }
+    return .new(newRun())
+  }
+}
+
 /// The iteration loop of a fine-tuning run, from `state.iteration` to the end of the schedule (or `stopAfter`).
 struct FineTuningLoop {
   /// What one training step reports: the total loss (checked for divergence) and the progress text of its parts.

@@ -86,29 +86,17 @@ public enum FCNProtocol {
     ]
 
     // Resume: the latest checkpoint of the work directory must belong to this checkpoint, config and data.
-    var state = FineTuningState(iteration: 0, evaluations: [], runID: nil)
-    var resumedFrom: URL?
-    if request.resume, let latest = checkpoints(in: work.directory).last {
-      state = try FineTuningState.restore(latest.url, into: segmentor.namedParameters, optimizer: optimizer,
-                                          expecting: metadata)
-      resumedFrom = latest.url
-      log.write("resumed from \(latest.url.path) after iteration \(state.iteration)")
-    } else if request.resume {
-      log.write("--resume: no checkpoint in \(work.directory.path); starting fresh")
-    }
-
+    let resumed = try FineTuningState.resumed(request.resume, in: work.directory, into: segmentor.namedParameters,
+                                              optimizer: optimizer, expecting: metadata, log: log)
+    var state = resumed.state
     let store = try ResultsStore(path: request.database)
-    let start: RunStart
-    // A checkpoint before the end continues its own run row; one at the end is re-evaluated into a new row.
-    if let resumedFrom, state.iteration < schedule.iterations, let runID = state.runID, (try? store.run(runID)) != nil {
-      start = .resuming(runID, epoch: 0, iteration: state.iteration, checkpoint: resumedFrom.path)
-    } else {
-      start = .new(NewRun(kind: .evaluate, protocolName: benchmark.rawValue, label: label,
-                          configFile: request.configFile, config: config.json,
-                          checkpointPath: request.backbone.checkpoint, checkpointSHA256: evaluation.sha256,
-                          checkpointLayout: evaluation.layout, datasetPath: config.data.path,
-                          datasetFingerprint: "train \(train.fingerprint) test \(test.fingerprint)",
-                          protocolVariant: variant.stored, codeVersion: codeVersion, threads: Threads.count))
+    let start = state.runStart(resumedFrom: resumed.from, iterations: schedule.iterations, store: store) {
+      NewRun(kind: .evaluate, protocolName: benchmark.rawValue, label: label,
+             configFile: request.configFile, config: config.json,
+             checkpointPath: request.backbone.checkpoint, checkpointSHA256: evaluation.sha256,
+             checkpointLayout: evaluation.layout, datasetPath: config.data.path,
+             datasetFingerprint: "train \(train.fingerprint) test \(test.fingerprint)",
+             protocolVariant: variant.stored, codeVersion: codeVersion, threads: Threads.count)
     }
     return try store.recording(start, log: log) { recorded in
       state.runID = recorded.id
