@@ -33,8 +33,8 @@ struct RunFasterRCNN: ParsableCommand {
 
   /// The request these options ask for.
   func request() throws -> FasterRCNNRequest {
-    let (config, name) = try FasterRCNNRequest.config(file: fineTuning.config, data: data, overrides: fineTuning.allOverrides,
-                                                      seed: common.seed)
+    let (config, name) = try FasterRCNNRequest.config(file: fineTuning.config, data: data,
+                                                      overrides: fineTuning.allOverrides, seed: common.seed)
     var request = FasterRCNNRequest(
       backbone: BackboneRequest(checkpoint: checkpoint, layout: layoutOptions.layout, prefix: layoutOptions.prefix,
                                 randomInit: fineTuning.randomInit),
