@@ -142,6 +142,16 @@ public final class MPIProcessGroup: ProcessGroup, @unchecked Sendable {
                             Int32(local.count), cmpi_double(), communicator), "MPI_Allgather")
   }
 
+  public func allgather(_ local: UnsafeBufferPointer<Float>, into gathered: UnsafeMutableBufferPointer<Float>)
+    throws {
+    precondition(gathered.count == local.count * size && local.count < Self.maximumSlice,
+                 "allgather of \(local.count) elements over \(size) ranks needs a result of \(local.count * size) "
+                   + "elements, got \(gathered.count).")
+    guard local.count > 0 else { return }
+    try check(MPI_Allgather(local.baseAddress, Int32(local.count), cmpi_float(), gathered.baseAddress,
+                            Int32(local.count), cmpi_float(), communicator), "MPI_Allgather")
+  }
+
   public func barrier() throws {
     try check(MPI_Barrier(communicator), "MPI_Barrier")
   }

@@ -21,6 +21,7 @@ public protocol ProcessGroup: AnyObject {
   func broadcast(_ buffer: UnsafeMutableBufferPointer<Double>, from root: Int) throws
   /// `gathered` [size × local.count] receives every rank's `local`, in rank order, on every rank (MPI_Allgather).
   func allgather(_ local: UnsafeBufferPointer<Double>, into gathered: UnsafeMutableBufferPointer<Double>) throws
+  func allgather(_ local: UnsafeBufferPointer<Float>, into gathered: UnsafeMutableBufferPointer<Float>) throws
   /// Returns once every rank has called it (MPI_Barrier).
   func barrier() throws
   /// Ends the whole job after a failure where no error can be thrown (inside a layer's forward or backward):
@@ -75,6 +76,11 @@ public final class SingleProcessGroup: ProcessGroup {
     precondition(root == 0, "A single-process group has only rank 0; broadcast from rank \(root) asked.")
   }
   public func allgather(_ local: UnsafeBufferPointer<Double>, into gathered: UnsafeMutableBufferPointer<Double>) {
+    precondition(gathered.count == local.count,
+                 "allgather over 1 rank needs a result of \(local.count) elements, got \(gathered.count).")
+    _ = gathered.initialize(from: local)
+  }
+  public func allgather(_ local: UnsafeBufferPointer<Float>, into gathered: UnsafeMutableBufferPointer<Float>) {
     precondition(gathered.count == local.count,
                  "allgather over 1 rank needs a result of \(local.count) elements, got \(gathered.count).")
     _ = gathered.initialize(from: local)

@@ -40,19 +40,10 @@ struct Pretrain: ParsableCommand {
   var skipCorrupt = false
 
   func run() throws {
-    let group = try ProcessGroups.launched()
-    guard let world = group as? MPIProcessGroup else { return try train(in: group) }
-    world.finish { try train(in: world) }  // an error on any rank ends every rank (MPI_Abort), never a hang
+    try common.runInLaunchedGroup(train)
   }
 
   private func train(in group: any ProcessGroup) throws {
-    // Ranks sharing a machine share its cores: without --threads, each takes cores / ranks on this machine.
-    if common.threads == 0, group.isDistributed, let local = ProcessGroups.ranksOnThisMachine {
-      try Threads.start(max(1, ProcessInfo.processInfo.activeProcessorCount / local))
-      Allocator.retainFreedMemory()
-    } else {
-      try common.configureThreads()
-    }
     let (config, name) = try PretrainRequest.config(file: self.config, overrides: overrides,
                                                     skipCorrupt: skipCorrupt, seed: common.seed)
     var request = PretrainRequest(config: config, configName: name, configFile: self.config,

@@ -1,5 +1,6 @@
 // `simsiam-bench run voc-svm`: options → `VOCSVMRequest`; the protocol lives in Sources/Protocols/VOCSVM.
 import ArgumentParser
+import Distributed
 import Evaluation
 import Foundation
 import Protocols
@@ -155,8 +156,15 @@ struct RunVOCSVM: ParsableCommand {
   }
 
   func run() throws {
-    try common.configureThreads()
-    let result = try VOCSVMProtocol.run(try request())
+    try common.runInLaunchedGroup(evaluate)
+  }
+
+  /// Under mpirun, rank 0 runs the recorded run and prints the table; the others take their share and print nothing.
+  private func evaluate(in group: any ProcessGroup) throws {
+    var request = try request()
+    request.processGroup = group
+    guard group.isRoot else { return try VOCSVMProtocol.runAsWorker(request) }
+    let result = try VOCSVMProtocol.run(request)
     print(result.table.text())
     if let note = result.fullSetNote { print(note) }
     if !result.shortfalls.isEmpty {

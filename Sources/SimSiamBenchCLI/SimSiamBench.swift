@@ -21,12 +21,12 @@ struct SimSiamBench: ParsableCommand {
       EvalCommand.self,
     ])
 
-  /// ArgumentParser's main, except that under `mpirun -np N` / `srun` with N > 1 only `pretrain` runs: it is the
-  /// one command that trains data-parallel; any other would run N times over the same files and database.
+  /// ArgumentParser's main, except that under `mpirun -np N` / `srun` with N > 1 only the commands that split their
+  /// work over the ranks (`DataParallelCommand`) run; any other would run N times over the same files and database.
   static func main() {
     do {
       var command = try parseAsRoot()
-      if let ranks = ProcessGroups.launchedWorldSize, ranks > 1, !(command is Pretrain) {
+      if let ranks = ProcessGroups.launchedWorldSize, ranks > 1, !(command is DataParallelCommand) {
         throw NotDataParallel(command: type(of: command)._commandName, ranks: ranks)
       }
       try command.run()
@@ -42,8 +42,8 @@ struct NotDataParallel: Error, CustomStringConvertible {
   var ranks: Int
 
   var description: String {
-    "`\(command)` was started as \(ranks) MPI ranks (mpirun -np / srun), but only `simsiam-bench pretrain` runs "
-      + "data-parallel in this version; the \(ranks) copies would write the same files. Run it without mpirun "
-      + "(or with -np 1)."
+    "`\(command)` was started as \(ranks) MPI ranks (mpirun -np / srun), but only `simsiam-bench pretrain` and "
+      + "`run voc-svm` split their work over ranks in this version; the \(ranks) copies would write the same files. "
+      + "Run it without mpirun (or with -np 1)."
   }
 }

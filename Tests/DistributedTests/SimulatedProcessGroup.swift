@@ -103,6 +103,14 @@ final class SimulatedProcessGroup: ProcessGroup, @unchecked Sendable {
     for (i, value) in all.enumerated() { gathered[i] = value }
   }
 
+  func allgather(_ local: UnsafeBufferPointer<Float>, into gathered: UnsafeMutableBufferPointer<Float>) {
+    collectiveCount += 1
+    let all = rendezvous.exchange(local.map(Double.init), rank: rank) { all in
+      Array(repeating: all.flatMap { $0 }, count: all.count)
+    }
+    for (i, value) in all.enumerated() { gathered[i] = Float(value) }
+  }
+
   func barrier() { _ = sum([]) }
 
   func abort(_ error: Error) -> Never { fatalError("simulated rank \(rank): \(error)") }

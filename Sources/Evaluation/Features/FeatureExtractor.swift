@@ -124,6 +124,57 @@ public struct FeatureExtractor {
     return ExtractedFeatures(matrices: matrices, pooling: pooling, computedLayers: missing, cacheFiles: cacheFiles)
   }
 
+  /// The layers of `request` whose cache file is valid, mapped (`matrices`), with every layer's cache file; the
+  /// ones missing are in `request.layers` but not in `matrices`. The first half of `extract`, for a caller that
+  /// computes the missing ones itself (a sharded extraction).
+  public func cached(_ request: FeatureExtractionRequest, in cache: FeatureCache) -> ExtractedFeatures {
+    var matrices: [FeatureLayer: FeatureMatrix] = [:]
+    var cacheFiles: [FeatureLayer: URL] = [:]
+    for layer in request.layers {
+      let key = cacheKey(request, layer: layer)
+      cacheFiles[layer] = cache.url(for: key)
+      if let matrix = cache.matrix(for: key, rows: request.source.count, columns: dimension(of: layer)) {
+        matrices[layer] = matrix
+      }
+    }
+    return ExtractedFeatures(matrices: matrices, pooling: pooling(forInputSize: request.transform.size),
+                             cacheFiles: cacheFiles)
+  }
+
+  /// Writes `matrix` ([all images, dim]) as `layer`'s cache file for `request` and returns it mapped.
+  public func store(_ matrix: FeatureMatrix, layer: FeatureLayer, for request: FeatureExtractionRequest,
+                    in cache: FeatureCache) throws -> FeatureMatrix {
+    precondition(matrix.rows == request.source.count && matrix.columns == dimension(of: layer),
+                 "\(layer.rawValue) features of \(matrix.rows) × \(matrix.columns) stored for \(request.source.count) "
+                   + "images of \(dimension(of: layer)) dims.")
+    let writer = try cache.makeWriter(for: cacheKey(request, layer: layer), rows: matrix.rows,
+                                      columns: matrix.columns)
+    try matrix.withUnsafeBufferPointer { try writer.append($0) }
+    return try writer.finish()
+  }
+
+  /// `layers` of the images `images` of the source only, in memory: [images.count, dim] per layer, row i being
+  /// image `images.lowerBound + i`. One process's share of a sharded extraction; with `images.lowerBound` a
+  /// multiple of the batch size, every batch holds the images it holds in a whole pass.
+  public func extract(_ request: FeatureExtractionRequest, layers: [FeatureLayer], images: Range<Int>,
+                      progress: ((_ done: Int, _ total: Int) -> Void)? = nil) throws -> [FeatureLayer: FeatureMatrix] {
+    precondition(images.lowerBound >= 0 && images.upperBound <= request.source.count,
+                 "Images \(images) of a source of \(request.source.count).")
+    guard !images.isEmpty, !layers.isEmpty else {
+      return Dictionary(uniqueKeysWithValues: layers.map {
+        ($0, FeatureMatrix(rows: 0, columns: dimension(of: $0), scalars: []))
+      })
+    }
+    var share = request
+    share.source = ImageRange(base: request.source, images: images)
+    let sinks = layers.map { MemorySink(rows: images.count, columns: dimension(of: $0)) }
+    try stream(share, layers: layers, pooling: pooling(forInputSize: request.transform.size), into: sinks,
+               progress: progress)
+    var matrices: [FeatureLayer: FeatureMatrix] = [:]
+    for (layer, sink) in zip(layers, sinks) { matrices[layer] = try sink.finish() }
+    return matrices
+  }
+
   /// One pass over the source: loader threads prepare batch b + 1, b + 2 while the backbone runs batch b; each of
   /// `layers` is pooled and appended to its sink.
   private func stream(_ request: FeatureExtractionRequest, layers: [FeatureLayer], pooling: FeaturePooling,
@@ -173,6 +224,17 @@ public struct FeatureExtractor {
       }
     }
   }
+}
+
+/// Images `images` of `base`, renumbered from 0 (one process's share of a sharded extraction).
+private struct ImageRange: EvaluationImageSource {
+  var base: any EvaluationImageSource
+  var images: Range<Int>
+  var count: Int { images.count }
+  var fingerprint: String { base.fingerprint + "[\(images.lowerBound)..<\(images.upperBound)]" }
+  func image(at index: Int, channels: Int) throws -> Image { try base.image(at: images.lowerBound + index,
+                                                                             channels: channels) }
+  func location(of index: Int) -> String { base.location(of: images.lowerBound + index) }
 }
 
 // MARK: - Sinks

@@ -152,8 +152,12 @@ public struct LowShotResult: Sendable, Equatable {
 
 extension SVMLayer {
   /// Low-shot protocol. Units `ls:k=<k>:s=<s>` hold all class × cost test APs of one (k, sample).
+  ///
+  /// With a `split` over several processes, process r computes the pending units at positions r, r + N, … and
+  /// the units' APs are exchanged (SVMUnitSplit.swift): every process returns the single-process result. Only
+  /// process 0 passes a journal.
   public func runLowShot(_ draw: LowShotDraw, settings: SVMSettings, journal: SVMJournal?,
-                         progress: SVMProgressHandler? = nil) throws -> LowShotResult {
+                         split: SVMUnitSplit = .single, progress: SVMProgressHandler? = nil) throws -> LowShotResult {
     let classes = self.classes
     let costs = settings.costs
     let n = data.train.rows
@@ -165,27 +169,39 @@ extension SVMLayer {
     }
     let counter = UnitCounter(limit: settings.stopAfterUnits)
     let total = draw.samples.count
-    let resumed = draw.samples.filter { journal?.values("ls:k=\($0.k):s=\($0.sample)") != nil }.count
+    // Small k first: quick units show progress early.
+    let ordered = draw.samples.sorted(by: { ($0.k, $0.sample) < ($1.k, $1.sample) })
+    let width = classes.count * costs.count
+    let journaled = try split.journaled(ordered.map { "ls:k=\($0.k):s=\($0.sample)" }, width: width, in: journal)
+    let resumed = journaled.filter { $0 != nil }.count
     let done = ProgressCount(start: resumed)
     progress?(SVMProgress(stage: "\(data.layer) low-shot", done: resumed, total: total, resumed: resumed))
     var classAP: [Int: [[[Double]]]] = [:]
     for k in ks {
       classAP[k] = Array(repeating: [], count: sampleIDs.count)
     }
-    // Small k first: quick units show progress early.
-    for sample in draw.samples.sorted(by: { ($0.k, $0.sample) < ($1.k, $1.sample) }) {
-      let unit = "ls:k=\(sample.k):s=\(sample.sample)"
-      let sampleSlot = sampleIDs.firstIndex(of: sample.sample)!
-      var flat: [Double]
-      if let values = journal?.values(unit), values.count == classes.count * costs.count {
-        flat = values
-      } else {
-        flat = try lowShotUnit(sample, settings: settings)
-        try journal?.record(unit, flat)
-        progress?(SVMProgress(stage: "\(data.layer) low-shot", done: done.increment(), total: total,
-                              resumed: resumed))
-        try counter.count()
+    // This process's units (the pending ones it owns), then the others' from the exchange.
+    var flats = journaled
+    let pending = ordered.indices.filter { journaled[$0] == nil }
+    for (position, index) in pending.enumerated() where split.owns(position) {
+      let sample = ordered[index]
+      let flat = try lowShotUnit(sample, settings: settings)
+      try journal?.record("ls:k=\(sample.k):s=\(sample.sample)", flat)
+      flats[index] = flat
+      progress?(SVMProgress(stage: "\(data.layer) low-shot", done: done.increment(), total: total, resumed: resumed))
+      try counter.count()
+    }
+    if split.isSplit {
+      let shared = try split.exchange(pending.enumerated().map { split.owns($0) ? flats[$1] : nil }, width: width)
+      for (position, index) in pending.enumerated() where !split.owns(position) {
+        let sample = ordered[index]
+        try journal?.record("ls:k=\(sample.k):s=\(sample.sample)", shared[position])
+        flats[index] = shared[position]
       }
+      progress?(SVMProgress(stage: "\(data.layer) low-shot", done: done.set(total), total: total, resumed: resumed))
+    }
+    for (sample, flat) in zip(ordered, flats.map { $0! }) {
+      let sampleSlot = sampleIDs.firstIndex(of: sample.sample)!
       classAP[sample.k]![sampleSlot] = costs.indices.map { cost in
         Array(flat[(cost * classes.count)..<((cost + 1) * classes.count)])
       }

@@ -228,8 +228,12 @@ extension SVMLayer {
   /// Units: `cv:<class>:c=<cost>:f=<fold>` (one fit, one held-out AP) and `final:<class>` (the refit at the
   /// chosen cost and its test AP). Unlike the reference, which refits every cost on all trainval, only the chosen
   /// cost is refitted: the other refits never reach a reported number.
-  public func runFull(settings: SVMSettings, journal: SVMJournal?, progress: SVMProgressHandler? = nil) throws
-    -> FullSVMResult
+  ///
+  /// With a `split` over several processes, each fits its share of the pending (class, fold) groups and of the
+  /// final classes (SVMUnitSplit.swift); the final models are exchanged, so every process scores all of them in
+  /// one pass and returns the single-process result. Only process 0 passes a journal.
+  public func runFull(settings: SVMSettings, journal: SVMJournal?, split: SVMUnitSplit = .single,
+                      progress: SVMProgressHandler? = nil) throws -> FullSVMResult
   {
     let classes = self.classes
     let n = data.train.rows
@@ -260,8 +264,8 @@ extension SVMLayer {
     }
     let store = ResultGrid(classes: classes.count, costs: costs.count, folds: folds)
     var pending: [CVUnit] = []
-    for unit in units {
-      if let value = journal?.values(unit.name)?.first {
+    for (unit, journaled) in zip(units, try split.journaled(units.map(\.name), width: 1, in: journal)) {
+      if let value = journaled?.first {
         store.set(unit.c, unit.cost, unit.fold, value)
       } else {
         pending.append(unit)
@@ -282,7 +286,7 @@ extension SVMLayer {
         groups.append([unit])
       }
     }
-    let frozenGroups = groups
+    let frozenGroups = groups.indices.filter(split.owns).map { groups[$0] }
     let (frozenLabels, frozenFolds) = (labels, foldOf)
     try runWorkQueue(count: frozenGroups.count, workers: workers) { [self] index, _ in
       let group = frozenGroups[index]
@@ -303,6 +307,20 @@ extension SVMLayer {
         try counter.count()
       }
     }
+    if split.isSplit {
+      // The other processes' CV APs, in `pending` order (a unit's owner is its group's); process 0 journals them.
+      let ownedGroups = Set(frozenGroups.map { "\($0[0].c):\($0[0].fold)" })
+      let values = store.values
+      let local = pending.map { unit -> [Double]? in [values[unit.c][unit.cost][unit.fold]] }
+      let owner = pending.map { ownedGroups.contains("\($0.c):\($0.fold)") }
+      let shared = try split.exchange(zip(local, owner).map { $1 ? $0 : nil }, width: 1)
+      for (unit, (values, mine)) in zip(pending, zip(shared, owner)) where !mine {
+        store.set(unit.c, unit.cost, unit.fold, values[0])
+        try journal?.record(unit.name, values)
+      }
+      progress?(SVMProgress(stage: "\(data.layer) cv", done: done.set(units.count), total: totalUnits,
+                            resumed: resumed))
+    }
     let cvAP = store.values
     let chosen = classes.indices.map { c in
       firstArgmax(costs.indices.map { cost in cvAP[c][cost].reduce(0, +) / Double(folds) })
@@ -311,8 +329,9 @@ extension SVMLayer {
     // Phase 2: final fits at the chosen cost, then one gemm over the test set.
     var testAP = [Double](repeating: .nan, count: classes.count)
     var finalPending: [Int] = []
+    let finalJournaled = try split.journaled(classes.map { "final:\($0)" }, width: 2, in: journal)
     for c in classes.indices {
-      if let values = journal?.values("final:\(classes[c])"), values.count == 2, Int(values[0]) == chosen[c] {
+      if let values = finalJournaled[c], Int(values[0]) == chosen[c] {
         testAP[c] = values[1]
       } else {
         finalPending.append(c)
@@ -320,13 +339,24 @@ extension SVMLayer {
     }
     let models = ModelSlots(count: finalPending.count)
     let frozenFinal = finalPending
+    let ownedSlots = frozenFinal.indices.filter(split.owns)
     // Every final fit uses all trainval rows: one factor for all classes.
     let allRows = Array(0..<n)
-    let finalFactor: GramFactor? = frozenFinal.isEmpty ? nil : gramFactor(rows: allRows)
-    try runWorkQueue(count: frozenFinal.count, workers: workers) { [self] slot, _ in
+    let finalFactor: GramFactor? = ownedSlots.isEmpty ? nil : gramFactor(rows: allRows)
+    try runWorkQueue(count: ownedSlots.count, workers: workers) { [self] index, _ in
+      let slot = ownedSlots[index]
       let c = frozenFinal[slot]
       try fitShared(rows: allRows, jobs: [(frozenLabels[c], costs[chosen[c]])], settings: settings,
                     factor: .some(finalFactor)) { _, model in models.set(slot, model) }
+    }
+    if split.isSplit {
+      // Every process's final models ([weights, bias] per class), so that all are scored in one pass as a single
+      // process scores them.
+      let dimension = data.test.columns
+      let local = models.optional.map { $0.map { $0.weights + [$0.bias] } }
+      for (slot, values) in try split.exchange(local, width: dimension + 1).enumerated() where local[slot] == nil {
+        models.set(slot, LinearSVMModel(weights: Array(values[0..<dimension]), bias: values[dimension]))
+      }
     }
     if !finalPending.isEmpty {
       let aps = testAPs(models: models.all, classIndices: finalPending)
@@ -363,11 +393,19 @@ final class ModelSlots: Sendable {
     models.withLock { $0[slot] = model }
   }
   var all: [LinearSVMModel] { models.withLock { $0.map { $0! } } }
+  /// The models set so far (nil: not fitted here).
+  var optional: [LinearSVMModel?] { models.withLock { $0 } }
 }
 
 final class ProgressCount: Sendable {
   private let value: Mutex<Int>
   init(start: Int) { value = Mutex(start) }
+  /// Sets the count (units finished by other processes); returns it.
+  func set(_ count: Int) -> Int {
+    value.withLock { $0 = count }
+    return count
+  }
+
   func increment() -> Int {
     value.withLock { value in
       value += 1

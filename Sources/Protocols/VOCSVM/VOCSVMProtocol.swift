@@ -4,6 +4,7 @@
 import Checkpoints
 import Datasets
 import Dispatch
+import Distributed
 import Evaluation
 import Foundation
 import Models
@@ -40,6 +41,9 @@ public struct VOCSVMRequest {
   public var database: String
   /// The feature cache (nil: extract in memory only).
   public var featureCache: URL?
+  /// The ranks sharing the run (`mpirun -np N`): images and SVM fit units are split over them; rank 0 calls `run`
+  /// and writes the cache, journal, log and rows, the others call `runAsWorker` and write nothing.
+  public var processGroup: any ProcessGroup = SingleProcessGroup()
 
   public init(input: Input, database: String, featureCache: URL?) {
     self.input = input
@@ -156,7 +160,8 @@ public enum VOCSVMProtocol {
   struct Inputs {
     var config: VOCSVMConfig
     var label: String
-    var work: WorkArea
+    /// Rank 0's work directory and log (nil on the other ranks, which write nothing).
+    var work: WorkArea?
     var run: NewRun
     /// Names the features in journal keys (checkpoint hash, dataset, transform, pooling — or the files' hash).
     var identity: String
@@ -166,14 +171,13 @@ public enum VOCSVMProtocol {
     var layers: () throws -> [SVMLayerData]
   }
 
+  /// Rank 0's run (or the only process's): the whole recorded run. Other ranks call `runAsWorker`.
   public static func run(_ request: VOCSVMRequest) throws -> VOCSVMResult {
+    let group = request.processGroup
+    precondition(group.isRoot, "VOCSVMProtocol.run is rank 0's; rank \(group.rank) runs runAsWorker.")
     let start = DispatchTime.now()
-    let inputs = switch request.input {
-    case let .checkpoint(backbone, data): try checkpointInputs(request, backbone: backbone, data: data)
-    case let .features(directory): try featureDirectoryInputs(request, directory: URL(fileURLWithPath: directory))
-    }
-    let settings = inputs.config.settings
-    let log = inputs.work.log
+    let inputs = try inputs(request)
+    let log = inputs.work!.log
     let lowShotKs = inputs.config.lowShot.enabled ? inputs.config.lowShot.k : []
     if let draw = inputs.draw, !draw.shortfalls.isEmpty {
       log.write("low-shot: fewer images than asked for (rule: use all of them): "
@@ -181,55 +185,92 @@ public enum VOCSVMProtocol {
     }
     let store = try ResultsStore(path: request.database)
     return try store.recording(inputs.run, log: log) { recorded in
-      let layerData = try inputs.layers()
-      if let exportFeatures = request.exportFeatures {
-        try exportSVMInputs(to: URL(fileURLWithPath: exportFeatures), layers: layerData, lowShot: inputs.draw)
-        log.write("exported features and labels to \(exportFeatures)")
-      }
-      let progress = ProgressReporter(log: log, interval: 2)
-      var full: [FullSVMResult] = []
-      var lowShotResults: [String: LowShotResult] = [:]
-      for (index, data) in layerData.enumerated() {
-        let layer = try SVMLayer(data, settings: settings)
-        if index == 0 {
-          let seconds = try layer.estimateFullSeconds(settings: settings) * Double(layerData.count)
-          log.write("SVM stage: \(layerData.count) layer(s) × \(inputs.classes) classes × "
-                      + "\(settings.costs.count) costs × (\(settings.folds) folds + final) on "
-                      + "\(settings.effectiveWorkers) workers; estimate \(Console.duration(seconds))"
-                      + (inputs.draw != nil ? " + low-shot" : ""))
-        }
-        let identity = inputs.identity + "|\(data.layer)"
-        let journal = try SVMJournal(directory: inputs.work.directory,
-                                     key: identity + "|full|" + settings.variant.canonical)
-        let result = try layer.runFull(settings: settings, journal: journal) {
-          progress.stage($0.stage, done: $0.done, total: $0.total, resumed: $0.resumed)
-        }
-        full.append(result)
-        try recorded.add(VOCSVMResult.scores(result))
-        log.write(String(format: "%@: mAP %.2f (chosen costs %@)", data.layer, 100 * result.mAP,
-                         result.chosenCost.map { "\(result.costs[$0])" }.joined(separator: ",")))
-        if let draw = inputs.draw {
-          let lowJournal = try SVMJournal(
-            directory: inputs.work.directory,
-            key: identity + "|lowshot|\(draw.source)|\(lowShotKs)|" + settings.variant.canonical)
-          let low = try layer.runLowShot(draw, settings: settings, journal: lowJournal) {
-            progress.stage($0.stage, done: $0.done, total: $0.total, resumed: $0.resumed)
-          }
-          lowShotResults[data.layer] = low
-          try recorded.add(VOCSVMResult.scores(low))
-          log.write("\(data.layer) low-shot: " + low.summaries.map {
-            String(format: "k=%d %.2f±%.2f", $0.k, 100 * $0.mean, 100 * $0.std)
-          }.joined(separator: "  "))
-        }
-        let paths = layer.fitPaths
-        if paths.finishedByPrimal + paths.stoppedAtCap > 0 { log.write("\(data.layer) " + paths.description) }
-      }
+      let (full, lowShotResults) = try svmStage(inputs, request: request, recorded: recorded)
       let seconds = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
       log.write("finished in \(Console.duration(seconds)); results run \(recorded.id) in \(request.database)")
       return VOCSVMResult(runID: recorded.id, label: inputs.label, full: full, lowShot: lowShotResults,
                           lowShotKs: lowShotKs, shortfalls: inputs.draw?.shortfalls ?? [],
                           fullSetKs: inputs.draw?.fullSetKs ?? [])
     }
+  }
+
+  /// A rank other than 0 under mpirun: its share of the extraction and of the SVM fits, in step with rank 0's
+  /// `run`; it writes no file, log line or row.
+  public static func runAsWorker(_ request: VOCSVMRequest) throws {
+    precondition(!request.processGroup.isRoot, "Rank 0 runs VOCSVMProtocol.run.")
+    _ = try svmStage(try inputs(request), request: request, recorded: nil)
+  }
+
+  static func inputs(_ request: VOCSVMRequest) throws -> Inputs {
+    switch request.input {
+    case let .checkpoint(backbone, data): try checkpointInputs(request, backbone: backbone, data: data)
+    case let .features(directory): try featureDirectoryInputs(request, directory: URL(fileURLWithPath: directory))
+    }
+  }
+
+  /// The SVMs of every layer, their fit units split over the request's ranks; rank 0 (with `recorded`) journals,
+  /// logs and stores the scores. Every rank returns the same results.
+  static func svmStage(_ inputs: Inputs, request: VOCSVMRequest, recorded: RecordedRun?) throws
+    -> (full: [FullSVMResult], lowShot: [String: LowShotResult]) {
+    let group = request.processGroup
+    let split = SVMUnitSplit(rank: group.rank, size: group.size) { values in
+      var values = values
+      try group.allreduceSum(&values)
+      return values
+    }
+    let settings = inputs.config.settings
+    let log = inputs.work?.log
+    let lowShotKs = inputs.config.lowShot.enabled ? inputs.config.lowShot.k : []
+    let layerData = try inputs.layers()
+    if let exportFeatures = request.exportFeatures, group.isRoot {
+      try exportSVMInputs(to: URL(fileURLWithPath: exportFeatures), layers: layerData, lowShot: inputs.draw)
+      log?.write("exported features and labels to \(exportFeatures)")
+    }
+    let progress = log.map { ProgressReporter(log: $0, interval: 2) }
+    var report: SVMProgressHandler?
+    if let progress {
+      report = { progress.stage($0.stage, done: $0.done, total: $0.total, resumed: $0.resumed) }
+    }
+    var full: [FullSVMResult] = []
+    var lowShotResults: [String: LowShotResult] = [:]
+    for (index, data) in layerData.enumerated() {
+      let layer = try SVMLayer(data, settings: settings)
+      if index == 0, let log {
+        let seconds = try layer.estimateFullSeconds(settings: settings) * Double(layerData.count)
+          / Double(group.size)
+        log.write("SVM stage: \(layerData.count) layer(s) × \(inputs.classes) classes × "
+                    + "\(settings.costs.count) costs × (\(settings.folds) folds + final) on "
+                    + "\(settings.effectiveWorkers) workers" + (group.isDistributed ? " × \(group.size) ranks" : "")
+                    + "; estimate \(Console.duration(seconds))" + (inputs.draw != nil ? " + low-shot" : ""))
+      }
+      let identity = inputs.identity + "|\(data.layer)"
+      // Rank 0 holds the journals: the single record of finished units.
+      let journal = try recorded.map { _ in
+        try SVMJournal(directory: inputs.work!.directory, key: identity + "|full|" + settings.variant.canonical)
+      }
+      let result = try layer.runFull(settings: settings, journal: journal, split: split, progress: report)
+      full.append(result)
+      try recorded?.add(VOCSVMResult.scores(result))
+      log?.write(String(format: "%@: mAP %.2f (chosen costs %@)", data.layer, 100 * result.mAP,
+                        result.chosenCost.map { "\(result.costs[$0])" }.joined(separator: ",")))
+      if let draw = inputs.draw {
+        let lowJournal = try recorded.map { _ in
+          try SVMJournal(directory: inputs.work!.directory,
+                         key: identity + "|lowshot|\(draw.source)|\(lowShotKs)|" + settings.variant.canonical)
+        }
+        let low = try layer.runLowShot(draw, settings: settings, journal: lowJournal, split: split, progress: report)
+        lowShotResults[data.layer] = low
+        try recorded?.add(VOCSVMResult.scores(low))
+        log?.write("\(data.layer) low-shot: " + low.summaries.map {
+          String(format: "k=%d %.2f±%.2f", $0.k, 100 * $0.mean, 100 * $0.std)
+        }.joined(separator: "  "))
+      }
+      let paths = layer.fitPaths
+      if paths.finishedByPrimal + paths.stoppedAtCap > 0 {
+        log?.write("\(data.layer) " + paths.description + (group.isDistributed ? " (rank 0's fits)" : ""))
+      }
+    }
+    return (full, lowShotResults)
   }
 
   /// The low-shot samples: read from low_shot.samples_dir, drawn with the seed, or none (low_shot.enabled false).
@@ -256,8 +297,10 @@ public enum VOCSVMProtocol {
     return variant
   }
 
-  static func workArea(_ request: VOCSVMRequest, label: String) throws -> WorkArea {
-    try WorkArea(request.workDirectory ?? URL(fileURLWithPath: "work_dirs/voc-svm/\(label)"))
+  /// Rank 0's work area (nil on the other ranks: they write nothing).
+  static func workArea(_ request: VOCSVMRequest, label: String) throws -> WorkArea? {
+    guard request.processGroup.isRoot else { return nil }
+    return try WorkArea(request.workDirectory ?? URL(fileURLWithPath: "work_dirs/voc-svm/\(label)"))
   }
 
   /// A checkpoint and a devkit: the backbone, the devkit, the transform; features extracted (or read from the
@@ -275,7 +318,7 @@ public enum VOCSVMProtocol {
     let checkpoint = backboneRequest.checkpoint
     let label = request.label ?? URL(fileURLWithPath: checkpoint).deletingPathExtension().lastPathComponent
     let work = try workArea(request, label: label)
-    let log = work.log
+    let log = work?.log
     let config = evaluation.backbone.config
     let sha = evaluation.sha256
 
@@ -301,13 +344,13 @@ public enum VOCSVMProtocol {
     variant["mean"] = normalization.mean.map { "\($0)" }.joined(separator: ",")
     variant["std"] = normalization.std.map { "\($0)" }.joined(separator: ",")
     if evaluation.isRandomInit { variant.flag("random-init") }
-    log.write("simsiam-bench \(codeVersion) run voc-svm \(label): \(config.depth)-layer ResNet, "
+    log?.write("simsiam-bench \(codeVersion) run voc-svm \(label): \(config.depth)-layer ResNet, "
                 + "\(CheckpointLayout(rawValue: evaluation.layout)?.displayName ?? evaluation.layout), "
                 + "sha256 \(sha.prefix(12)); \(source.count) images (\(trainLabels.images) trainval, "
                 + "\(testLabels.images) test), \(trainLabels.classes.count) classes; layers "
                 + "\(layerList.map(\.rawValue).joined(separator: ",")); \(Threads.count) threads")
-    if let report = evaluation.report { log.write(report.rendered(), echo: false) }
-    log.write("protocol: \(variant.canonical)")
+    if let report = evaluation.report { log?.write(report.rendered(), echo: false) }
+    log?.write("protocol: \(variant.canonical)")
     let run = NewRun(
       kind: .evaluate, protocolName: BenchmarkID.voc07SVM.rawValue, label: label, configFile: request.configFile,
       config: svmConfig.json, checkpointPath: checkpoint,
@@ -322,16 +365,20 @@ public enum VOCSVMProtocol {
         + "rule=\(transform.resizeRule.rawValue) mean=\(normalization.mean) std=\(normalization.std)|\(pooling.rawValue)",
       draw: draw, classes: trainLabels.classes.count,
       layers: {
-        let progress = ProgressReporter(log: log, interval: 2)
+        let progress = log.map { ProgressReporter(log: $0, interval: 2) }
         let extraction = FeatureExtractionRequest(checkpointSHA256: evaluation.featureKey, source: source,
                                                   transform: transform, layers: layerList, batchSize: batchSize)
-        log.write("extracting features of \(source.count) images")
-        progress.begin()
-        let features = try extractor.extract(extraction, cache: try openFeatureCache(featureCache, log: log)) {
-          done, total in progress.count("extract", done: done, total: total)
+        let group = request.processGroup
+        log?.write("extracting features of \(source.count) images" + (group.isDistributed
+          ? " over \(group.size) ranks (contiguous blocks of whole batches; progress counts rank 0's block)" : ""))
+        progress?.begin()
+        // Rank 0 alone reads and writes the cache.
+        let cache = try log.flatMap { try openFeatureCache(featureCache, log: $0) }
+        let features = try ShardedExtraction.extract(extraction, extractor: extractor, cache: cache, group: group) {
+          done, total in progress?.count("extract", done: done, total: total)
         }
         if features.computedLayers.count < layerList.count {
-          log.write("feature cache: reused \(layerList.count - features.computedLayers.count) of \(layerList.count) "
+          log?.write("feature cache: reused \(layerList.count - features.computedLayers.count) of \(layerList.count) "
                       + "layer(s) from \(featureCache?.path ?? "-")")
         }
         let split = source.splits.splitAt
@@ -353,17 +400,17 @@ public enum VOCSVMProtocol {
                                   layers: svmConfig.layers == VOCSVMConfig().layers ? nil : svmConfig.layers)
     let label = request.label ?? directory.lastPathComponent
     let work = try workArea(request, label: label)
-    let log = work.log
+    let log = work?.log
     let first = files.layers[0]
     let draw = try lowShotDraw(svmConfig, trainLabels: first.trainLabels)
     var variant = variant(svmConfig, draw: draw)
     variant["features"] = "npy-files(pooling-and-transform-as-their-producer-made-them)"
-    log.write("simsiam-bench \(codeVersion) run voc-svm \(label): features from \(directory.path) (sha256 "
+    log?.write("simsiam-bench \(codeVersion) run voc-svm \(label): features from \(directory.path) (sha256 "
                 + "\(files.sha256.prefix(12))); \(first.trainLabels.images) trainval, \(first.testLabels.images) "
                 + "test images, \(first.trainLabels.classes.count) classes; layers "
                 + files.layers.map { "\($0.layer) (\($0.train.columns) dims)" }.joined(separator: ", ")
                 + "; \(Threads.count) threads")
-    log.write("protocol: \(variant.canonical)")
+    log?.write("protocol: \(variant.canonical)")
     let run = NewRun(
       kind: .evaluate, protocolName: BenchmarkID.voc07SVM.rawValue, label: label, configFile: request.configFile,
       config: svmConfig.json, checkpointPath: directory.path, checkpointSHA256: files.sha256, checkpointLayout: "npy-features",
