@@ -92,7 +92,8 @@ let package = Package(
     .testTarget(name: "ProtocolsTests", dependencies: ["Protocols", "Results", "Evaluation", "Training", "Checkpoints", "Datasets", "Models", "Tensors", "Support", "TestSupport"]),
     .testTarget(name: "CLITests", dependencies: ["SimSiamBenchCLI", "Support", "Protocols", "TestSupport"]),
     .testTarget(name: "DistributedTests", dependencies: ["Distributed", "Tensors", "Layers", "Models", "Training",
-                                                      "Checkpoints", "Datasets", "Results", "TestSupport"]),
+                                                      "Evaluation", "Checkpoints", "Datasets", "Results",
+                                                      "TestSupport"]),
     .testTarget(name: "NativeLibrariesTests", dependencies: ["COpenBLAS", "CLiblinear", "CTurboJPEG", "CPNG"]),
   ]
 )

@@ -8,22 +8,9 @@ import Foundation
 import Tensors
 
 enum ShardedExtraction {
-  /// Rank r's images: a contiguous block of whole batches, ⌈batches / N⌉ batches per rank in rank order (the last
-  /// ranks may get fewer, or none). Whole batches keep every batch's images those of a single-process pass, so
-  /// the features do not depend on N; contiguous blocks in rank order make the gathered rows the original order.
-  static func blocks(images: Int, batchSize: Int, ranks: Int) -> [Range<Int>] {
-    precondition(images >= 0 && batchSize >= 1 && ranks >= 1,
-                 "Blocks of \(images) images in batches of \(batchSize) over \(ranks) ranks.")
-    let batches = (images + batchSize - 1) / batchSize
-    let perRank = (batches + ranks - 1) / ranks * batchSize
-    return (0..<ranks).map { rank in
-      let start = min(images, rank * perRank)
-      return start..<min(images, start + perRank)
-    }
-  }
-
   /// The features of `request`: with one process, `extractor.extract` itself; with several, the cached layers
-  /// are read by rank 0 and broadcast, the missing ones extracted block by block (`blocks`), gathered, and
+  /// are read by rank 0 and broadcast, the missing ones extracted block by block (`Sharding.blocks`: contiguous
+  /// blocks of whole batches, so every batch holds the images of a single-process pass), gathered, and
   /// written to the cache by rank 0. `cache` is rank 0's (the others pass nil); `progress` counts this rank's
   /// own block.
   static func extract(_ request: FeatureExtractionRequest, extractor: FeatureExtractor, cache: FeatureCache?,
@@ -56,7 +43,7 @@ enum ShardedExtraction {
     }
     guard !missing.isEmpty else { return found }
 
-    let blocks = blocks(images: images, batchSize: request.batchSize, ranks: group.size)
+    let blocks = Sharding.blocks(count: images, batchSize: request.batchSize, ranks: group.size)
     let share = try extractor.extract(request, layers: missing, images: blocks[group.rank], progress: progress)
     for layer in missing {
       let gathered = try gather(share[layer]!, blocks: blocks, group: group)
