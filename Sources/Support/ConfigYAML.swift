@@ -78,8 +78,19 @@ public enum ConfigYAML {
     do {
       return try YAMLDecoder().decode(type, from: tree)
     } catch let error as DecodingError {
-      throw ConfigError.invalidValue(key: dottedKey(of: error), reason: "has a value of the wrong type (\(error))")
+      let key = dottedKey(of: error)
+      throw ConfigError.invalidValue(key: key, reason: wrongTypeReason(error, key: key))
     }
+  }
+
+  /// What to tell the user about a value that does not decode: a list key given a scalar (`--set steps=900,1100`
+  /// reads as one string) gets the list syntax; anything else the decoder's own account.
+  static func wrongTypeReason(_ error: DecodingError, key: String) -> String {
+    if case let .typeMismatch(_, context) = error, context.debugDescription.contains("Sequence") {
+      return "must be a list, written [a, b, …] (in YAML `\(key): [a, b]`; on the command line "
+        + "--set '\(key)=[a,b]', quoted for the shell)"
+    }
+    return "has a value of the wrong type (\(error))"
   }
 
   /// True when every line of `yaml` is blank, a comment, or a document marker (`---`, `...`).

@@ -35,6 +35,16 @@ import Testing
     }
   }
 
+  /// A list key given `a,b` without brackets reads as one string: the error shows the list syntax.
+  @Test func listKeyGivenAScalarShowsTheListSyntax() {
+    #expect(throws: ConfigError.invalidValue(
+      key: "optimizer.steps",
+      reason: "must be a list, written [a, b, …] (in YAML `optimizer.steps: [a, b]`; on the command line "
+        + "--set 'optimizer.steps=[a,b]', quoted for the shell)")) {
+      try ConfigYAML.load(Config.self, defaults: Config(), yaml: nil, source: "none", overrides: ["optimizer.steps=5,9"])
+    }
+  }
+
   /// Issue 14 item 10: a config text with no keys is refused for every config type (nil still means defaults).
   @Test func emptyConfigTextIsRefused() {
     for text in ["", " \n\t\n", "# a comment only\n", "---\n", "{}"] {
