@@ -37,7 +37,13 @@ public final class Conv2D: Layer {
   enum PipelineMode { case automatic, always, never }
   var pipelineMode = PipelineMode.automatic
   /// Target size of one per-thread im2col chunk in floats (1 MB: about a core's L2), see `pipelinePlan`.
-  static let pipelineColumnElements = 1 << 18
+  static var pipelineColumnElements: Int { pipelineColumnElementsSetting }
+  nonisolated(unsafe) static var pipelineColumnElementsSetting = 1 << 18
+  /// Benchmarks only: `pipelineColumnElements`, for tuning the per-thread chunk size (set before any layer runs).
+  @_spi(Benchmarks) public static var pipelineChunkElements: Int {
+    get { pipelineColumnElementsSetting }
+    set { pipelineColumnElementsSetting = newValue }
+  }
   /// Partial weight gradients in the pipelined backward: a fixed count, so the sum's rounding does not depend on
   /// the number of threads.
   static let weightGradientPartials = 8
