@@ -35,6 +35,8 @@ struct KernelBenchArguments: ParsableCommand {
   @Flag(help: "Keep freed memory in the heap (Allocator.retainFreedMemory).") var keepHeap = false
   @Option(help: ArgumentHelp("Per-thread pipeline chunk in floats (Conv2D.pipelineChunkElements).",
                              valueName: "floats")) var pipelineChunk: Int?
+  @Option(help: ArgumentHelp("Row-fold stride-1 convs with at most this many outputs (0: never).",
+                             valueName: "channels")) var foldMax: Int?
 
   func validate() throws {
     guard (1...Threads.maximum).contains(threads), repeats > 0 else {
@@ -52,6 +54,7 @@ let (threads, repeats, network, only, validates) =
 Threads.configure(threads)
 if options.keepsHeap { Allocator.retainFreedMemory() }
 if let pipelineChunk = KernelBenchArguments.parseOrExit().pipelineChunk { Conv2D.pipelineChunkElements = pipelineChunk }
+if let foldMax = KernelBenchArguments.parseOrExit().foldMax { Conv2D.rowFoldingMaximumOutputs = foldMax }
 
 // MARK: - Shapes
 
