@@ -36,8 +36,16 @@ public final class Conv2D: Layer {
   /// `pipelinePlan`), `.always` / `.never` for tests that compare the paths on tiny tensors.
   enum PipelineMode { case automatic, always, never }
   var pipelineMode = PipelineMode.automatic
+  /// Whether stride-1 convolutions with few outputs run row-folded (Conv2D+RowFolded.swift); tests set it.
+  var rowFoldingMode = RowFoldingMode.automatic
   /// Target size of one per-thread im2col chunk in floats (1 MB: about a core's L2), see `pipelinePlan`.
-  static let pipelineColumnElements = 1 << 18
+  static var pipelineColumnElements: Int { pipelineColumnElementsSetting }
+  nonisolated(unsafe) static var pipelineColumnElementsSetting = 1 << 18
+  /// Benchmarks only: `pipelineColumnElements`, for tuning the per-thread chunk size (set before any layer runs).
+  @_spi(Benchmarks) public static var pipelineChunkElements: Int {
+    get { pipelineColumnElementsSetting }
+    set { pipelineColumnElementsSetting = newValue }
+  }
   /// Partial weight gradients in the pipelined backward: a fixed count, so the sum's rounding does not depend on
   /// the number of threads.
   static let weightGradientPartials = 8
@@ -184,6 +192,12 @@ public final class Conv2D: Layer {
     return Tensor(uninitializedShape: [g.batchSize, g.outputHeight, g.outputWidth, out]) { yBuffer in
       let yp = yBuffer.baseAddress!
       adviseHugePages(yp, bytes: yBuffer.count * MemoryLayout<Float>.stride)
+      if !isPointwise && usesRowFolding(g, outputs: out) {
+        x.scalars.withUnsafeBufferPointer { xb in
+          rowFoldedConvolution(xb.baseAddress!, g, weight: wp, outputs: out, bias: bias, into: yp)
+        }
+        return
+      }
       if !isPointwise, let plan = pipelinePlan(rows: rowCount, columnWidth: k) {
         // Per-thread pipeline: each chunk's columns stay in the core's cache between im2col and its GEMM.
         x.scalars.withUnsafeBufferPointer { xb in
@@ -271,10 +285,13 @@ public final class Conv2D: Layer {
       ? ConvGeometry(inputShape: dy.shape, kernelSize: kernelSize, stride: 1,
                      padding: dilation * (kernelSize - 1) - padding, dilation: dilation)
       : nil
-    let transposedPlan = transposedGeometry.flatMap { pipelinePlan(rows: $0.rows, columnWidth: $0.columnWidth) }
+    // dx = conv(dy; W̃) over dy's geometry with `inChannels` outputs: row-folded when that qualifies.
+    let foldsTransposed = transposedGeometry.map { usesRowFolding($0, outputs: inChannels) } ?? false
+    let transposedPlan = foldsTransposed ? nil
+      : transposedGeometry.flatMap { pipelinePlan(rows: $0.rows, columnWidth: $0.columnWidth) }
     let imagePlan = computesInputGradient && transposedGeometry == nil ? imagePipelinePlan(g) : nil
     let legacyWeight = computesWeightGradient && weightPlan == nil
-    let legacyInput = computesInputGradient && transposedPlan == nil && imagePlan == nil
+    let legacyInput = computesInputGradient && !foldsTransposed && transposedPlan == nil && imagePlan == nil
 
     let chunk = chunkRows(g)
     // Chunks of whole images let col2im gather: it then writes every element of dx once, so no zero-fill.
@@ -297,7 +314,12 @@ public final class Conv2D: Layer {
                 pipelinedWeightGradient(dyp, xp, g, plan: weightPlan, into: gb.baseAddress!)
               }
             }
-            if let transposedGeometry, let transposedPlan {
+            if let transposedGeometry, foldsTransposed {
+              let flipped = flippedTransposedWeight(wp)  // W̃ [in, kh, kw, out]
+              defer { flipped.deallocate() }
+              rowFoldedConvolution(dyp, transposedGeometry, weight: flipped, outputs: inChannels, bias: nil,
+                                   into: dxb.baseAddress!)
+            } else if let transposedGeometry, let transposedPlan {
               pipelinedTransposedInputGradient(dyp, transposedGeometry, plan: transposedPlan, weight: wp,
                                                into: dxb.baseAddress!)
             } else if let imagePlan {
@@ -404,21 +426,12 @@ public final class Conv2D: Layer {
   private func pipelinedTransposedInputGradient(_ dyp: UnsafePointer<Float>, _ gT: ConvGeometry,
                                                 plan: PipelinePlan, weight wp: UnsafePointer<Float>,
                                                 into dxp: UnsafeMutablePointer<Float>) {
-    let (kk, cin, cout) = (kernelSize, inChannels, outChannels)
+    let (cin, cout) = (inChannels, outChannels)
     precondition(gT.outputHeight * gT.outputWidth * gT.batchSize == plan.totalRows && gT.channels == cout,
                  "Conv2D transposed backward geometry \(gT) does not match the input gradient's \(plan.totalRows) pixels.")
     let width = gT.columnWidth  // kh·kw·out
-    let flipped = UnsafeMutablePointer<Float>.allocate(capacity: cin * width)  // W̃ [in, kh, kw, out]
+    let flipped = flippedTransposedWeight(wp)  // W̃ [in, kh, kw, out]
     defer { flipped.deallocate() }
-    for ci in 0..<cin {
-      for ky in 0..<kk {
-        for kx in 0..<kk {
-          let target = flipped + ((ci * kk + ky) * kk + kx) * cout
-          let source = wp + ((kk - 1 - ky) * kk + (kk - 1 - kx)) * cin + ci  // W[·, k−1−ky, k−1−kx, ci]
-          for co in 0..<cout { target[co] = source[co * kk * kk * cin] }
-        }
-      }
-    }
     let flippedWeight = UnsafePointer(flipped)
     withSingleThreadedBLAS {
       // columns: the running worker's buffer, [rows, kh·kw·out]
@@ -430,6 +443,23 @@ public final class Conv2D: Layer {
              into: dxp + rows.lowerBound * cin)
       }
     }
+  }
+
+  /// W̃[in, ky, kx, out] = W[out, k−1−ky, k−1−kx, in]: the weight of the convolution that maps dy to dx at stride 1.
+  /// The caller deallocates it.
+  private func flippedTransposedWeight(_ wp: UnsafePointer<Float>) -> UnsafeMutablePointer<Float> {
+    let (kk, cin, cout) = (kernelSize, inChannels, outChannels)
+    let flipped = UnsafeMutablePointer<Float>.allocate(capacity: cin * kk * kk * cout)
+    for ci in 0..<cin {
+      for ky in 0..<kk {
+        for kx in 0..<kk {
+          let target = flipped + ((ci * kk + ky) * kk + kx) * cout
+          let source = wp + ((kk - 1 - ky) * kk + (kk - 1 - kx)) * cin + ci  // W[·, k−1−ky, k−1−kx, ci]
+          for co in 0..<cout { target[co] = source[co * kk * kk * cin] }
+        }
+      }
+    }
+    return flipped
   }
 
   /// Images per chunk for the pipelined dcols + col2im (whole images, so col2im gathers and each thread writes

@@ -13,7 +13,7 @@
 import ArgumentParser
 import Foundation
 import Tensors
-import Layers
+@_spi(Benchmarks) import Layers
 import Models
 import Training
 import Checkpoints
@@ -32,6 +32,8 @@ struct Arguments: ParsableCommand {
   @Option(name: .customLong("case"), help: .hidden) var childCase: String?  // set in child processes
   @Flag(help: "Time only our engine.") var skipTorch = false
   @Flag(help: "Leave glibc's mmap threshold alone (for comparison).") var defaultAllocator = false
+  @Option(help: "Row-fold stride-1 convs with at most this many outputs in our engine (Conv2D.rowFoldingMaximumOutputs).")
+  var rowFoldMax: Int?
   // On a loaded machine PyTorch's spinning OpenMP threads can cost it 10× on small layers.
   @Flag(help: "Run PyTorch with OMP_WAIT_POLICY=PASSIVE (its threads sleep at barriers instead of spinning).")
   var torchPassiveWait = false
@@ -289,6 +291,7 @@ struct TorchReport: Decodable {
 let arguments = Arguments.parseOrExit()
 Threads.configure(arguments.threads)
 if !arguments.defaultAllocator { Allocator.retainFreedMemory() }
+if let rowFoldMax = arguments.rowFoldMax { Conv2D.rowFoldingMaximumOutputs = rowFoldMax }
 
 if let id = arguments.childCase {
   let result = runCase(id, iterations: arguments.iterations)
@@ -316,7 +319,8 @@ for id in arguments.cases {
   let ours = try JSONDecoder().decode(CaseResult.self, from: lastJSONLine(
     try runChild(CommandLine.arguments[0], ["--case", id, "--threads", "\(arguments.threads)",
                                             "--iters", "\(arguments.iterations)"]
-                   + (arguments.defaultAllocator ? ["--default-allocator"] : []))))
+                   + (arguments.defaultAllocator ? ["--default-allocator"] : [])
+                   + (arguments.rowFoldMax.map { ["--row-fold-max", "\($0)"] } ?? []))))
   var torchImages = Double.nan, torchMemory = Double.nan, torchSteps: [Double] = [], torchParameters: Int?
   var torchROIAlign: [Double]?, torchOps: String?
   if !arguments.skipTorch {

@@ -1,7 +1,7 @@
 // KernelBench: per-shape Conv2D forward/backward speed against plain sgemm of the same GEMM shapes.
 //
 // Usage: KernelBench [--threads N] [--repeats R] [--net r50|r18|all] [--only SUBSTRING] [--skip-validation]
-//                    [--chunk FLOATS] [--keep-heap]
+//                    [--chunk FLOATS] [--keep-heap]   (--net quick: the convolutions of EngineBench case (d))
 // Every shape is first validated against a direct Double convolution (random output, dx and dW entries,
 // batch 2, full spatial size), then timed at the network's batch size (best of R runs after one warm-up).
 import ArgumentParser
@@ -28,17 +28,23 @@ struct KernelBenchArguments: ParsableCommand {
     commandName: "KernelBench", abstract: "Per-shape Conv2D forward/backward speed against plain sgemm.")
   @Option(help: "Threads.") var threads = 2
   @Option(help: "Timed runs per shape (the best is kept).") var repeats = 3
-  @Option(help: "Network whose shapes are timed: r50, r18 or all.") var net = "all"
+  @Option(help: "Network whose shapes are timed: r50, r18, quick or all.") var net = "all"
   @Option(help: "Only shapes whose name contains this text.") var only: String?
   @Flag(help: "Skip the direct-convolution check of each shape.") var skipValidation = false
   @Option(help: ArgumentHelp("Chunk size in floats.", valueName: "floats")) var chunk: Int?
   @Flag(help: "Keep freed memory in the heap (Allocator.retainFreedMemory).") var keepHeap = false
+  @Option(help: ArgumentHelp("Per-thread pipeline chunk in floats (Conv2D.pipelineChunkElements).",
+                             valueName: "floats")) var pipelineChunk: Int?
+  @Option(help: ArgumentHelp("Row-fold stride-1 convs with at most this many outputs (0: never).",
+                             valueName: "channels")) var foldMax: Int?
 
   func validate() throws {
     guard (1...Threads.maximum).contains(threads), repeats > 0 else {
       throw ValidationError("--threads must be in 1…\(Threads.maximum) and --repeats positive.")
     }
-    guard ["r50", "r18", "all"].contains(net) else { throw ValidationError("--net is r50, r18 or all, got '\(net)'.") }
+    guard ["r50", "r18", "quick", "all"].contains(net) else {
+      throw ValidationError("--net is r50, r18, quick or all, got '\(net)'.")
+    }
     if let chunk, chunk <= 0 { throw ValidationError("--chunk must be positive, got \(chunk).") }
   }
 }
@@ -47,6 +53,8 @@ let (threads, repeats, network, only, validates) =
   (options.threads, options.repeats, options.network, options.only, options.validates)
 Threads.configure(threads)
 if options.keepsHeap { Allocator.retainFreedMemory() }
+if let pipelineChunk = KernelBenchArguments.parseOrExit().pipelineChunk { Conv2D.pipelineChunkElements = pipelineChunk }
+if let foldMax = KernelBenchArguments.parseOrExit().foldMax { Conv2D.rowFoldingMaximumOutputs = foldMax }
 
 // MARK: - Shapes
 
@@ -102,6 +110,25 @@ func resnet18CIFARShapes(batch b: Int = 128) -> [ConvShape] {
   shapes.append(ConvShape(name: "3x3 64 @32", batch: b, size: 32, inChannels: 64, outChannels: 64, kernel: 3,
                           stride: 1, count: 4))
   for (size, width) in [(16, 128), (8, 256), (4, 512)] {
+    let inWidth = width / 2
+    shapes.append(ConvShape(name: "3x3/2 \(inWidth)>\(width) @\(2 * size)", batch: b, size: 2 * size,
+                            inChannels: inWidth, outChannels: width, kernel: 3, stride: 2, count: 1))
+    shapes.append(ConvShape(name: "3x3 \(width) @\(size)", batch: b, size: size, inChannels: width,
+                            outChannels: width, kernel: 3, stride: 1, count: 3))
+    shapes.append(ConvShape(name: "ds 1x1/2 \(inWidth)>\(width) @\(2 * size)", batch: b, size: 2 * size,
+                            inChannels: inWidth, outChannels: width, kernel: 1, stride: 2, count: 1))
+  }
+  return shapes
+}
+
+/// The quick config's encoder (width 0.25: 16/32/64/128 channels, 1 input channel, CIFAR stem) on one 32×32 view of
+/// batch 256: the convolutions of EngineBench case (d).
+func quickShapes(batch b: Int = 256) -> [ConvShape] {
+  var shapes = [ConvShape(name: "stem 3x3 1>16 @32", batch: b, size: 32, inChannels: 1, outChannels: 16,
+                          kernel: 3, stride: 1, count: 1, inputGradient: false)]
+  shapes.append(ConvShape(name: "3x3 16 @32", batch: b, size: 32, inChannels: 16, outChannels: 16, kernel: 3,
+                          stride: 1, count: 4))
+  for (size, width) in [(16, 32), (8, 64), (4, 128)] {
     let inWidth = width / 2
     shapes.append(ConvShape(name: "3x3/2 \(inWidth)>\(width) @\(2 * size)", batch: b, size: 2 * size,
                             inChannels: inWidth, outChannels: width, kernel: 3, stride: 2, count: 1))
@@ -308,3 +335,6 @@ print("GF/s = useful conv FLOPs (2·rows·k²·in·out per GEMM) / time; gemm = 
 print("low% = share of the time in im2col / col2im; check = random y, dx, dW entries vs a Double direct conv (batch 2)")
 if network == "all" || network == "r50" { run("ResNet-50, 224x224, batch 32", resnet50Shapes()) }
 if network == "all" || network == "r18" { run("ResNet-18-CIFAR, 32x32, batch 128 (one view)", resnet18CIFARShapes()) }
+if network == "all" || network == "quick" {
+  run("quick config (R18 CIFAR stem, width 0.25, 1 channel), 32x32, batch 256 (one view)", quickShapes())
+}
