@@ -1,6 +1,7 @@
 // `simsiam-bench run linear --head mhead|avgpool`: options → `LinearProbeRequest`; the protocol lives in
 // Sources/Protocols/Linear.
 import ArgumentParser
+import Distributed
 import Evaluation
 import Foundation
 import Protocols
@@ -47,8 +48,15 @@ struct RunLinear: ParsableCommand {
   }
 
   func run() throws {
-    try common.configureThreads()
-    let result = try LinearProbeProtocol.run(try request())
+    try common.runInLaunchedGroup(evaluate)
+  }
+
+  /// Under mpirun, rank 0 runs the recorded run and prints the table; the others train their share silently.
+  private func evaluate(in group: any ProcessGroup) throws {
+    var request = try request()
+    request.processGroup = group
+    guard group.isRoot else { return try LinearProbeProtocol.runAsWorker(request) }
+    let result = try LinearProbeProtocol.run(request)
     print("")
     print(result.table.markdown(), terminator: "")
   }
