@@ -1,5 +1,6 @@
 // `simsiam-bench run fcn`: options → `FCNRequest`; the protocol lives in Sources/Protocols/FCN.
 import ArgumentParser
+import Distributed
 import Foundation
 import Protocols
 
@@ -45,8 +46,15 @@ struct RunFCN: ParsableCommand {
   }
 
   func run() throws {
-    try common.configureThreads()
-    let result = try FCNProtocol.run(try request())
+    try common.runInLaunchedGroup(evaluate)
+  }
+
+  /// Under mpirun, rank 0 runs the recorded run and prints the tables; the others train their share silently.
+  private func evaluate(in group: any ProcessGroup) throws {
+    var request = try request()
+    request.processGroup = group
+    guard group.isRoot else { return try FCNProtocol.runAsWorker(request) }
+    let result = try FCNProtocol.run(request)
     print("")
     print(result.table.markdown(), terminator: "")
     print("")

@@ -43,7 +43,7 @@ struct NotDataParallel: Error, CustomStringConvertible {
 
   var description: String {
     "`\(command)` was started as \(ranks) MPI ranks (mpirun -np / srun), but only `simsiam-bench pretrain`, "
-      + "`run voc-svm` and `run linear` split their work over ranks in this version; the \(ranks) copies would write the same files. "
+      + "`run voc-svm`, `run linear` and `run fcn` split their work over ranks in this version; the \(ranks) copies would write the same files. "
       + "Run it without mpirun (or with -np 1)."
   }
 }

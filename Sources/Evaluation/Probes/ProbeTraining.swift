@@ -187,7 +187,9 @@ public struct ProbeEpochReport: Sendable, Codable, Equatable {
 /// The configured batch is the GLOBAL batch: rank r takes the positions r, r + N, … of each global batch
 /// (`ProbeDataParallelism.share`), so every step sees the images of the single-process step, each augmented from
 /// its own (seed, epoch, index) stream. Each rank's loss is the mean over its own images; `combineGradients`
-/// receives the weight nᵣ·N / n that makes the averaged gradient the whole batch's when the shares differ.
+/// receives the weight nᵣ·N / n that makes the averaged gradient the whole batch's when the shares differ (the last
+/// batch of an epoch). Weighting after the backward is exact here because a head's gradients depend only on this
+/// rank's logits and inputs: the SyncBN before each Linear has no parameters and its input gradient is not used.
 public struct ProbeDataParallelism {
   public var rank: Int
   public var size: Int
