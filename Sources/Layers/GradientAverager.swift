@@ -36,8 +36,8 @@ public final class GradientAverager {
   }
 
   /// Every trainable gradient becomes its mean over the ranks, each rank's gradient multiplied by its `weight`
-  /// first: Σᵣ wᵣ·gᵣ / N. DDP's plain mean is weight 1; a rank holding nᵣ of a batch of n images whose loss is
-  /// the mean over its own images passes wᵣ = nᵣ·N / n, so the result is the gradient of the whole batch's mean
+  /// first: Σᵣ wᵣ·gᵣ / N. DDP's plain mean is weight 1; a rank holding nᵣ of a batch of n images whose loss
+  /// is the mean over its own images passes wᵣ = nᵣ·N / n, so the result is the gradient of the whole batch's mean
   /// even when the ranks' shares differ (the last batch of an epoch that does not divide by N).
   public func average(weight: Float = 1) throws {
     let scale = 1 / Float(group.size)

@@ -16,7 +16,7 @@ struct RunFCN: ParsableCommand {
       (JPEGImages, SegmentationClass[Aug], ImageSets/Segmentation) runs voc12aug, a Cityscapes folder \
       (leftImg8bit, gtFine) runs the Cityscapes config, and a scene devkit from `data make-scenes` runs the \
       miniature for the quick backbone (a few minutes on 2 cores). Checkpoints every schedule.checkpoint_interval \
-      iterations; --resume continues bit-exactly. Every scale change is recorded as the run's protocol variant.
+      iterations; --resume continues bit-exactly. Every scale change is recorded as the run's protocol variant.       Under `mpirun -np N` data.batch_size is the global batch (N must divide it), with SyncBN (README "Scaling out").
       """)
 
   @OptionGroup var common: CommonOptions

@@ -17,7 +17,7 @@ struct RunLinear: ParsableCommand {
       used (configs/benchmarks/classification/fashion-mnist/); --data sets data.path. The LR is lr × batch_size / \
       base_batch_size. --cache-features trains the heads on features extracted once with the test transform \
       (fast on CPU; recorded as a protocol deviation). Heads are checkpointed to the work directory every epoch; \
-      --resume continues from there.
+      --resume continues from there. Under `mpirun -np N` schedule.batch_size is the global batch, split over the       ranks (README "Scaling out").
       """)
 
   @OptionGroup var common: CommonOptions

@@ -97,10 +97,11 @@ public enum FCNProtocol {
     let schedule = config.schedule
     let rankNote = group.isDistributed
       ? " (\(group.size) ranks × \(config.data.batchSize / group.size), SyncBN)" : ""
-    log?.write("simsiam-bench \(codeVersion) run fcn (\(request.configName)): \(evaluation.backbone.config.depth)-layer "
-                 + "ResNet, strides \(config.model.strides), dilations \(config.model.dilations), "
-                 + "\(train.count) train / \(test.count) test images (\(train.layout)), \(classNames.count) classes, "
-                 + "\(schedule.iterations) iterations of \(config.data.batchSize)\(rankNote), crop \(config.data.cropSize), "
+    log?.write("simsiam-bench \(codeVersion) run fcn (\(request.configName)): "
+                 + "\(evaluation.backbone.config.depth)-layer ResNet, strides \(config.model.strides), dilations "
+                 + "\(config.model.dilations), \(train.count) train / \(test.count) test images (\(train.layout)), "
+                 + "\(classNames.count) classes, \(schedule.iterations) iterations of \(config.data.batchSize)"
+                 + "\(rankNote), crop \(config.data.cropSize), "
                  + "lr \(config.optimizer.lr) poly \(schedule.power) → \(schedule.minLr), \(Threads.count) threads")
     log?.write("protocol: \(variant.canonical)")
     if let report = evaluation.report { log?.write(report.rendered()) }
@@ -133,9 +134,9 @@ public enum FCNProtocol {
       evaluationInterval: schedule.evaluationInterval, stopAfter: request.stopAfter, progress: progress,
       divergenceHint: "Lower optimizer.lr, or check the data (labels must be class indices or 255).")
     let slots = ranks.slots(batchSize: config.data.batchSize)
-    /// The schedule from `state`; `evaluated` receives each evaluation's scores (rank 0 records them).
+    // The schedule from `state`; `evaluated` receives each evaluation's scores (rank 0 records them).
     func fineTune(state: inout FineTuningState, evaluated: (Int, SegmentationScores) throws -> Void,
-               save: (FineTuningState) throws -> Void) throws -> Bool {
+                  save: (FineTuningState) throws -> Void) throws -> Bool {
       try loop.run(
         state: &state, optimizer: optimizer,
         learningRate: { iteration in
