@@ -35,15 +35,22 @@ public final class GradientAverager {
     scratch = [Float](repeating: 0, count: buckets.map { $0.map(\.value.count).reduce(0, +) }.max() ?? 0)
   }
 
-  /// Every trainable gradient becomes its mean over the ranks.
-  public func average() throws {
+  /// Every trainable gradient becomes its mean over the ranks, each rank's gradient multiplied by its `weight`
+  /// first: Σᵣ wᵣ·gᵣ / N. DDP's plain mean is weight 1; a rank holding nᵣ of a batch of n images whose loss
+  /// is the mean over its own images passes wᵣ = nᵣ·N / n, so the result is the gradient of the whole batch's mean
+  /// even when the ranks' shares differ (the last batch of an epoch that does not divide by N).
+  public func average(weight: Float = 1) throws {
     let scale = 1 / Float(group.size)
     for bucket in buckets {
       try scratch.withUnsafeMutableBufferPointer { packed in
         var offset = 0
         for parameter in bucket {
-          parameter.grad.scalars.withUnsafeBufferPointer {
-            (packed.baseAddress! + offset).update(from: $0.baseAddress!, count: $0.count)
+          parameter.grad.scalars.withUnsafeBufferPointer { grad in
+            if weight == 1 {
+              (packed.baseAddress! + offset).update(from: grad.baseAddress!, count: grad.count)
+            } else {
+              for i in 0..<grad.count { packed[offset + i] = grad[i] * weight }
+            }
           }
           offset += parameter.grad.count
         }

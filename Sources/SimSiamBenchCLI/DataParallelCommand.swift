@@ -10,6 +10,8 @@ protocol DataParallelCommand {}
 
 extension Pretrain: DataParallelCommand {}
 extension RunVOCSVM: DataParallelCommand {}
+extension RunLinear: DataParallelCommand {}
+extension RunFCN: DataParallelCommand {}
 
 extension CommonOptions {
   /// Runs `body` in the launcher's process group (a single process without a launcher). Ranks sharing a machine

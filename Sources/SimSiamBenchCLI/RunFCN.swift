@@ -1,5 +1,6 @@
 // `simsiam-bench run fcn`: options → `FCNRequest`; the protocol lives in Sources/Protocols/FCN.
 import ArgumentParser
+import Distributed
 import Foundation
 import Protocols
 
@@ -15,7 +16,7 @@ struct RunFCN: ParsableCommand {
       (JPEGImages, SegmentationClass[Aug], ImageSets/Segmentation) runs voc12aug, a Cityscapes folder \
       (leftImg8bit, gtFine) runs the Cityscapes config, and a scene devkit from `data make-scenes` runs the \
       miniature for the quick backbone (a few minutes on 2 cores). Checkpoints every schedule.checkpoint_interval \
-      iterations; --resume continues bit-exactly. Every scale change is recorded as the run's protocol variant.
+      iterations; --resume continues bit-exactly. Every scale change is recorded as the run's protocol variant.       Under `mpirun -np N` data.batch_size is the global batch (N must divide it), with SyncBN (README "Scaling out").
       """)
 
   @OptionGroup var common: CommonOptions
@@ -45,8 +46,15 @@ struct RunFCN: ParsableCommand {
   }
 
   func run() throws {
-    try common.configureThreads()
-    let result = try FCNProtocol.run(try request())
+    try common.runInLaunchedGroup(evaluate)
+  }
+
+  /// Under mpirun, rank 0 runs the recorded run and prints the tables; the others train their share silently.
+  private func evaluate(in group: any ProcessGroup) throws {
+    var request = try request()
+    request.processGroup = group
+    guard group.isRoot else { return try FCNProtocol.runAsWorker(request) }
+    let result = try FCNProtocol.run(request)
     print("")
     print(result.table.markdown(), terminator: "")
     print("")

@@ -1,6 +1,7 @@
 // `simsiam-bench run linear --head mhead|avgpool`: options → `LinearProbeRequest`; the protocol lives in
 // Sources/Protocols/Linear.
 import ArgumentParser
+import Distributed
 import Evaluation
 import Foundation
 import Protocols
@@ -16,7 +17,7 @@ struct RunLinear: ParsableCommand {
       used (configs/benchmarks/classification/fashion-mnist/); --data sets data.path. The LR is lr × batch_size / \
       base_batch_size. --cache-features trains the heads on features extracted once with the test transform \
       (fast on CPU; recorded as a protocol deviation). Heads are checkpointed to the work directory every epoch; \
-      --resume continues from there.
+      --resume continues from there. Under `mpirun -np N` schedule.batch_size is the global batch, split over the       ranks (README "Scaling out").
       """)
 
   @OptionGroup var common: CommonOptions
@@ -47,8 +48,15 @@ struct RunLinear: ParsableCommand {
   }
 
   func run() throws {
-    try common.configureThreads()
-    let result = try LinearProbeProtocol.run(try request())
+    try common.runInLaunchedGroup(evaluate)
+  }
+
+  /// Under mpirun, rank 0 runs the recorded run and prints the table; the others train their share silently.
+  private func evaluate(in group: any ProcessGroup) throws {
+    var request = try request()
+    request.processGroup = group
+    guard group.isRoot else { return try LinearProbeProtocol.runAsWorker(request) }
+    let result = try LinearProbeProtocol.run(request)
     print("")
     print(result.table.markdown(), terminator: "")
   }

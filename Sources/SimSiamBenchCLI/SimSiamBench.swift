@@ -42,8 +42,8 @@ struct NotDataParallel: Error, CustomStringConvertible {
   var ranks: Int
 
   var description: String {
-    "`\(command)` was started as \(ranks) MPI ranks (mpirun -np / srun), but only `simsiam-bench pretrain` and "
-      + "`run voc-svm` split their work over ranks in this version; the \(ranks) copies would write the same files. "
+    "`\(command)` was started as \(ranks) MPI ranks (mpirun -np / srun), but only `simsiam-bench pretrain`, "
+      + "`run voc-svm`, `run linear` and `run fcn` split their work over ranks in this version; the \(ranks) copies would write the same files. "
       + "Run it without mpirun (or with -np 1)."
   }
 }

@@ -124,9 +124,15 @@ public final class LinearProbe {
   public var learningRate: Float { optimizer.parameterGroups[0].learningRate }
 
   /// One step on a batch: `features[i]` [n, dim_i] feeds head i. Returns each head's mean cross-entropy; the
-  /// summed loss is what is minimised (MultiClsHead's `loss.1 + … + loss.5`).
+  /// summed loss is what is minimised (MultiClsHead's `loss.1 + … + loss.5`). `combineGradients` runs between the
+  /// backward and the update: a data-parallel run averages the ranks' gradients there (DDP's allreduce).
   @discardableResult
   public func step(features: [Tensor], labels: [Int]) -> [Float] {
+    step(features: features, labels: labels, combineGradients: {})
+  }
+
+  @discardableResult
+  public func step(features: [Tensor], labels: [Int], combineGradients: () throws -> Void) rethrows -> [Float] {
     precondition(features.count == heads.count, "\(features.count) feature batches for \(heads.count) heads.")
     optimizer.zeroGrad()
     var losses: [Float] = []
@@ -136,6 +142,7 @@ public final class LinearProbe {
       _ = head.backward(dLogits, cache)
       losses.append(loss)
     }
+    try combineGradients()
     optimizer.step()
     return losses
   }

@@ -181,6 +181,39 @@ public struct ProbeEpochReport: Sendable, Codable, Equatable {
   public var hits: [ProbeHits]?
 }
 
+/// How a probe trains over several processes (`mpirun -np N simsiam-bench run linear`), as closures so that this
+/// layer needs no process group: the Protocols layer wires them to an MPI group, the heads' BatchNorms to SyncBN.
+///
+/// The configured batch is the GLOBAL batch: rank r takes the positions r, r + N, … of each global batch
+/// (`ProbeDataParallelism.share`), so every step sees the images of the single-process step, each augmented from
+/// its own (seed, epoch, index) stream. Each rank's loss is the mean over its own images; `combineGradients`
+/// receives the weight nᵣ·N / n that makes the averaged gradient the whole batch's when the shares differ (the last
+/// batch of an epoch). Weighting after the backward is exact here because a head's gradients depend only on this
+/// rank's logits and inputs: the SyncBN before each Linear has no parameters and its input gradient is not used.
+public struct ProbeDataParallelism {
+  public var rank: Int
+  public var size: Int
+  /// Element-wise sums over the ranks (an allreduce): the step's losses.
+  public var sum: ([Double]) throws -> [Double]
+  /// After this rank's backward: every trainable gradient becomes Σᵣ weightᵣ·gᵣ / N on every rank.
+  public var combineGradients: (_ weight: Float) throws -> Void
+
+  public init(rank: Int, size: Int, sum: @escaping ([Double]) throws -> [Double],
+              combineGradients: @escaping (_ weight: Float) throws -> Void) {
+    precondition(size >= 1 && (0..<size).contains(rank), "Rank \(rank) of a group of \(size).")
+    self.rank = rank
+    self.size = size
+    self.sum = sum
+    self.combineGradients = combineGradients
+  }
+
+  /// Rank `rank`'s positions of a global batch: rank, rank + size, … (DistributedSampler's `indices[rank::world]`).
+  public static func share(_ indices: [Int], rank: Int, of size: Int) -> [Int] {
+    guard size > 1 else { return indices }
+    return stride(from: rank, to: indices.count, by: size).map { indices[$0] }
+  }
+}
+
 /// Runs epochs `probe.completedEpochs ..< epochs` on `data`, evaluating on `test` every `evaluationInterval`
 /// epochs and after the last one.
 public struct ProbeTrainer {
@@ -219,11 +252,17 @@ public struct ProbeTrainer {
     return hits
   }
 
+  /// With `parallelism`, this rank trains on its share of every batch, the losses are the global batch's, and
+  /// only rank 0 evaluates (the others report `hits` nil): `test` may be empty there.
   public func train(_ probe: LinearProbe, data: ProbeTrainingData, test: [FeatureMatrix], testLabels: [Int],
+                    parallelism: ProbeDataParallelism? = nil,
                     onIteration: (ProbeIteration) -> Void = { _ in },
                     onEpoch: (ProbeEpochReport) throws -> Void) throws {
     let epochs = probe.optimization.epochs
     let iterations = (data.count + batchSize - 1) / batchSize
+    let ranks = parallelism?.size ?? 1
+    precondition(ranks == 1 || data.count % batchSize == 0 || data.count % batchSize >= ranks,
+                 "The last batch of \(data.count % batchSize) images cannot give each of \(ranks) ranks an image.")
     let runStart = Date()
     var imagesDone = 0
     let startEpoch = probe.completedEpochs
@@ -235,9 +274,23 @@ public struct ProbeTrainer {
       var sums = [Double](repeating: 0, count: probe.heads.count)
       for iteration in 0..<iterations {
         let indices = Array(order[(iteration * batchSize)..<min((iteration + 1) * batchSize, data.count)])
-        let batch = try data.batch(indices, epoch: epoch)
-        let losses = probe.step(features: batch.features, labels: batch.labels)
-        for (slot, loss) in losses.enumerated() { sums[slot] += Double(loss) * Double(indices.count) }
+        var losses: [Float]
+        if let parallelism {
+          // This rank's share; gradients weighted by its share of the batch, losses summed over the ranks.
+          let share = ProbeDataParallelism.share(indices, rank: parallelism.rank, of: parallelism.size)
+          let batch = try data.batch(share, epoch: epoch)
+          let weight = Float(Double(share.count * parallelism.size) / Double(indices.count))
+          losses = try probe.step(features: batch.features, labels: batch.labels) {
+            try parallelism.combineGradients(weight)
+          }
+          let weighted = try parallelism.sum(losses.map { Double($0) * Double(share.count) })
+          for (slot, sum) in weighted.enumerated() { sums[slot] += sum }
+          losses = weighted.map { Float($0 / Double(indices.count)) }
+        } else {
+          let batch = try data.batch(indices, epoch: epoch)
+          losses = probe.step(features: batch.features, labels: batch.labels)
+          for (slot, loss) in losses.enumerated() { sums[slot] += Double(loss) * Double(indices.count) }
+        }
         imagesDone += indices.count
         let elapsed = Date().timeIntervalSince(runStart)
         let rate = Double(imagesDone) / max(elapsed, 1e-9)
@@ -249,7 +302,8 @@ public struct ProbeTrainer {
       }
       probe.completedEpochs = epoch + 1
       let seconds = Date().timeIntervalSince(epochStart)
-      let evaluates = probe.completedEpochs % evaluationInterval == 0 || probe.completedEpochs == epochs
+      let evaluates = (probe.completedEpochs % evaluationInterval == 0 || probe.completedEpochs == epochs)
+        && (parallelism?.rank ?? 0) == 0
       let hits = evaluates ? Self.evaluate(probe, features: test, labels: testLabels) : nil
       try onEpoch(ProbeEpochReport(epoch: epoch + 1, losses: sums.map { $0 / Double(max(data.count, 1)) },
                                    learningRate: Double(probe.learningRate), seconds: seconds,

@@ -1,6 +1,7 @@
 // What the frozen-backbone classification protocols (linear probes, kNN) share: choosing the config for a dataset
 // folder, the work directory and log, the feature cache, and feature extraction with the test transform.
 import Datasets
+import Distributed
 import Evaluation
 import Foundation
 import Results
@@ -72,18 +73,21 @@ public func openFeatureCache(_ directory: URL?, log: LogFile) throws -> FeatureC
 }
 
 /// Extracts `layers` of `source` with the test transform (Resize → CenterCrop → Normalize) through the shared
-/// `FeatureExtractor` and cache, reporting progress as `what`.
+/// `FeatureExtractor` and cache, reporting progress as `what`. Over a group of several ranks the images are split
+/// in blocks of whole batches and gathered on every rank (`ShardedExtraction`; rank 0 alone passes the cache and
+/// a progress reporter).
 func extractFeatures(_ evaluation: EvaluationBackbone, source: ClassificationSource, data: ClassificationDataConfig,
-                     layers: [FeatureLayer], cache: FeatureCache?, progress: ProgressReporter,
-                     what: String) throws -> ExtractedFeatures {
+                     layers: [FeatureLayer], cache: FeatureCache?, progress: ProgressReporter?,
+                     what: String, group: any ProcessGroup = SingleProcessGroup()) throws -> ExtractedFeatures {
   let channels = evaluation.backbone.config.inChannels
   let transform = EvaluationTransform(resize: data.resize, size: data.crop, mode: .centerCrop,
                                       normalization: data.normalization(channels: channels))
   let request = FeatureExtractionRequest(checkpointSHA256: evaluation.featureKey, source: source,
                                          transform: transform, layers: layers, batchSize: data.extractBatchSize)
-  progress.begin()
-  return try FeatureExtractor(backbone: evaluation.backbone).extract(request, cache: cache) { done, total in
-    progress.count(what, done: done, total: total)
+  progress?.begin()
+  return try ShardedExtraction.extract(request, extractor: FeatureExtractor(backbone: evaluation.backbone),
+                                       cache: cache, group: group) { done, total in
+    progress?.count(what, done: done, total: total)
   }
 }
 
@@ -103,19 +107,26 @@ struct FrozenClassificationSetup {
   let evaluation: EvaluationBackbone
   let checkpoint: String
   let label: String
-  let work: WorkArea
+  /// The work area and log; nil on the ranks other than 0 of a data-parallel run, which write nothing.
+  let workArea: WorkArea?
   let featureCache: FeatureCache?
   let train: ClassificationSource
   let test: ClassificationSource
   let benchmark: BenchmarkID
 
   var classCount: Int { max(train.classCount, test.classCount) }
+  var work: WorkArea {
+    guard let workArea else { preconditionFailure("Only rank 0 of a data-parallel run has a work area and log.") }
+    return workArea
+  }
   var log: LogFile { work.log }
 
-  /// - Parameter workDirectory: the request's, else work_dirs/<config name>/<`defaultWorkName(label, default label)`>.
+  /// - Parameters:
+  ///   - workDirectory: the request's, else work_dirs/<config name>/<`defaultWorkName(label, default label)`>.
+  ///   - writes: false on the ranks other than 0 of a data-parallel run: no work area, log or feature cache.
   init(backbone request: BackboneRequest, seed: UInt64, data: ClassificationDataConfig, label: String?,
        workDirectory: URL?, configName: String, defaultWorkName: (String, String) -> String, featureCache: URL?,
-       evaluationProtocol: EvaluationProtocol) throws {
+       evaluationProtocol: EvaluationProtocol, writes: Bool = true) throws {
     var request = request
     request.seed = seed
     if PathKind(data.path) == .file {
@@ -127,9 +138,13 @@ struct FrozenClassificationSetup {
     checkpoint = request.checkpoint
     let defaultLabel = evaluation.defaultLabel(request.checkpoint)
     self.label = label ?? defaultLabel
-    work = try WorkArea(workDirectory ?? URL(fileURLWithPath: "work_dirs").appendingPathComponent(configName)
-      .appendingPathComponent(defaultWorkName(self.label, defaultLabel)))
-    self.featureCache = try openFeatureCache(featureCache, log: work.log)
+    if writes {
+      let work = try WorkArea(workDirectory ?? URL(fileURLWithPath: "work_dirs").appendingPathComponent(configName)
+        .appendingPathComponent(defaultWorkName(self.label, defaultLabel)))
+      (workArea, self.featureCache) = (work, try openFeatureCache(featureCache, log: work.log))
+    } else {
+      (workArea, self.featureCache) = (nil, nil)
+    }
     let channels = evaluation.backbone.config.inChannels
     train = try ClassificationSource.open(data.location, split: .train, channels: channels)
     test = try ClassificationSource.open(data.location, split: .test, channels: channels)

@@ -1,10 +1,14 @@
 // The lifecycle every iteration-based fine-tuning protocol shares (`run fcn`, `run faster-rcnn`): the seeded data
 // order, the training loop (learning rate, step, divergence check, progress, periodic evaluation, checkpoints,
 // `--stop-after`) and the `iter_<N>.safetensors` checkpoint that `--resume` restores bit-exactly. Each protocol
-// supplies its model's step and its evaluation; what a run is and how it is recorded stays in one place.
+// supplies its model's step and its evaluation; what a run is and how it is recorded stays in one place. Under
+// mpirun, `FineTuningRanks` holds what every data-parallel fine-tuning run shares: the ranks' shares of a batch,
+// SyncBN, the gradient average, sharded evaluation and rank 0's state broadcast.
 import Checkpoints
+import Distributed
 import Foundation
 import Layers
+import Models
 import Results
 import Support
 import Tensors
@@ -174,18 +178,20 @@ struct FineTuningLoop {
   var checkpointInterval: Int
   var evaluationInterval: Int
   var stopAfter: Int?
-  var progress: ProgressReporter
+  /// Rank 0's progress (nil on the other ranks of a data-parallel run, which print nothing).
+  var progress: ProgressReporter?
   /// The hint a diverged run's error gives.
   var divergenceHint: String
 
   /// Runs the schedule: per iteration, `learningRate(iteration)` on every group, `step(iteration)` (zeroes the
-  /// gradients, forward + backward), the divergence check, `optimizer.step()`; an evaluation every
+  /// gradients, forward + backward, and under mpirun the gradient average; its loss the same on every rank, so
+  /// every rank takes the same branch), the divergence check, `optimizer.step()`; an evaluation every
   /// `evaluationInterval` iterations before the last (its score kept in the state), a checkpoint through `save`
   /// every `checkpointInterval`, at the end and where `stopAfter` stops. Returns false when the run stopped early.
   func run(state: inout FineTuningState, optimizer: SGD, learningRate: (Int) -> Float,
            step: (Int) throws -> StepReport, evaluate: (Int) throws -> Double,
            save: (FineTuningState) throws -> Void) throws -> Bool {
-    progress.begin()
+    progress?.begin()
     let clock = ContinuousClock()
     var windowStart = clock.now
     var windowIterations = 0
@@ -206,7 +212,7 @@ struct FineTuningLoop {
       let elapsed = (clock.now - windowStart).seconds
       let iterationsPerSecond = Double(windowIterations) / max(elapsed, 1e-9)
       let eta = Double(iterations - state.iteration) / max(iterationsPerSecond, 1e-9)
-      progress.show(String(format: "iter %d/%d  loss %.4f", state.iteration, iterations, report.loss)
+      progress?.show(String(format: "iter %d/%d  loss %.4f", state.iteration, iterations, report.loss)
                       + " (\(report.parts))" + String(format: "  lr %.5g  %.2f it/s  ETA ", rate, iterationsPerSecond)
                       + Console.duration(eta), final: state.iteration == iterations)
       if windowIterations >= 50 { windowStart = clock.now; windowIterations = 0 }
@@ -214,7 +220,7 @@ struct FineTuningLoop {
       let isLast = state.iteration == iterations
       if evaluationInterval > 0 && state.iteration % evaluationInterval == 0 && !isLast {
         state.evaluations.append(.init(iteration: state.iteration, score: try evaluate(state.iteration)))
-        progress.begin(); windowStart = clock.now; windowIterations = 0
+        progress?.begin(); windowStart = clock.now; windowIterations = 0
       }
       let stopsHere = !isLast && stopAfter.map { state.iteration >= $0 } == true
       if isLast || stopsHere || (checkpointInterval > 0 && state.iteration % checkpointInterval == 0) {
@@ -223,6 +229,85 @@ struct FineTuningLoop {
       if stopsHere { return false }
     }
     return true
+  }
+}
+
+/// The ranks of a data-parallel fine-tuning run (`mpirun -np N simsiam-bench run fcn`; torch DDP + SyncBatchNorm,
+/// as mmseg's and mmdet's dist_train.sh run them), or the one process of a plain run (every method then returns at
+/// once). `data.batch_size` is the GLOBAL batch: rank r takes the slots r, r + N, … of each batch (which must
+/// divide by N, so every rank's loss is a mean over as many images and DDP's plain average of the ranks'
+/// gradients is the gradient of the whole batch's loss — also through SyncBN's backward, which a weighting after
+/// the backward could not be). Every random draw stays keyed by (seed, sample position) or (seed, iteration), so a
+/// rank draws for its images what the single process draws for them.
+struct FineTuningRanks {
+  let group: any ProcessGroup
+  private let averager: GradientAverager?
+
+  /// With several ranks: `batchNorms` in SyncBN mode over `group`, and DDP's bucketed average of the trainable
+  /// `parameters`' gradients.
+  init(group: any ProcessGroup, parameters: [Parameter], batchNorms: [BatchNorm]) {
+    self.group = group
+    guard group.isDistributed else {
+      averager = nil
+      return
+    }
+    for norm in batchNorms { norm.processGroup = group }
+    averager = GradientAverager(parameters, over: group)
+  }
+
+  /// Refuses a global batch of `batchSize` that `ranks` cannot share evenly (a typed error naming the sizes).
+  static func checkBatch(_ batchSize: Int, ranks: Int, what: String) throws {
+    guard ranks > 1, batchSize % ranks != 0 else { return }
+    throw ProtocolError.invalidRequest(
+      reason: "\(what): data.batch_size \(batchSize) is the global batch and cannot be split evenly over \(ranks) "
+        + "ranks.", hint: "Run with a number of ranks that divides \(batchSize) (mpirun -np), or set "
+        + "data.batch_size to a multiple of \(ranks).")
+  }
+
+  /// This rank's slots of a global batch of `batchSize`: r, r + N, … (DistributedSampler's `indices[rank::world]`).
+  func slots(batchSize: Int) -> [Int] {
+    Array(stride(from: group.rank, to: batchSize, by: group.size))
+  }
+
+  /// After this rank's backward: every gradient averaged over the ranks, and `losses` (each a mean over this rank's
+  /// images) averaged into the whole batch's, the same on every rank.
+  func combine(_ losses: [Float]) throws -> [Float] {
+    guard let averager else { return losses }
+    try averager.average()
+    let sums = try sum(losses.map(Double.init))
+    return sums.map { Float($0 / Double(group.size)) }
+  }
+
+  /// Element-wise sums over the ranks (exact for integer counts below 2⁵³).
+  func sum(_ values: [Double]) throws -> [Double] {
+    guard group.isDistributed else { return values }
+    var values = values
+    try group.allreduceSum(&values)
+    return values
+  }
+
+  /// This rank's contiguous block of `count` evaluation images (`Sharding.blocks`, one image per batch).
+  func evaluationBlock(count: Int) -> Range<Int> {
+    Sharding.blocks(count: count, batchSize: 1, ranks: group.size)[group.rank]
+  }
+
+  /// Rank 0's weights, BN buffers, momentum and iteration on every rank: DDP's initial broadcast, which also
+  /// carries a resume only rank 0 read. Rank 0 alone keeps the evaluations and the run id (it alone records).
+  func broadcastFromRoot(_ named: [NamedParameter], optimizer: SGD, state: inout FineTuningState) throws {
+    var counters = [Double(state.iteration)]
+    try DataParallelState.broadcastFromRoot(named.map(\.parameter), optimizer: optimizer, counters: &counters,
+                                            over: group)
+    state.iteration = Int(counters[0])
+  }
+}
+
+extension ResNet {
+  /// Every BatchNorm of the backbone, in forward order (stem, then each block's branch and downsample).
+  var batchNorms: [BatchNorm] {
+    let blocks = stages.flatMap { $0 }.flatMap { block in
+      block.branch.map(\.bn) + (block.downsample.map { [$0.bn] } ?? [])
+    }
+    return [stem.bn] + blocks
   }
 }
 

@@ -80,11 +80,14 @@ struct FCNBatchLoader {
     self.channels = channels
   }
 
-  /// Images `[B, cropH, cropW, channels]` and labels `B·cropH·cropW` of `iteration`, loaded on all cores.
-  func batch(iteration: Int) throws -> (images: Tensor, labels: [UInt8]) {
-    let positions = order.batch(iteration: iteration, batchSize: batchSize)
-    let examples = Mutex([SegmentationExample?](repeating: nil, count: batchSize))
-    try runWorkQueue(count: batchSize, workers: Threads.count) { slot, _ in
+  /// Images `[n, cropH, cropW, channels]` and labels `n·cropH·cropW` of `iteration`'s batch slots `slots` (default:
+  /// the whole batch, n = B; under mpirun this rank's share), loaded on all cores.
+  func batch(iteration: Int, slots: [Int]? = nil) throws -> (images: Tensor, labels: [UInt8]) {
+    let all = order.batch(iteration: iteration, batchSize: batchSize)
+    let positions = slots.map { $0.map { all[$0] } } ?? all
+    let count = positions.count
+    let examples = Mutex([SegmentationExample?](repeating: nil, count: count))
+    try runWorkQueue(count: count, workers: Threads.count) { slot, _ in
       let (position, index) = positions[slot]
       let sample = try dataset.sample(at: index)
       var generator = SplitMix64.derived(seed, 0xA06E17, UInt64(position))
@@ -94,9 +97,9 @@ struct FCNBatchLoader {
     let loaded = examples.withLock { $0 }.map { $0! }
     let (height, width) = (loaded[0].height, loaded[0].width)
     var pixels: [Float] = []
-    pixels.reserveCapacity(batchSize * height * width * 3)
+    pixels.reserveCapacity(count * height * width * 3)
     var labels: [UInt8] = []
-    labels.reserveCapacity(batchSize * height * width)
+    labels.reserveCapacity(count * height * width)
     for example in loaded {
       precondition(example.height == height && example.width == width,
                    "Training crops must share one padded size, got \(example.height)×\(example.width) and "
@@ -104,21 +107,25 @@ struct FCNBatchLoader {
       pixels += example.image.scalars
       labels += example.label
     }
-    let images = fitChannels(Tensor(shape: [batchSize, height, width, 3], scalars: pixels), to: channels)
+    let images = fitChannels(Tensor(shape: [count, height, width, 3], scalars: pixels), to: channels)
     return (images, labels)
   }
 }
 
 enum FCNEvaluation {
   /// mmseg's evaluation over `dataset`: test pipeline, whole or slide inference at the test scale, logits resized to
-  /// the original size, argmax, intersect-and-union accumulated over the set.
+  /// the original size, argmax, intersect-and-union accumulated over the set. Under mpirun each rank scores its
+  /// block of images and the areas are summed over the ranks (exact integer counts): every rank gets the scores
+  /// of the whole set. `progress` (rank 0's) counts this rank's block.
   static func evaluate(_ segmentor: FCNSegmentor, on dataset: SegmentationDataset, config: FCNBenchmarkConfig,
-                       channels: Int, progress: ProgressReporter) throws -> SegmentationScores {
+                       channels: Int, progress: ProgressReporter?,
+                       ranks: FineTuningRanks? = nil) throws -> SegmentationScores {
     let pipeline = config.testPipeline
     let mode = config.testModeValue
     var confusion = SegmentationConfusion(classCount: dataset.classNames.count)
-    progress.begin()
-    for index in 0..<dataset.count {
+    let block = ranks?.evaluationBlock(count: dataset.count) ?? 0..<dataset.count
+    progress?.begin()
+    for index in block {
       let sample = try dataset.sample(at: index)
       let image = pipeline(sample.image)
       let batched = Tensor(shape: [1] + image.shape, scalars: image.scalars)
@@ -128,8 +135,16 @@ enum FCNEvaluation {
           segmentor.predictLogits(fitChannels(crop, to: channels), height: crop.shape[1], width: crop.shape[2])
         }
       confusion.add(prediction: prediction, label: sample.label.pixels)
-      progress.count("evaluating", done: index + 1, total: dataset.count)
+      progress?.count("evaluating", done: index + 1 - block.lowerBound, total: block.count)
     }
-    return confusion.result
+    guard let ranks, ranks.group.isDistributed else { return confusion.result }
+    let c = confusion.classCount
+    let areas = try ranks.sum((confusion.intersection + confusion.predicted + confusion.labelled).map(Double.init))
+      .map { Int64($0) }
+    let (intersection, predicted, labelled) = (Array(areas[0..<c]), Array(areas[c..<(2 * c)]),
+                                               Array(areas[(2 * c)...]))
+    return SegmentationScores(intersection: intersection,
+                              union: (0..<c).map { predicted[$0] + labelled[$0] - intersection[$0] },
+                              labelled: labelled)
   }
 }

@@ -1,6 +1,7 @@
 // `run fcn`: what a run is asked to do (the request and how its config is resolved) and what it produced (the
 // result, its score rows and its README table).
 import Datasets
+import Distributed
 import Evaluation
 import Foundation
 import Results
@@ -28,6 +29,9 @@ public struct FCNRequest {
   /// no score); `--resume` continues it. Splits a long schedule over sessions without changing it (the LR still
   /// follows `schedule.iterations`).
   public var stopAfter: Int?
+  /// The ranks the run is split over (`mpirun -np N`): rank 0 calls `FCNProtocol.run` and writes the checkpoints,
+  /// log and rows; the others call `runAsWorker` and write nothing.
+  public var processGroup: any ProcessGroup = SingleProcessGroup()
 
   public init(backbone: BackboneRequest, config: FCNBenchmarkConfig, configName: String, configFile: String? = nil,
               label: String? = nil, workDirectory: URL? = nil, resume: Bool = false, database: String) {

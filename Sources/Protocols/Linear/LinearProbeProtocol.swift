@@ -1,11 +1,14 @@
 // `run linear --head mhead|avgpool`: MMSelfSup's frozen-backbone linear probes (PROTOCOLS §4.1–4.4). Loads the
 // backbone through `BackboneBuilder`, extracts the test features once, trains the heads (on augmented images every
 // epoch, or on cached features), checkpoints the heads every epoch, and stores per-epoch and final top-1/top-5 per
-// head with the run's provenance.
+// head with the run's provenance. Under mpirun every rank trains on its share of each global batch (DDP + SyncBN
+// heads), the test features are extracted in blocks per rank, and rank 0 evaluates, writes and records.
 import Checkpoints
 import Datasets
+import Distributed
 import Evaluation
 import Foundation
+import Layers
 import Results
 import Support
 import Tensors
@@ -30,6 +33,9 @@ public struct LinearProbeRequest {
   public var featureCache: URL?
   /// Seconds between progress lines when standard output is not a terminal.
   public var logInterval: Double = 10
+  /// The ranks the run is split over (`mpirun -np N`): rank 0 calls `LinearProbeProtocol.run` and writes the
+  /// checkpoints, cache, log and rows; the others call `runAsWorker` and write nothing.
+  public var processGroup: any ProcessGroup = SingleProcessGroup()
 
   public init(backbone: BackboneRequest, config: LinearProbeConfig, configName: String, configFile: String? = nil,
               label: String? = nil, workDirectory: URL? = nil, resume: Bool = false, database: String,
@@ -129,17 +135,34 @@ public enum LinearProbeProtocol {
     }.sorted { $0.0 < $1.0 }
   }
 
+  /// Rank 0's run (or the only process's): the whole recorded run. Other ranks call `runAsWorker`.
   public static func run(_ request: LinearProbeRequest) throws -> LinearProbeResult {
+    precondition(request.processGroup.isRoot,
+                 "LinearProbeProtocol.run is rank 0's; rank \(request.processGroup.rank) runs runAsWorker.")
+    return try perform(request)!
+  }
+
+  /// A rank other than 0 under mpirun: its share of the extraction and of every training batch, in step with rank
+  /// 0's `run`; it writes no file, log line or row.
+  public static func runAsWorker(_ request: LinearProbeRequest) throws {
+    precondition(!request.processGroup.isRoot, "Rank 0 runs LinearProbeProtocol.run.")
+    _ = try perform(request)
+  }
+
+  /// The run on any rank; rank 0 returns the result, the others nil. Every rank makes the same collective calls
+  /// in the same order: the state broadcast, the sharded extractions, then per step the SyncBN sums of the heads,
+  /// the gradient average and the loss sum.
+  static func perform(_ request: LinearProbeRequest) throws -> LinearProbeResult? {
     let config = request.config
+    let group = request.processGroup
     // The head checkpoints live under the checkpoint's own name, whatever label the reports show.
     let setup = try FrozenClassificationSetup(
       backbone: request.backbone, seed: config.seed, data: config.data, label: request.label,
       workDirectory: request.workDirectory, configName: request.configName,
       defaultWorkName: { _, checkpointName in checkpointName }, featureCache: request.featureCache,
-      evaluationProtocol: .linear)
-    let (evaluation, log, train, test, label, featureCache) = (setup.evaluation, setup.log, setup.train, setup.test,
-                                                               setup.label, setup.featureCache)
-    let directory = setup.work.directory
+      evaluationProtocol: .linear, writes: group.isRoot)
+    let (evaluation, log, train, test, label, featureCache) = (setup.evaluation, setup.workArea?.log, setup.train,
+                                                               setup.test, setup.label, setup.featureCache)
     let backbone = evaluation.backbone
     let channels = backbone.config.inChannels
     let kind = config.kind
@@ -147,19 +170,26 @@ public enum LinearProbeProtocol {
     let classCount = setup.classCount, benchmark = setup.benchmark
     let pooling = FeatureExtractor(backbone: backbone).pooling(forInputSize: config.data.crop)
     let optimization = config.optimization
+    let batchSize = config.schedule.batchSize
+    try DataParallelState.checkShares(batchSize: batchSize,
+                                      lastBatch: train.count % batchSize == 0 ? batchSize : train.count % batchSize,
+                                      ranks: group.size, what: "run linear over \(train.count) training images")
 
     var variant = classificationVariant(config.data, isRandomInit: evaluation.isRandomInit)
     if config.cacheFeatures { variant.flag("cached-features") }
     if kind == .mhead && pooling == .adaptive { variant["pooling"] = "adaptive" }
 
-    log.write("simsiam-bench \(codeVersion) run linear --head \(kind.rawValue) (\(request.configName)): "
-                + "\(backbone.config.depth)-layer ResNet, \(train.count) train / \(test.count) test images, "
-                + "\(classCount) classes, \(optimization.epochs) epochs, batch \(config.schedule.batchSize), "
-                + "lr \(optimization.learningRate) (\(config.optimizer.lr) × \(config.schedule.batchSize) / "
-                + "\(config.optimizer.baseBatchSize)), \(pooling.rawValue) pooling, "
-                + (config.cacheFeatures ? "cached features (protocol deviation)" : "augmented images every epoch")
-                + ", \(Threads.count) threads")
-    setup.logBackbone()
+    let ranks = group.isDistributed
+      ? " over \(group.size) ranks (each ~\(batchSize / group.size) images per step\(kind == .mhead ? ", SyncBN" : ""))"
+      : ""
+    log?.write("simsiam-bench \(codeVersion) run linear --head \(kind.rawValue) (\(request.configName)): "
+                 + "\(backbone.config.depth)-layer ResNet, \(train.count) train / \(test.count) test images, "
+                 + "\(classCount) classes, \(optimization.epochs) epochs, batch \(batchSize)\(ranks), "
+                 + "lr \(optimization.learningRate) (\(config.optimizer.lr) × \(batchSize) / "
+                 + "\(config.optimizer.baseBatchSize)), \(pooling.rawValue) pooling, "
+                 + (config.cacheFeatures ? "cached features (protocol deviation)" : "augmented images every epoch")
+                 + ", \(Threads.count) threads")
+    if group.isRoot { setup.logBackbone() }
 
     // Resume state first, so a mismatch fails before any long extraction.
     var generator = SplitMix64.derived(config.seed, 0x4EAD)
@@ -172,7 +202,7 @@ public enum LinearProbeProtocol {
       "train_fingerprint": train.fingerprint, "test_fingerprint": test.fingerprint,
     ]
     var history: [ProbeEpochReport] = []
-    if request.resume, let latest = headCheckpoints(in: directory).last {
+    if let work = setup.workArea, request.resume, let latest = headCheckpoints(in: work.directory).last {
       let file = try SafeTensors(contentsOf: latest.url)
       for (key, value) in metadata where file.metadata[key] != value {
         throw ProtocolError.resumeMismatch(
@@ -182,19 +212,25 @@ public enum LinearProbeProtocol {
       try probe.restore(file, source: latest.url.path)
       history = (file.metadata["history"].flatMap { try? JSONDecoder().decode([ProbeEpochReport].self,
                                                                              from: Data($0.utf8)) }) ?? []
-      log.write("resumed from \(latest.url.path) after epoch \(probe.completedEpochs)")
-    } else if request.resume {
-      log.write("--resume: no head checkpoint in \(directory.path); starting fresh")
+      work.log.write("resumed from \(latest.url.path) after epoch \(probe.completedEpochs)")
+    } else if let work = setup.workArea, request.resume {
+      work.log.write("--resume: no head checkpoint in \(work.directory.path); starting fresh")
     }
+    // DDP: every rank starts from rank 0's heads, statistics, momentum and epoch (a resume only rank 0 read).
+    var counters = [Double(probe.completedEpochs)]
+    try DataParallelState.broadcastFromRoot(probe.namedParameters.map(\.parameter), optimizer: probe.optimizer,
+                                            counters: &counters, over: group)
+    probe.completedEpochs = Int(counters[0])
 
-    let progress = ProgressReporter(log: log, interval: request.logInterval)
+    let progress = log.map { ProgressReporter(log: $0, interval: request.logInterval) }
     let testFeatures = try extractFeatures(evaluation, source: test, data: config.data, layers: layers,
-                                           cache: featureCache, progress: progress, what: "test features")
+                                           cache: featureCache, progress: progress, what: "test features",
+                                           group: group)
     let testMatrices = layers.map { testFeatures.matrices[$0]! }
     let trainingData: ProbeTrainingData
     if config.cacheFeatures {
       let cached = try extractFeatures(evaluation, source: train, data: config.data, layers: layers,
-                                       cache: featureCache, progress: progress, what: "train features")
+                                       cache: featureCache, progress: progress, what: "train features", group: group)
       trainingData = CachedProbeFeatures(matrices: layers.map { cached.matrices[$0]! }, labels: train.labels)
     } else {
       let transform = ProbeTrainTransform(rawValue: config.data.trainTransform)!
@@ -205,6 +241,15 @@ public enum LinearProbeProtocol {
         layers: layers, pooling: pooling, seed: config.seed)
     }
 
+    let trainer = ProbeTrainer(batchSize: batchSize, evaluationInterval: config.evaluation.interval,
+                               seed: config.seed)
+    let parallelism = dataParallelism(probe, over: group)
+    guard group.isRoot, let log, let progress else {
+      try trainer.train(probe, data: trainingData, test: [], testLabels: [], parallelism: parallelism,
+                        onEpoch: { _ in })
+      return nil
+    }
+    let directory = setup.work.directory
     let store = try ResultsStore(path: request.database)
     let run = setup.newRun(configFile: request.configFile, configJSON: config.json, dataPath: config.data.path,
                            variant: variant)
@@ -220,10 +265,9 @@ public enum LinearProbeProtocol {
       }
       // Epochs already trained before a resume: their metrics and scores go into this run too.
       for report in history { try record(report) }
-      let trainer = ProbeTrainer(batchSize: config.schedule.batchSize, evaluationInterval: config.evaluation.interval,
-                                 seed: config.seed)
       progress.begin()
       try trainer.train(probe, data: trainingData, test: testMatrices, testLabels: test.labels,
+                        parallelism: parallelism,
                         onIteration: { step in
                           progress.show(String(format: "epoch %d/%d  iter %d/%d  loss %.4f  lr %.5g  %.1f img/s  ETA ",
                                                step.epoch, step.totalEpochs, step.iterationInEpoch,
@@ -255,6 +299,19 @@ public enum LinearProbeProtocol {
       log.write("finished: results run \(recorded.id) in \(request.database); head checkpoints in \(directory.path)")
       return result
     }
+  }
+
+  /// With several ranks: the multi-head BNs in SyncBN mode over `group` (MultiClsHead's norm_cfg SyncBN) and the
+  /// heads' gradients averaged in DDP buckets, weighted by each rank's share of the batch; nil for one process.
+  static func dataParallelism(_ probe: LinearProbe, over group: any ProcessGroup) -> ProbeDataParallelism? {
+    guard group.isDistributed else { return nil }
+    for head in probe.heads { head.norm?.processGroup = group }
+    let averager = GradientAverager(probe.heads.flatMap(\.trainableParameters), over: group)
+    return ProbeDataParallelism(rank: group.rank, size: group.size, sum: { values in
+      var values = values
+      try group.allreduceSum(&values)
+      return values
+    }, combineGradients: { weight in try averager.average(weight: weight) })
   }
 
   /// Writes `heads_epoch_<N>.safetensors` atomically and removes older head checkpoints.
