@@ -155,6 +155,9 @@ public enum CellOutcome: Sendable, Equatable {
   case pass
   /// The measured value falls short by more than the tolerance (or, two-sided, strays further than it).
   case fail
+  /// With a noise band (`Comparison(…, noiseBand: true)`): the two values differ by no more than the cell's band,
+  /// so the comparison says nothing either way; neither pass nor FAIL.
+  case withinNoise
   /// Measured under another protocol than the reference's: shown, not judged.
   case flagged([FacetDifference])
 }
@@ -165,6 +168,7 @@ public struct ComparedCell: Sendable {
   public var measured: MeasuredCell
   public var expected: Double
   public var expectedStd: Double?
+  /// Points; with a noise band, the band's half-width (the tolerance, widened by the cells' stds, see `judge`).
   public var tolerance: Double
   public var outcome: CellOutcome
   public var delta: Double { measured.value - expected }
@@ -179,6 +183,8 @@ public struct Comparison: Sendable {
   public var referenceDetail: String
   public var isBaseline: Bool
   public var isTwoSided: Bool
+  /// Cells within ± their band are `withinNoise`; beyond it above `pass`, below `FAIL`.
+  public var hasNoiseBand = false
   public var cells: [ComparedCell]
   /// Reference cells the selected runs did not measure.
   public var notMeasured: [CellKey]
@@ -207,13 +213,18 @@ public struct Comparison: Sendable {
 
   /// `measured` against another of our runs: every cell both measured, under both runs' stated protocols and
   /// datasets (fingerprints must agree where both have one).
+  /// With `noiseBand`, a cell is judged against a band instead of a one-sided tolerance: within ± max(tolerance,
+  /// 2·√(σ_measured² + σ_baseline²)) of the baseline (σ: the cells' stored stds, e.g. over low-shot samples;
+  /// 0 when absent) it is `withinNoise`, above the band `pass`, below it `fail`. The quickstart compares pretrained
+  /// with random init this way, so a difference smaller than the run-to-run spread is not reported as FAIL.
   public init(measured: MeasuredScores, baseline: MeasuredScores, tolerances: Tolerances = Tolerances(),
-              twoSided: Bool = false) {
+              twoSided: Bool = false, noiseBand: Bool = false) {
     measuredName = measured.name
     referenceName = "baseline"
     referenceDetail = "baseline: \(baseline.name)"
     isBaseline = true
     isTwoSided = twoSided
+    hasNoiseBand = noiseBand
     var cells: [ComparedCell] = []
     var missing: [CellKey] = []
     // Only the metrics the tables report are compared: a run's detail metrics (top-5, min/max over samples, chosen
@@ -226,19 +237,29 @@ public struct Comparison: Sendable {
         differences.append(FacetDifference(key: "dataset-fingerprint", measured: a, reference: b))
       }
       cells.append(Self.judge(mine, expected: theirs.value, expectedStd: theirs.std, differences: differences,
-                              tolerance: tolerances.tolerance(for: key.benchmark), twoSided: twoSided))
+                              tolerance: tolerances.tolerance(for: key.benchmark), twoSided: twoSided,
+                              noiseBand: noiseBand))
     }
     self.cells = cells
     notMeasured = missing
   }
 
   private static func judge(_ measured: MeasuredCell, expected: Double, expectedStd: Double?,
-                            differences: [FacetDifference], tolerance: Double, twoSided: Bool) -> ComparedCell {
+                            differences: [FacetDifference], tolerance: Double, twoSided: Bool,
+                            noiseBand: Bool = false) -> ComparedCell {
     let delta = measured.value - expected
     let slack = 1e-9 * max(1, abs(expected))  // 84.21 − 1.0 must pass a measured 83.21
+    var tolerance = tolerance
     let outcome: CellOutcome
+    if noiseBand {
+      // Two standard errors of the difference when both cells carry a spread, never less than the tolerance.
+      let spread = 2 * ((measured.std ?? 0) * (measured.std ?? 0) + (expectedStd ?? 0) * (expectedStd ?? 0)).squareRoot()
+      tolerance = max(0, tolerance, spread)
+    }
     if !differences.isEmpty {
       outcome = .flagged(differences)
+    } else if noiseBand {
+      outcome = abs(delta) <= tolerance + slack ? .withinNoise : delta > 0 ? .pass : .fail
     } else if twoSided ? abs(delta) <= tolerance + slack : delta >= -tolerance - slack {
       outcome = .pass
     } else {
@@ -250,6 +271,7 @@ public struct Comparison: Sendable {
 
   public var passed: [ComparedCell] { cells.filter { $0.outcome == .pass } }
   public var failed: [ComparedCell] { cells.filter { $0.outcome == .fail } }
+  public var withinNoise: [ComparedCell] { cells.filter { $0.outcome == .withinNoise } }
   public var flagged: [ComparedCell] { cells.filter { if case .flagged = $0.outcome { true } else { false } } }
 
   /// The distinct protocol differences of flagged cells, in order of first appearance; `[n]` in the table.
@@ -271,12 +293,13 @@ public struct Comparison: Sendable {
       switch cell.outcome {
       case .pass: result = "pass"
       case .fail: result = "FAIL"
+      case .withinNoise: result = "within noise"
       case let .flagged(differences): result = "protocol differs [\((notes.firstIndex(of: differences) ?? 0) + 1)]"
       }
       return [cell.key.benchmark, cell.key.metric, cell.key.layer ?? "", cell.key.k.map(String.init) ?? "",
               Self.value(cell.measured.value, std: cell.measured.std), Self.value(cell.expected, std: cell.expectedStd),
               String(format: "%+.2f", cell.delta),
-              (isTwoSided ? "±" : "") + String(format: "%.2f", cell.tolerance), result]
+              (isTwoSided || hasNoiseBand ? "±" : "") + String(format: "%.2f", cell.tolerance), result]
     })
   }
 
@@ -304,11 +327,13 @@ public struct Comparison: Sendable {
     return text
   }
 
-  /// e.g. `12 compared: 11 pass, 1 FAIL; 3 flagged (protocol differs); 25 not measured.`
+  /// e.g. `12 compared: 11 pass, 1 FAIL; 3 flagged (protocol differs); 25 not measured.`; with a noise band
+  /// `12 compared: 8 pass, 3 within noise, 1 FAIL; …`.
   public var summary: String {
-    let judged = passed.count + failed.count
-    return "\(judged) compared: \(passed.count) pass, \(failed.count) FAIL; \(flagged.count) flagged (protocol "
-      + "differs); \(notMeasured.count) not measured."
+    let judged = passed.count + failed.count + withinNoise.count
+    return "\(judged) compared: \(passed.count) pass, "
+      + (hasNoiseBand ? "\(withinNoise.count) within noise, " : "")
+      + "\(failed.count) FAIL; \(flagged.count) flagged (protocol differs); \(notMeasured.count) not measured."
   }
 
   /// Throws `CompareError.cellsFellShort` naming every failed cell (and, with `strictProtocol`, every flagged
@@ -316,7 +341,8 @@ public struct Comparison: Sendable {
   public func verdict(strictProtocol: Bool = false) throws {
     var short = failed.map { cell in
       "\(cell.key) (\(Self.value(cell.measured.value, std: nil)) vs \(Self.value(cell.expected, std: nil)), "
-        + String(format: "Δ %+.2f, tolerance %@%.2f)", cell.delta, isTwoSided ? "±" : "", cell.tolerance)
+        + String(format: "Δ %+.2f, tolerance %@%.2f)", cell.delta, isTwoSided || hasNoiseBand ? "±" : "",
+                 cell.tolerance)
     }
     if strictProtocol {
       short += flagged.map { cell in
@@ -326,9 +352,10 @@ public struct Comparison: Sendable {
     }
     if !short.isEmpty {
       throw CompareError.cellsFellShort(reference: referenceName, cells: short,
-                                        compared: passed.count + failed.count + (strictProtocol ? flagged.count : 0))
+                                        compared: passed.count + failed.count + withinNoise.count
+                                          + (strictProtocol ? flagged.count : 0))
     }
-    if passed.isEmpty {
+    if passed.isEmpty && withinNoise.isEmpty {
       throw CompareError.nothingCompared(reference: referenceName, flagged: flagged.count,
                                          notMeasured: notMeasured.count)
     }

@@ -28,6 +28,10 @@ struct Compare: ParsableCommand {
   var tolerance: [String] = []
   @Flag(help: "Fail cells that stray above the reference by more than the tolerance too.") var twoSided = false
   @Flag(help: "Fail cells measured under another protocol instead of only flagging them.") var strictProtocol = false
+  @Flag(help: ArgumentHelp("With --baseline: report cells within ± the tolerance (widened to 2·√(σ²+σ²) when the "
+                            + "cells carry a std, e.g. low-shot means) as 'within noise' instead of pass or FAIL; "
+                            + "beyond it, above passes and below fails."))
+  var noiseBand = false
   @Flag(help: "Print the table as Markdown.") var markdown = false
   @Flag(help: "List the references with their sources.") var list = false
 
@@ -39,6 +43,9 @@ struct Compare: ParsableCommand {
     guard runs.isEmpty || label == nil else { throw ValidationError("Choose --run or --label, not both.") }
     guard baseline.isEmpty || baselineLabel == nil else {
       throw ValidationError("Choose --baseline or --baseline-label, not both.")
+    }
+    guard !noiseBand || !baseline.isEmpty || baselineLabel != nil else {
+      throw ValidationError("--noise-band applies to --baseline or --baseline-label only.")
     }
   }
 
@@ -59,7 +66,8 @@ struct Compare: ParsableCommand {
     } else {
       let base = try MeasuredScores.select(runs: allRuns, scores: scores, runIDs: baseline.map { RunID($0) },
                                            label: baselineLabel, databasePath: common.db, catalog: catalog)
-      comparison = Comparison(measured: measured, baseline: base, tolerances: tolerances, twoSided: twoSided)
+      comparison = Comparison(measured: measured, baseline: base, tolerances: tolerances, twoSided: twoSided,
+                              noiseBand: noiseBand)
     }
     return (comparison.report(markdown: markdown), comparison)
   }

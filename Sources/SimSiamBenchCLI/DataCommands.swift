@@ -74,8 +74,9 @@ struct DataCommand: ParsableCommand {
       commandName: "make-scenes",
       abstract: "Compose Fashion-MNIST items into multi-object scenes; write a VOC devkit and COCO json of them.",
       discussion: """
-        Each scene is 96–256 px wide and high, on a gradient, sine-grating or blotch background, with 1–4 tinted \
-        Fashion-MNIST items scaled 1×–4× (PIL bilinear). A new object may not leave an earlier one less than 25 % \
+        Each scene is 96–256 px wide and high (--min-side, --max-side), on a gradient, sine-grating or blotch \
+        background, with 1–4 tinted Fashion-MNIST items (--min-objects, --max-objects) scaled 1×–4× (--min-scale, \
+        --max-scale; PIL bilinear). A new object may not leave an earlier one less than 25 % \
         visible, and keeps at least 60 % of itself inside the image. An object is difficult when under 50 % of \
         its pixels are visible (hidden or cut off) or under 120 pixels are visible; truncated when cut by the \
         border. Trainval scenes use the Fashion-MNIST train items, test scenes the t10k items.
@@ -112,8 +113,23 @@ struct DataCommand: ParsableCommand {
     @Option(help: "Worker threads: 1…\(Threads.maximum); 0 uses all active cores.")
     var threads: Int = 0
 
-    @Option(help: "Largest item scale (items are 28 px × a uniform draw in 1…this).")
+    @Option(help: "Largest item scale (items are 28 px × a uniform draw in --min-scale…this).")
     var maxScale: Double = 4
+
+    @Option(help: "Smallest item scale (at most --max-scale).")
+    var minScale: Double = 1
+
+    @Option(help: "Smallest scene side in pixels (width and height are each drawn in --min-side…--max-side).")
+    var minSide: Int = 96
+
+    @Option(help: "Largest scene side in pixels.")
+    var maxSide: Int = 256
+
+    @Option(help: "Fewest objects the generator tries to place per scene.")
+    var minObjects: Int = 1
+
+    @Option(help: "Most objects the generator tries to place per scene (fewer remain when they do not fit).")
+    var maxObjects: Int = 4
 
     @Option(help: "Backgrounds are their drawn pattern times this (1: as drawn; 0.2: dark, like Fashion-MNIST).")
     var backgroundBrightness: Double = 1
@@ -124,6 +140,17 @@ struct DataCommand: ParsableCommand {
     func validate() throws {
       guard maxScale.isFinite && (1...16).contains(maxScale) else {
         throw ValidationError("--max-scale must be in 1…16, got \(maxScale).")
+      }
+      guard minScale.isFinite && (0.25...16).contains(minScale) && minScale <= maxScale else {
+        throw ValidationError("--min-scale must be in 0.25…16 and at most --max-scale (\(maxScale)), got \(minScale).")
+      }
+      guard (8...4096).contains(minSide) && (minSide...4096).contains(maxSide) else {
+        throw ValidationError("--min-side must be in 8…4096 and --max-side in --min-side…4096, got \(minSide) "
+                                + "and \(maxSide).")
+      }
+      guard (0...32).contains(minObjects) && (minObjects...32).contains(maxObjects) else {
+        throw ValidationError("--min-objects must be in 0…32 and --max-objects in --min-objects…32, got "
+                                + "\(minObjects) and \(maxObjects).")
       }
       guard backgroundBrightness.isFinite && (0...1).contains(backgroundBrightness) else {
         throw ValidationError("--background-brightness must be in 0…1, got \(backgroundBrightness).")
@@ -144,6 +171,17 @@ struct DataCommand: ParsableCommand {
       return SceneSetSize(trainval: train ?? preset.trainval, test: test ?? preset.test)
     }
 
+    /// The scene design the options ask for (the defaults: `SceneConfiguration()`).
+    var sceneConfiguration: SceneConfiguration {
+      var configuration = SceneConfiguration()
+      configuration.scales = minScale...maxScale
+      configuration.imageSizes = minSide...maxSide
+      configuration.objectCounts = minObjects...maxObjects
+      configuration.backgroundBrightness = backgroundBrightness
+      configuration.tintProbability = tintProbability
+      return configuration
+    }
+
     func run() throws {
       try Threads.start(threads)
       let start = Date()
@@ -152,10 +190,7 @@ struct DataCommand: ParsableCommand {
       let testItems = try SceneItems(fashionMNIST: directory, split: .test)
       let size = sceneSetSize
       let showsProgress = size.trainval + size.test > 256
-      var configuration = SceneConfiguration()
-      configuration.scales = 1...maxScale
-      configuration.backgroundBrightness = backgroundBrightness
-      configuration.tintProbability = tintProbability
+      let configuration = sceneConfiguration
       let summary = try SceneSet.write(
         to: URL(fileURLWithPath: out), seed: seed, size: size, trainItems: trainItems, testItems: testItems,
         configuration: configuration, progress: { done, total in

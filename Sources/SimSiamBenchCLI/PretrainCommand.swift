@@ -39,7 +39,18 @@ struct Pretrain: ParsableCommand {
                             + "skipped (--set data.skip_corrupt=true); without it the first bad image stops the run."))
   var skipCorrupt = false
 
+  @Option(help: ArgumentHelp("Write the config's initial weights (the model before its first step: the random-init "
+                             + "baseline `quickstart` evaluates) to this safetensors file and exit without training.",
+                             valueName: "path"))
+  var writeInitialWeights: String?
+
   func run() throws {
+    if let path = writeInitialWeights {
+      let (config, name) = try PretrainRequest.config(file: self.config, overrides: overrides, seed: common.seed)
+      try PretrainProtocol.writeInitialWeights(of: config, name: name, to: URL(fileURLWithPath: path))
+      print("wrote the initial weights of \(name) (seed \(config.seed)) to \(path)")
+      return
+    }
     try common.runInLaunchedGroup(train)
   }
 

@@ -5,6 +5,7 @@ import Foundation
 import Testing
 import Tensors
 import Checkpoints
+import Protocols
 import Results
 import TestSupport
 @testable import SimSiamBenchCLI
@@ -225,6 +226,36 @@ import TestSupport
     }
   }
 
+  /// Issue 19 item 5: the scene design's knobs reach the generator's configuration; the defaults draw the default
+  /// scenes; out-of-range or crossed ranges are refused with the option named.
+  @Test func makeScenesDesignOptionsReachTheConfigurationAndAreRangeChecked() throws {
+    let plain = try #require(try SimSiamBench.parseAsRoot(["data", "make-scenes", "--out", "/tmp/x"])
+                               as? DataCommand.MakeScenes)
+    #expect(plain.sceneConfiguration == SceneConfiguration())
+    let design = try #require(try SimSiamBench.parseAsRoot(
+      ["data", "make-scenes", "--out", "/tmp/x", "--min-side", "64", "--max-side", "80", "--min-scale", "1",
+       "--max-scale", "1.25", "--min-objects", "0", "--max-objects", "2", "--background-brightness", "0.2",
+       "--tint-probability", "0"]) as? DataCommand.MakeScenes)
+    let c = design.sceneConfiguration
+    #expect(c.imageSizes == 64...80 && c.scales == 1...1.25 && c.objectCounts == 0...2)
+    #expect(c.backgroundBrightness == 0.2 && c.tintProbability == 0)
+    for (arguments, option) in [(["--min-side", "4"], "--min-side"), (["--min-side", "90", "--max-side", "80"], "--max-side"),
+                                (["--min-scale", "2", "--max-scale", "1.5"], "--min-scale"),
+                                (["--min-scale", "0.1"], "--min-scale"), (["--max-objects", "33"], "--max-objects"),
+                                (["--min-objects", "3", "--max-objects", "2"], "--max-objects")] {
+      #expect(throws: (any Error).self, "\(arguments)") {
+        try SimSiamBench.parseAsRoot(["data", "make-scenes", "--out", "/tmp/x"] + arguments)
+      }
+      let message = SimSiamBench.message(for: Self.parseError(["data", "make-scenes", "--out", "/tmp/x"] + arguments))
+      #expect(message.contains(option), "\(arguments): \(message)")
+    }
+  }
+
+  static func parseError(_ arguments: [String]) -> any Error {
+    do { _ = try SimSiamBench.parseAsRoot(arguments) } catch { return error }
+    return CancellationError()
+  }
+
   @Test func checksAnImageFolderAndFailsWhenFilesAreMissing() throws {
     let folder = FileManager.default.temporaryDirectory.appendingPathComponent("simsiam-cli-\(UUID().uuidString)")
     try FileManager.default.createDirectory(at: folder.appendingPathComponent("cls"), withIntermediateDirectories: true)
@@ -300,5 +331,34 @@ import TestSupport
     #expect(fcn.config.data.path == "/tmp/qs/scenes/VOCdevkit/VOC2007")
     let unseeded = try #require(try SimSiamBench.parseAsRoot(["quickstart"]) as? Quickstart)
     #expect(try unseeded.plan.pretrainRequest().config.seed == 0)
+  }
+
+  /// Issue 19 item 5: the scene SVMs read their own devkit, drawn at the feature input's side (no rescaling), while
+  /// the miniatures keep the default scenes.
+  @Test func theSceneSVMsUseTheirOwnScenesAtTheInputSide() throws {
+    let command = try #require(try SimSiamBench.parseAsRoot(["quickstart", "--work-dir", "/tmp/qs"]) as? Quickstart)
+    let plan = command.plan
+    let svm = plan.sceneSVMRequest(checkpoint: "c", label: "l", slug: "s")
+    guard case let .checkpoint(_, data) = svm.input else { Issue.record("not a checkpoint request"); return }
+    #expect(data == "/tmp/qs/svm-scenes/VOCdevkit/VOC2007")
+    let config = try svm.config(inChannels: 1, cifarStem: true)
+    #expect(config.data.imageSize == 64 && config.data.resize == 64 && config.resizeMode == .squash)
+    let arguments = plan.svmSceneArguments(scenes: command.svmScenes)
+    let make = try #require(try SimSiamBench.parseAsRoot(["data", "make-scenes", "--out", "/tmp/x"] + arguments)
+                              as? DataCommand.MakeScenes)
+    #expect(make.sceneSetSize == SceneSetSize(trainval: 500, test: 500))
+    #expect(make.sceneConfiguration.imageSizes == 64...64 && make.sceneConfiguration.scales == 1...1.25)
+    #expect(try plan.sceneFCNRequest(checkpoint: "c", label: "l", slug: "s").config.data.path
+              == "/tmp/qs/scenes/VOCdevkit/VOC2007")
+    #expect(throws: (any Error).self) {
+      try SimSiamBench.parseAsRoot(["quickstart", "--scene-image-size", "32"])
+    }
+    // Its compare judges pretrained against random init with a noise band.
+    let compare = try #require(try SimSiamBench.parseAsRoot(QuickstartPlan.compareArguments(database: "db"))
+                                 as? Compare)
+    #expect(compare.noiseBand && compare.baselineLabel == QuickstartPlan.randomLabel && compare.tolerance.isEmpty)
+    #expect(throws: (any Error).self) {
+      try SimSiamBench.parseAsRoot(["compare", "--reference", "mmselfsup-100e", "--noise-band"])
+    }
   }
 }

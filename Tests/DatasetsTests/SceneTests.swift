@@ -206,6 +206,31 @@ struct SceneTests {
     }
   }
 
+  /// Issue 19 item 5: the SVM scenes' knobs — fixed 64 px sides, items at 1–1.25× (28–35 px), 1–2 objects — are
+  /// what the generator draws.
+  @Test func sidesScalesAndObjectCountsFollowTheirKnobs() throws {
+    let items = SceneItems.syntheticForTests()
+    var design = SceneConfiguration()
+    design.imageSizes = 64...64
+    design.scales = 1...1.25
+    design.objectCounts = 1...2
+    let size = SceneSetSize(trainval: 12, test: 0)
+    var objects = 0
+    for number in 0..<12 {
+      let scene = SceneSet.scene(number: number, seed: 5, size: size, trainItems: items, testItems: items,
+                                 configuration: design)
+      #expect(scene.image.width == 64 && scene.image.height == 64)
+      #expect((1...2).contains(scene.objects.count))
+      for object in scene.objects {
+        // A 28 px item at most 1.25× is at most 35 × 35 px, and its visible box is no larger.
+        #expect(object.fullArea <= 35 * 35)
+        #expect(object.xmax - object.xmin < 35 && object.ymax - object.ymin < 35)
+      }
+      objects += scene.objects.count
+    }
+    #expect(objects > 12)  // some scenes hold two
+  }
+
   // MARK: - VOC round trip
 
   @Test func vocListsAndAnnotationsRoundTrip() throws {

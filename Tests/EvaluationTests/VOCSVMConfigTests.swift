@@ -201,7 +201,7 @@ import Support
     #expect(config.lowShot.enabled && config.lowShot.k == referenceLowShotKs)
     #expect(config.lowShot.samples == referenceLowShotSamples && config.lowShotSamplesDirectory == nil)
     #expect(config.featureLayers == FeatureLayer.stages && config.data.batchSize == 32 && config.seed == 0)
-    #expect(config.data.path == "work_dirs/quickstart/scenes/VOCdevkit/VOC2007")
+    #expect(config.data.path == "work_dirs/quickstart/svm-scenes/VOCdevkit/VOC2007")  // the SVM scenes (issue 19)
     // = the quick backbone's defaults with quickstart's options (--image-size 64, --low-shot, --data).
     var expected = VOCSVMConfig.defaults(inChannels: 1, cifarStem: true)
     expected.data.imageSize = 64

@@ -243,6 +243,52 @@ func seed100eScores(_ change: (CellKey, Double) -> Double = { $1 }) -> [Score] {
     #expect(flagged.report().contains("[1] image-size 32 vs 64; dataset-fingerprint f1 vs f2"))
   }
 
+  @Test func aNoiseBandReportsSmallDifferencesAsWithinNoiseNotFail() throws {
+    // Hand-computed bands: the SVM cell has no std → band = its tolerance 1.0; the low-shot cell's stds 0.9 and 1.2
+    // give 2·√(0.81 + 1.44) = 3.0 > its tolerance 2.0.
+    let pretrained = [Score(benchmark: Benchmark.voc07SVM, metric: "mAP", layer: "feature5", value: 30.6),
+                      Score(benchmark: Benchmark.voc07SVM, metric: "mAP", layer: "feature4", value: 31.5),
+                      Score(benchmark: Benchmark.voc07SVM, metric: "mAP", layer: "feature3", value: 28.0),
+                      Score(benchmark: Benchmark.voc07LowShotSVM, metric: "mAP", layer: "feature5", k: 4,
+                            value: 27.5, count: 5, std: 0.9),
+                      Score(benchmark: Benchmark.voc07LowShotSVM, metric: "mAP", layer: "feature5", k: 8,
+                            value: 33.5, count: 5, std: 0.9)]
+    let random = [Score(benchmark: Benchmark.voc07SVM, metric: "mAP", layer: "feature5", value: 30.0),
+                  Score(benchmark: Benchmark.voc07SVM, metric: "mAP", layer: "feature4", value: 30.0),
+                  Score(benchmark: Benchmark.voc07SVM, metric: "mAP", layer: "feature3", value: 30.0),
+                  Score(benchmark: Benchmark.voc07LowShotSVM, metric: "mAP", layer: "feature5", k: 4,
+                        value: 30.0, count: 5, std: 1.2),
+                  Score(benchmark: Benchmark.voc07LowShotSVM, metric: "mAP", layer: "feature5", k: 8,
+                        value: 30.0, count: 5, std: 1.2)]
+    let runs = [makeRun(1, label: "pretrained"), makeRun(2, label: "random", sha: "def")]
+    let all = [RunID(1): pretrained, RunID(2): random]
+    let ours = try MeasuredScores.select(runs: runs, scores: all, label: "pretrained", databasePath: "db")
+    let base = try MeasuredScores.select(runs: runs, scores: all, label: "random", databasePath: "db")
+    let banded = Comparison(measured: ours, baseline: base, noiseBand: true)
+    func outcome(_ layer: String, _ k: Int? = nil) -> CellOutcome? {
+      banded.cells.first { $0.key.layer == layer && $0.key.k == k }?.outcome
+    }
+    #expect(outcome("feature5") == .withinNoise)      // +0.6 ≤ 1.0
+    #expect(outcome("feature4") == .pass)             // +1.5 > 1.0
+    #expect(outcome("feature3") == .fail)             // −2.0 < −1.0
+    #expect(outcome("feature5", 4) == .withinNoise)   // −2.5, band 3.0: a FAIL without the band
+    #expect(outcome("feature5", 8) == .pass)          // +3.5 > 3.0
+    #expect(abs(banded.cells.first { $0.key.k == 4 }!.tolerance - 3.0) < 1e-12)
+    #expect(banded.table.rows.contains(["voc07-lowshot-svm", "mAP", "feature5", "4", "27.50 ±0.90", "30.00 ±1.20",
+                                        "-2.50", "±3.00", "within noise"]))
+    #expect(banded.summary == "5 compared: 2 pass, 2 within noise, 1 FAIL; 0 flagged (protocol differs); "
+      + "0 not measured.")
+    #expect(throws: CompareError.self) { try banded.verdict() }  // feature3 is really behind
+    // Without the band, a zero tolerance fails every cell behind, however little.
+    let strict = Comparison(measured: ours, baseline: base, tolerances: try Tolerances(parsing: ["*=0"]))
+    #expect(strict.failed.count == 2 && strict.withinNoise.isEmpty)
+    // Only cells within noise: nothing fails, and the verdict passes.
+    let close = Comparison(measured: ours, baseline: base, tolerances: try Tolerances(parsing: ["*=2.5"]),
+                           noiseBand: true)
+    #expect(close.failed.isEmpty)
+    try close.verdict()
+  }
+
   @Test func runSelectionNeedsFinishedRunsAndOneCheckpoint() throws {
     let runs = [makeRun(1, label: "a"), makeRun(2, label: "b", sha: "x"), makeRun(3, label: "a", status: .failed),
                 makeRun(4, label: "a")]

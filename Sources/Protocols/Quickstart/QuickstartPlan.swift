@@ -13,7 +13,8 @@ public struct QuickstartPlan {
   public var seed: UInt64?
   /// Wall-clock cap of the pretraining in minutes.
   public var pretrainMinutes: Double
-  /// Input side of the scene SVM features (the quick backbone has a CIFAR stem and was trained at 32).
+  /// Input side of the scene SVM features (the quick backbone has a CIFAR stem and was trained at 32); the SVM
+  /// scenes are drawn at this side (`svmSceneArguments`), so the items keep their scale.
   public var sceneImageSize: Int
 
   public init(workDirectory: URL, database: String, seed: UInt64?, pretrainMinutes: Double, sceneImageSize: Int) {
@@ -28,10 +29,22 @@ public struct QuickstartPlan {
   public static let pretrainedLabel = PretrainConfig.quickDefaultName
   public static let randomLabel = PretrainConfig.quickDefaultName + " (random init)"
 
+  /// `compare` of the pretrained backbone against its random-init twin with a noise band: a cell whose difference is
+  /// within the benchmark's tolerance (`Tolerances.defaults`: about two run-to-run standard deviations), or within
+  /// two standard errors of the low-shot samples' spread, is "within noise" rather than pass or FAIL (issue 19
+  /// item 5).
+  public static func compareArguments(database: String) -> [String] {
+    ["compare", "--label", pretrainedLabel, "--baseline-label", randomLabel, "--noise-band", "--db", database]
+  }
+
   public var pretrainDirectory: URL { workDirectory.appendingPathComponent("pretrain") }
   public var randomInitCheckpoint: URL { workDirectory.appendingPathComponent("random_init.safetensors") }
   public var sceneDirectory: URL { workDirectory.appendingPathComponent("scenes") }
   public var sceneDevkit: URL { sceneDirectory.appendingPathComponent("VOCdevkit/VOC2007") }
+  /// The scene SVMs' own devkit (issue 19 item 5): scenes drawn so the backbone sees items at the scale it was
+  /// trained at; the FCN and Faster R-CNN miniatures keep `sceneDevkit`.
+  public var svmSceneDirectory: URL { workDirectory.appendingPathComponent("svm-scenes") }
+  public var svmSceneDevkit: URL { svmSceneDirectory.appendingPathComponent("VOCdevkit/VOC2007") }
   var featureCache: URL { workDirectory.appendingPathComponent("feature_cache") }
 
   /// The quick config under the time cap, without its own kNN monitor (the kNN step measures both backbones on
@@ -43,9 +56,19 @@ public struct QuickstartPlan {
                            database: database)
   }
 
-  /// VOC07 SVMs and low-shot SVMs on the scene devkit (configs/benchmarks/voc07/svm_voc07_scenes_quick.yaml).
+  /// The design of the SVM scenes (`data make-scenes` options after --out, --train, --test): square scenes of
+  /// `sceneImageSize` px, evaluated at that size without rescaling, holding 1–2 gray Fashion-MNIST items at
+  /// 1–1.25× (28–35 px, the 32 px the quick backbone was trained at) on darkened backgrounds (×0.2, like
+  /// Fashion-MNIST's black). Measured against the default scenes squashed to 64 px in README ("The scene SVMs").
+  public func svmSceneArguments(scenes: Int) -> [String] {
+    ["--train", String(scenes), "--test", String(scenes), "--min-side", String(sceneImageSize),
+     "--max-side", String(sceneImageSize), "--min-scale", "1", "--max-scale", "1.25", "--min-objects", "1",
+     "--max-objects", "2", "--background-brightness", "0.2", "--tint-probability", "0"]
+  }
+
+  /// VOC07 SVMs and low-shot SVMs on the SVM scene devkit (configs/benchmarks/voc07/svm_voc07_scenes_quick.yaml).
   public func sceneSVMRequest(checkpoint: String, label: String, slug: String) -> VOCSVMRequest {
-    var request = VOCSVMRequest(input: .checkpoint(BackboneRequest(checkpoint: checkpoint), data: sceneDevkit.path),
+    var request = VOCSVMRequest(input: .checkpoint(BackboneRequest(checkpoint: checkpoint), data: svmSceneDevkit.path),
                                 database: database, featureCache: featureCache)
     let preset = VOCSVMPresets.scenesQuick
     request.configYAML = preset.yaml
