@@ -113,7 +113,7 @@ import Testing
     #expect(FasterRCNNBenchmarkConfig().variant(isRandomInit: false, isVOC: true).isEmpty)
     let scenes = try FasterRCNNBenchmarkConfig.load(yaml: FasterRCNNPresets.scenesQuick.yaml, source: "scenes")
     let variant = scenes.variant(isRandomInit: true, isVOC: false)
-    #expect(variant["model.roi_batch_size"] == "128" && variant["data.max_size"] == "256")
+    #expect(variant["model.roi_batch_size"] == "64" && variant["data.max_size"] == "128")
     #expect(variant["schedule.iterations"] == scenes.schedule.iterations.description)
     #expect(variant["data.paths"] == nil && variant["seed"] == nil)
     #expect(variant["data.sets"] == "VOC2007" && variant["dataset"] != nil && variant["random-init"] == "true")
