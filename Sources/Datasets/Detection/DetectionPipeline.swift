@@ -94,13 +94,6 @@ public struct DetectionPipeline: Sendable, Equatable, Codable {
                                                       maxSize: 1333, flipProbability: 0.5)
   /// Its test pipeline: (1333, 800), no flip.
   public static let mmdetVOCTest = DetectionPipeline(shortSides: [800], maxSize: 1333, flipProbability: 0)
-  /// The scene miniature (scenes are 96–256 px a side): short sides 96…160 step 16, long side ≤ 256, pad to 16
-  /// (the CIFAR-stem ResNet-18's layer4 has stride 8; the full config pads to 2 × its C4 stride as well).
-  public static let sceneTrain = DetectionPipeline(shortSides: Array(stride(from: 96, through: 160, by: 16)),
-                                                   maxSize: 256, flipProbability: 0.5, padDivisor: 16)
-  /// The scene miniature's test pipeline: the largest training scale, no flip (as 800 is for the full config).
-  public static let sceneTest = DetectionPipeline(shortSides: [160], maxSize: 256, flipProbability: 0, padDivisor: 16)
-
   /// What is wrong with the values (empty when valid), each naming the key.
   public var problems: [String] {
     var found: [String] = []
