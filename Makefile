@@ -43,8 +43,8 @@ test-fast: setup
 demo: release
 	.build/release/simsiam-bench quickstart
 
-## `make demo` plus the longer protocols on the embedded default: the FCN miniature (`run fcn`) on the scenes for
-## both backbones, about 8 more minutes on 2 idle cores.
+## `make demo` plus the longer protocols on the embedded default: the FCN and Faster R-CNN miniatures on the scenes for
+## both backbones, about 20 more minutes on 2 idle cores.
 demo-all: release
 	.build/release/simsiam-bench quickstart --all
 
