@@ -6,6 +6,7 @@ import Results
 import Support
 import Tensors
 import Testing
+import TestSupport
 @testable import Protocols
 
 /// A VOC2012-layout folder: 6 train + 2 aug + 3 val images of 24×20 with a bright square of class 1 + (i mod 3) on a
@@ -104,31 +105,34 @@ func tinyRGBCheckpoint(in folder: URL) throws -> String {
   }
 
   @Test func aRunStoppedAndResumedIsBitIdenticalToAnUninterruptedOne() throws {
-    let folder = try temporaryFolder()
-    defer { try? FileManager.default.removeItem(at: folder) }
-    try makeTinyVOC2012(folder.appendingPathComponent("VOC2012"))
-    let checkpoint = try tinyRGBCheckpoint(in: folder)
-    let whole = try FCNProtocol.run(try request(folder: folder, work: "whole", checkpoint: checkpoint))
+    // Two runs compared bit for bit: no other test may change the process-wide thread count between them.
+    try ThreadCountLock.holding {
+      let folder = try temporaryFolder()
+      defer { try? FileManager.default.removeItem(at: folder) }
+      try makeTinyVOC2012(folder.appendingPathComponent("VOC2012"))
+      let checkpoint = try tinyRGBCheckpoint(in: folder)
+      let whole = try FCNProtocol.run(try request(folder: folder, work: "whole", checkpoint: checkpoint))
 
-    var first = try request(folder: folder, work: "split", checkpoint: checkpoint)
-    first.stopAfter = 3
-    let stopped = try FCNProtocol.run(first)
-    #expect(stopped.scores == nil && stopped.iteration == 3)
-    var second = try request(folder: folder, work: "split", checkpoint: checkpoint)
-    second.resume = true
-    let resumed = try FCNProtocol.run(second)
-    #expect(resumed.runID == stopped.runID)
-    #expect(resumed.scores?.meanIoU == whole.scores?.meanIoU)
-    let a = try SafeTensors(contentsOf: folder.appendingPathComponent("whole/iter_4.safetensors"))
-    let b = try SafeTensors(contentsOf: folder.appendingPathComponent("split/iter_4.safetensors"))
-    #expect(a.tensors.keys.sorted() == b.tensors.keys.sorted())
-    for (name, tensor) in a.tensors { #expect(tensor.value.scalars == b.tensors[name]?.value.scalars, "\(name)") }
+      var first = try request(folder: folder, work: "split", checkpoint: checkpoint)
+      first.stopAfter = 3
+      let stopped = try FCNProtocol.run(first)
+      #expect(stopped.scores == nil && stopped.iteration == 3)
+      var second = try request(folder: folder, work: "split", checkpoint: checkpoint)
+      second.resume = true
+      let resumed = try FCNProtocol.run(second)
+      #expect(resumed.runID == stopped.runID)
+      #expect(resumed.scores?.meanIoU == whole.scores?.meanIoU)
+      let a = try SafeTensors(contentsOf: folder.appendingPathComponent("whole/iter_4.safetensors"))
+      let b = try SafeTensors(contentsOf: folder.appendingPathComponent("split/iter_4.safetensors"))
+      #expect(a.tensors.keys.sorted() == b.tensors.keys.sorted())
+      for (name, tensor) in a.tensors { #expect(tensor.value.scalars == b.tensors[name]?.value.scalars, "\(name)") }
 
-    // Another config refuses the checkpoint instead of mixing runs.
-    var changed = try request(folder: folder, work: "split",
-                              overrides: Self.tinyOverrides + ["optimizer.lr=0.02"], checkpoint: checkpoint)
-    changed.resume = true
-    #expect(throws: ProtocolError.self) { try FCNProtocol.run(changed) }
+      // Another config refuses the checkpoint instead of mixing runs.
+      var changed = try request(folder: folder, work: "split",
+                                overrides: Self.tinyOverrides + ["optimizer.lr=0.02"], checkpoint: checkpoint)
+      changed.resume = true
+      #expect(throws: ProtocolError.self) { try FCNProtocol.run(changed) }
+    }
   }
 
   @Test func badInputsAreNamedBeforeAnythingIsStored() throws {

@@ -6,6 +6,7 @@ import Results
 import Support
 import Tensors
 import Testing
+import TestSupport
 @testable import Protocols
 
 /// A VOC-layout detection devkit year folder (`year` = VOC2007 or VOC2012) with the 20 VOC class lists: `count`
@@ -107,31 +108,34 @@ func makeTinyDetectionDevkit(_ root: URL, count: Int, seedOffset: Int = 0) throw
   }
 
   @Test func aRunStoppedAndResumedIsBitIdenticalToAnUninterruptedOne() throws {
-    let folder = try temporaryFolder()
-    defer { try? FileManager.default.removeItem(at: folder) }
-    try makeData(folder)
-    let checkpoint = try tinyRGBCheckpoint(in: folder)
-    let whole = try FasterRCNNProtocol.run(try request(folder: folder, work: "whole", checkpoint: checkpoint))
+    // Two runs compared bit for bit: no other test may change the process-wide thread count between them.
+    try ThreadCountLock.holding {
+      let folder = try temporaryFolder()
+      defer { try? FileManager.default.removeItem(at: folder) }
+      try makeData(folder)
+      let checkpoint = try tinyRGBCheckpoint(in: folder)
+      let whole = try FasterRCNNProtocol.run(try request(folder: folder, work: "whole", checkpoint: checkpoint))
 
-    var first = try request(folder: folder, work: "split", checkpoint: checkpoint)
-    first.stopAfter = 3
-    let stopped = try FasterRCNNProtocol.run(first)
-    #expect(stopped.scores == nil && stopped.iteration == 3)
-    var second = try request(folder: folder, work: "split", checkpoint: checkpoint)
-    second.resume = true
-    let resumed = try FasterRCNNProtocol.run(second)
-    #expect(resumed.runID == stopped.runID)
-    #expect(resumed.scores == whole.scores)
-    let a = try SafeTensors(contentsOf: folder.appendingPathComponent("whole/iter_4.safetensors"))
-    let b = try SafeTensors(contentsOf: folder.appendingPathComponent("split/iter_4.safetensors"))
-    #expect(a.tensors.keys.sorted() == b.tensors.keys.sorted())
-    for (name, tensor) in a.tensors { #expect(tensor.value.scalars == b.tensors[name]?.value.scalars, "\(name)") }
+      var first = try request(folder: folder, work: "split", checkpoint: checkpoint)
+      first.stopAfter = 3
+      let stopped = try FasterRCNNProtocol.run(first)
+      #expect(stopped.scores == nil && stopped.iteration == 3)
+      var second = try request(folder: folder, work: "split", checkpoint: checkpoint)
+      second.resume = true
+      let resumed = try FasterRCNNProtocol.run(second)
+      #expect(resumed.runID == stopped.runID)
+      #expect(resumed.scores == whole.scores)
+      let a = try SafeTensors(contentsOf: folder.appendingPathComponent("whole/iter_4.safetensors"))
+      let b = try SafeTensors(contentsOf: folder.appendingPathComponent("split/iter_4.safetensors"))
+      #expect(a.tensors.keys.sorted() == b.tensors.keys.sorted())
+      for (name, tensor) in a.tensors { #expect(tensor.value.scalars == b.tensors[name]?.value.scalars, "\(name)") }
 
-    // Another config refuses the checkpoint instead of mixing runs.
-    var changed = try request(folder: folder, work: "split",
-                              overrides: Self.tinyOverrides + ["optimizer.lr=0.01"], checkpoint: checkpoint)
-    changed.resume = true
-    #expect(throws: ProtocolError.self) { try FasterRCNNProtocol.run(changed) }
+      // Another config refuses the checkpoint instead of mixing runs.
+      var changed = try request(folder: folder, work: "split",
+                                overrides: Self.tinyOverrides + ["optimizer.lr=0.01"], checkpoint: checkpoint)
+      changed.resume = true
+      #expect(throws: ProtocolError.self) { try FasterRCNNProtocol.run(changed) }
+    }
   }
 
   @Test func badInputsAreNamedBeforeAnythingIsStored() throws {

@@ -79,52 +79,58 @@ struct Interrupted: Error {}
   /// checkpoint is saved, as after SIGKILL); a new trainer resumes from `latest` and must end bit-identical to an
   /// uninterrupted run with the same seed and thread count.
   @Test func resumeAfterAnInterruptionIsBitExact() throws {
-    let config = try tinyPretrainConfig()
-    let reference = try makeTinyPretrainer(config, workDirectory: nil)
-    try reference.train()
+    // Two runs compared bit for bit: no other test may change the process-wide thread count between them.
+    try ThreadCountLock.holding {
+      let config = try tinyPretrainConfig()
+      let reference = try makeTinyPretrainer(config, workDirectory: nil)
+      try reference.train()
 
-    let folder = try temporaryFolder()
-    defer { try? FileManager.default.removeItem(at: folder) }
-    let first = try makeTinyPretrainer(config, workDirectory: folder)
-    #expect(throws: Interrupted.self) {
-      try first.train(onIteration: { if $0.epoch == 2 && $0.iterationInEpoch == 2 { throw Interrupted() } })
+      let folder = try temporaryFolder()
+      defer { try? FileManager.default.removeItem(at: folder) }
+      let first = try makeTinyPretrainer(config, workDirectory: folder)
+      #expect(throws: Interrupted.self) {
+        try first.train(onIteration: { if $0.epoch == 2 && $0.iterationInEpoch == 2 { throw Interrupted() } })
+      }
+      #expect(Pretrainer.latestCheckpoint(in: folder)?.lastPathComponent == "epoch_1.safetensors")
+
+      let second = try makeTinyPretrainer(config, workDirectory: folder)
+      try second.resume(from: try #require(Pretrainer.latestCheckpoint(in: folder)))
+      #expect(second.completedEpochs == 1 && second.iteration == 3)
+      try second.train()
+      #expect(second.iteration == 9)
+      #expect(StateDict.tensors(of: second.model.namedParameters) == StateDict.tensors(of: reference.model.namedParameters))
+      #expect(second.optimizer.momentumBuffers == reference.optimizer.momentumBuffers)
     }
-    #expect(Pretrainer.latestCheckpoint(in: folder)?.lastPathComponent == "epoch_1.safetensors")
-
-    let second = try makeTinyPretrainer(config, workDirectory: folder)
-    try second.resume(from: try #require(Pretrainer.latestCheckpoint(in: folder)))
-    #expect(second.completedEpochs == 1 && second.iteration == 3)
-    try second.train()
-    #expect(second.iteration == 9)
-    #expect(StateDict.tensors(of: second.model.namedParameters) == StateDict.tensors(of: reference.model.namedParameters))
-    #expect(second.optimizer.momentumBuffers == reference.optimizer.momentumBuffers)
   }
 
   @Test func resumeInsideAnEpochIsBitExact() throws {
-    // A mid-epoch checkpoint (what a time-budget stop writes) continues with the epoch's remaining batches.
-    let config = try tinyPretrainConfig()
-    let reference = try makeTinyPretrainer(config, workDirectory: nil)
-    try reference.train()
+    // Two runs compared bit for bit: no other test may change the process-wide thread count between them.
+    try ThreadCountLock.holding {
+      // A mid-epoch checkpoint (what a time-budget stop writes) continues with the epoch's remaining batches.
+      let config = try tinyPretrainConfig()
+      let reference = try makeTinyPretrainer(config, workDirectory: nil)
+      try reference.train()
 
-    let folder = try temporaryFolder()
-    defer { try? FileManager.default.removeItem(at: folder) }
-    let first = try makeTinyPretrainer(config, workDirectory: folder)
-    #expect(throws: Interrupted.self) {
-      try first.train(onIteration: {
-        if $0.epoch == 2 && $0.iterationInEpoch == 1 {
-          try first.saveCheckpoint()
-          throw Interrupted()
-        }
-      })
+      let folder = try temporaryFolder()
+      defer { try? FileManager.default.removeItem(at: folder) }
+      let first = try makeTinyPretrainer(config, workDirectory: folder)
+      #expect(throws: Interrupted.self) {
+        try first.train(onIteration: {
+          if $0.epoch == 2 && $0.iterationInEpoch == 1 {
+            try first.saveCheckpoint()
+            throw Interrupted()
+          }
+        })
+      }
+      let latest = try #require(Pretrainer.latestCheckpoint(in: folder))
+      #expect(latest.lastPathComponent == "epoch_2-iter_1.safetensors")
+      let second = try makeTinyPretrainer(config, workDirectory: folder)
+      try second.resume(from: latest)
+      var epochs: [PretrainEpochMetrics] = []
+      try second.train(onEpoch: { epochs.append($0) })
+      #expect(epochs.map(\.epoch) == [2, 3] && epochs[0].iterations == 3)
+      #expect(StateDict.tensors(of: second.model.namedParameters) == StateDict.tensors(of: reference.model.namedParameters))
     }
-    let latest = try #require(Pretrainer.latestCheckpoint(in: folder))
-    #expect(latest.lastPathComponent == "epoch_2-iter_1.safetensors")
-    let second = try makeTinyPretrainer(config, workDirectory: folder)
-    try second.resume(from: latest)
-    var epochs: [PretrainEpochMetrics] = []
-    try second.train(onEpoch: { epochs.append($0) })
-    #expect(epochs.map(\.epoch) == [2, 3] && epochs[0].iterations == 3)
-    #expect(StateDict.tensors(of: second.model.namedParameters) == StateDict.tensors(of: reference.model.namedParameters))
   }
 
   @Test func otherArchitectureIsRefusedOnResume() throws {
