@@ -40,7 +40,7 @@ import TestSupport
       // Extra arguments are accepted so the honest message, not a parse error, is what the user sees.
       var command = try SimSiamBench.parseAsRoot(["run", name, "--threads", "1", "--some-future-flag", "x"])
       #expect {
-        try command.run()
+        try ThreadCountLock.holding { try command.run() }
       } throws: { error in
         let text = String(describing: error)
         return error is NotImplementedYet && text.contains("simsiam-bench \(name)")
@@ -184,7 +184,7 @@ import TestSupport
     let output = database.folder.appendingPathComponent("out/scores.csv").path
     let command = try #require(try SimSiamBench.parseAsRoot(["results", "export", "--csv", "--output", output,
                                                              "--db", database.path]) as? Results.Export)
-    try command.run()
+    try ThreadCountLock.holding { try command.run() }
     let lines = try String(contentsOfFile: output, encoding: .utf8).components(separatedBy: "\r\n")
     #expect(lines.count == 4)  // header, two scores, final line break
     #expect(lines[0].hasPrefix("run_id,status,kind,protocol,"))

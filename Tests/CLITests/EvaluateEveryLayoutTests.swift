@@ -3,6 +3,7 @@ import ArgumentParser
 import Foundation
 import Testing
 import Results
+import TestSupport
 @testable import SimSiamBenchCLI
 
 /// Issue 5's "evaluate a file in each layout": `run knn` loads each committed torch.save fixture (a width-reduced
@@ -24,7 +25,7 @@ import Results
         ["run", "knn", "--checkpoint", Self.fixture(file), "--db", db, "--threads", "1",
          "--work-dir", folder.appendingPathComponent("work").path, "--no-feature-cache",
          "--set", "knn.k=[3]"] + RunLinearTests.tinyData) as? RunKNN)
-      try command.run()
+      try ThreadCountLock.holding { try command.run() }
       let store = try ResultsStore(path: db)
       let run = try #require(try store.runs().last)
       #expect(run.status == .finished)

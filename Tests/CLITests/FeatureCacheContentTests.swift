@@ -2,6 +2,7 @@ import Datasets
 import Foundation
 import Testing
 import Results
+import TestSupport
 @testable import SimSiamBenchCLI
 
 /// Issue 14 item 6: the feature cache is keyed on the images' contents. Every JPEG of a devkit is rewritten with
@@ -38,7 +39,7 @@ import Results
                          "--work-dir", folder.appendingPathComponent(work).path,
                          "--feature-cache", folder.appendingPathComponent("features").path]
         var command = try #require(try SimSiamBench.parseAsRoot(arguments) as? RunVOCSVM)
-        try command.run()
+        try ThreadCountLock.holding { try command.run() }
         let store = try ResultsStore(path: db)
         let run = try #require(try store.runs().last)
         let mAP = try #require(try store.scores(run: run.runID).first {

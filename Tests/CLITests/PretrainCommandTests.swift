@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import Results
 import Training
+import TestSupport
 @testable import SimSiamBenchCLI
 
 /// `simsiam-bench pretrain` in process: what it stores (per-epoch kNN, the random-init baseline over 3 init seeds,
@@ -28,7 +29,7 @@ import Training
     try Self.withFolder { folder in
       var command = try SimSiamBench.parseAsRoot(Self.tinyArguments(folder, ["monitor.knn_interval=1",
                                                                             "monitor.knn_at_end=true"]))
-      try command.run()
+      try ThreadCountLock.holding { try command.run() }
       let store = try ResultsStore(path: folder.appendingPathComponent("r.sqlite").path)
       let run = try #require(try store.runs().last)
       #expect(run.status == .finished && run.message == nil)
@@ -55,7 +56,7 @@ import Training
     try Self.withFolder { folder in
       var command = try SimSiamBench.parseAsRoot(Self.tinyArguments(folder, ["schedule.max_minutes=0.000001",
                                                                             "monitor.knn_at_end=false"]))
-      try command.run()
+      try ThreadCountLock.holding { try command.run() }
       let store = try ResultsStore(path: folder.appendingPathComponent("r.sqlite").path)
       let run = try #require(try store.runs().last)
       #expect(run.status == .finished)
@@ -73,7 +74,7 @@ import Training
         "data.kind=fashion-mnist", "data.path=\(folder.appendingPathComponent("no-such-data").path)",
       ]))
       #expect {
-        try command.run()
+        try ThreadCountLock.holding { try command.run() }
       } throws: { error in
         "\(error)".contains("no-such-data")
       }
@@ -88,7 +89,7 @@ import Training
       arguments[arguments.firstIndex(of: "--work-dir")! + 1] = "/proc/simsiam-bench-cannot-write"
       var command = try SimSiamBench.parseAsRoot(arguments)
       #expect {
-        try command.run()
+        try ThreadCountLock.holding { try command.run() }
       } throws: { error in
         guard case PretrainError.unwritableWorkDirectory(let path, _) = error else { return false }
         return path == "/proc/simsiam-bench-cannot-write"

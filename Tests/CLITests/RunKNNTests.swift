@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Testing
 import Results
+import TestSupport
 @testable import SimSiamBenchCLI
 
 /// `run knn` end to end on the tiny backbone and synthetic images of `RunLinearTests`.
@@ -16,7 +17,7 @@ import Results
          "--feature-cache", folder.appendingPathComponent("features").path, "--set", "knn.k=[1, 5, 10]"]
           + RunLinearTests.tinyData)
         as? RunKNN)
-      try command.run()
+      try ThreadCountLock.holding { try command.run() }
       let store = try ResultsStore(path: db)
       let run = try #require(try store.runs().last)
       #expect(run.status == .finished && run.protocolName == "synthetic-knn")

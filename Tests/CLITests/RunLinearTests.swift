@@ -7,6 +7,7 @@ import Layers
 import Models
 import Results
 import Tensors
+import TestSupport
 @testable import SimSiamBenchCLI
 
 /// `run linear` and `run knn` end to end on a tiny backbone and a few dozen synthetic images.
@@ -43,7 +44,7 @@ import Tensors
                        "--set", "schedule.milestones=[1]", "--set", "evaluation.interval=1"] + Self.tinyData
       if cached { arguments.append("--cache-features") }
       let command = try #require(try SimSiamBench.parseAsRoot(arguments) as? RunLinear)
-      try command.run()
+      try ThreadCountLock.holding { try command.run() }
 
       let store = try ResultsStore(path: db)
       let run = try #require(try store.runs().last)
@@ -77,13 +78,13 @@ import Tensors
          "--feature-cache", folder.appendingPathComponent("features").path, "--cache-features",
                   "--set", "schedule.batch_size=16"] + Self.tinyData
       let first = try #require(try SimSiamBench.parseAsRoot(base + ["--set", "schedule.epochs=2"]) as? RunLinear)
-      try first.run()
+      try ThreadCountLock.holding { try first.run() }
       let store = try ResultsStore(path: db)
       let firstScores = try store.scores(run: try store.runs().last!.runID).filter(\.isProtocolResult)
       // The finished run resumed: nothing left to train, the history and final scores are stored again.
       let again = try #require(try SimSiamBench.parseAsRoot(base + ["--set", "schedule.epochs=2", "--resume"])
                                  as? RunLinear)
-      try again.run()
+      try ThreadCountLock.holding { try again.run() }
       let resumed = try store.runs().last!
       #expect(resumed.status == .finished)
       let resumedScores = try store.scores(run: resumed.runID).filter(\.isProtocolResult)
@@ -102,7 +103,7 @@ import Tensors
         ["run", "knn", "--checkpoint", checkpoint, "--db", db, "--threads", "1", "--random-init",
          "--work-dir", folder.appendingPathComponent("work").path,
          "--feature-cache", folder.appendingPathComponent("features").path, "--set", "knn.k=[3]"] + Self.tinyData) as? RunKNN)
-      try command.run()
+      try ThreadCountLock.holding { try command.run() }
       let run = try #require(try ResultsStore(path: db).runs().last)
       #expect(run.label == "tiny-random-init")
       #expect(run.protocolVariant?.contains("random-init") == true)

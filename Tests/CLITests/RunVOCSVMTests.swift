@@ -27,7 +27,7 @@ import Tensors
                        "--work-dir", folder.appendingPathComponent("work").path,
                        "--feature-cache", folder.appendingPathComponent("features").path]
       var first = try #require(try SimSiamBench.parseAsRoot(arguments) as? RunVOCSVM)
-      try first.run()
+      try ThreadCountLock.holding { try first.run() }
 
       let store = try ResultsStore(path: db)
       let run = try #require(try store.runs().last)
@@ -46,7 +46,7 @@ import Tensors
 
       // A re-run: same numbers, features from the cache, SVM units from the journal.
       var second = try #require(try SimSiamBench.parseAsRoot(arguments) as? RunVOCSVM)
-      try second.run()
+      try ThreadCountLock.holding { try second.run() }
       let rerun = try #require(try store.runs().last)
       #expect(rerun.runID != run.runID && rerun.status == .finished)
       let again = try store.scores(run: rerun.runID)
@@ -85,11 +85,11 @@ import Tensors
         ["run", "voc-svm", "--checkpoint", checkpoint, "--data", folder.appendingPathComponent("VOCdevkit/VOC2007").path,
          "--low-shot", "--layers", "feature4,feature5", "--image-size", "32", "--export-features", export,
          "--work-dir", folder.appendingPathComponent("work1").path, "--no-feature-cache"] + common) as? RunVOCSVM)
-      try fromCheckpoint.run()
+      try ThreadCountLock.holding { try fromCheckpoint.run() }
       var fromFiles = try #require(try SimSiamBench.parseAsRoot(
         ["run", "voc-svm", "--features", export, "--low-shot-samples", export + "/low_shot", "--label", "files",
          "--work-dir", folder.appendingPathComponent("work2").path] + common) as? RunVOCSVM)
-      try fromFiles.run()
+      try ThreadCountLock.holding { try fromFiles.run() }
 
       let store = try ResultsStore(path: db)
       let runs = try store.runs()
@@ -116,7 +116,7 @@ import Tensors
         var command = try #require(try SimSiamBench.parseAsRoot(
           ["run", "voc-svm", "--features", directory.path, "--db", folder.appendingPathComponent("r.sqlite").path,
            "--work-dir", folder.appendingPathComponent("work").path] + extra) as? RunVOCSVM)
-        try command.run()
+        try ThreadCountLock.holding { try command.run() }
       }
       // A directory that is not there.
       var missing = try #require(try SimSiamBench.parseAsRoot(
