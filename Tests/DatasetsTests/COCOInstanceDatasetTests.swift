@@ -46,12 +46,20 @@ struct COCOInstanceFixtures: Decodable {
   struct Results: Decodable {
     var input: [ResultsInput]
   }
+  struct NearestCase: Decodable {
+    var width: Int
+    var height: Int
+    var short_side: Int
+    var size: [Int]
+    var sha256: String
+  }
 
   var category_ids: [Int]
   var class_names: [String]
   var train: [TrainRecord]
   var evaluation_image_ids: [Int]
   var cases: [Case]
+  var protocol_nearest: [NearestCase]
   var results: Results
 
   static let folder = Bundle.module.url(forResource: "coco_instances", withExtension: nil, subdirectory: "Fixtures")!
@@ -135,6 +143,22 @@ func digest(_ mask: [UInt8]) -> COCOInstanceFixtures.MaskDigest {
       let padded = sample.masks.paddedToMultiple(of: 32)
       #expect([padded.height, padded.width] == c.pad_shape, "\(label)")
       #expect(padded.masks.map(digest) == c.padded_masks, "\(label)")
+    }
+  }
+
+  @Test func maskResizeIsOpenCVNearestAtTheProtocolSizes() {
+    #expect(fixtures.protocol_nearest.count == 42)
+    let pipeline = DetectionPipeline.mmdetCOCOInstanceTrain
+    for c in fixtures.protocol_nearest {
+      var pattern = [UInt8](repeating: 0, count: c.width * c.height)
+      for y in 0..<c.height {
+        for x in 0..<c.width { pattern[y * c.width + x] = UInt8((7 * x + 13 * y) % 251) }
+      }
+      let size = pipeline.resizedSize(width: c.width, height: c.height, shortSide: c.short_side)
+      #expect([size.height, size.width] == c.size, "\(c.width)×\(c.height) at \(c.short_side)")
+      let masks = InstanceMasks.transformed([Image(width: c.width, height: c.height, channels: 1, pixels: pattern)],
+                                            resizedHeight: size.height, resizedWidth: size.width, flip: false)
+      #expect(SHA256.hexDigest(of: masks.masks[0]) == c.sha256, "\(c.width)×\(c.height) at \(c.short_side)")
     }
   }
 

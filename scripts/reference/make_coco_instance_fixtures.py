@@ -11,8 +11,9 @@ Writes a tiny COCO folder and what mmdet 2.x makes of it:
                                    target, a crowd (uncompressed RLE), a sub-pixel-wide box, a zero-area annotation,
                                    a box wholly outside the image, a polygon reaching outside the image, an image
                                    whose only annotation is a crowd, an image without annotations and a 31-px image
-  expected.json                    {"category_ids", "train": {...}, "evaluation": {...}, "cases": [...],
-                                   "results": {...}} (floats are float32 values written as Python's float64 repr)
+  expected.json                    {"category_ids", "class_names", "train", "evaluation_image_ids", "cases",
+                                   "protocol_nearest", "results"} (floats are float32 values written as Python's
+                                   float64 repr; masks by SHA-256 of their row-major bytes and their area)
 
 mmdet and mmcv are not installed (mmcv 1.x has no wheel for this Python); what the dataset and the pipeline do is
 re-implemented below, one small function each, following mmdet 2.x mmdet/datasets/coco.py (load_annotations,
@@ -289,6 +290,17 @@ def main():
                               'masks': [mask_digest(m) for m in out_masks],
                               'pad_shape': list(pad_shape), 'padded_masks': [mask_digest(m) for m in padded]})
 
+    # cv2 INTER_NEAREST at the protocol's sizes (typical COCO image sizes × img_scale (1333, 640…800)): the resized
+    # pattern (7x + 13y) mod 251, by SHA-256 (an off-by-one source index changes the value).
+    protocol_nearest = []
+    for w, h in ((640, 480), (640, 427), (500, 375), (333, 500), (612, 612), (427, 640), (640, 360)):
+        pattern = ((7 * np.arange(w)[None, :] + 13 * np.arange(h)[:, None]) % 251).astype(np.uint8)
+        for short in range(640, 801, 32):
+            new_w, new_h = mmcv_rescale_size(w, h, (1333, short))
+            out = cv2.resize(pattern, (new_w, new_h), interpolation=cv2.INTER_NEAREST)
+            protocol_nearest.append({'width': w, 'height': h, 'short_side': short, 'size': [new_h, new_w],
+                                     'sha256': hashlib.sha256(out.tobytes()).hexdigest()})
+
     # Results json: fixed detections for images 5 and 2 through _segm2json.
     results_input, results = [], []
     for img_id, n in ((5, 4), (2, 3)):
@@ -315,6 +327,7 @@ def main():
     expected = {'opencv': cv2.__version__, 'numpy': np.__version__, 'category_ids': cat_ids,
                 'class_names': [c['name'] for c in coco['categories']],
                 'train': train, 'evaluation_image_ids': [i['id'] for i in infos], 'cases': cases,
+                'protocol_nearest': protocol_nearest,
                 'results': {'input': results_input, 'bbox': bbox_json, 'segm': segm_json}}
     with open(os.path.join(args.out, 'expected.json'), 'w') as f:
         json.dump(expected, f, indent=1)
