@@ -145,6 +145,34 @@ func tensors(_ values: [[Float]], shapes: [[Int]]) -> [Tensor] {
     }
   }
 
+  /// Finite differences of L = Σ_l Σ R_l ⊙ P_l (Double) against backward, for parameters at every depth of the
+  /// neck, with BN (batch statistics couple the whole batch) and without norm (odd sizes).
+  @Test(arguments: [0, 1]) func backwardMatchesFiniteDifferences(caseIndex: Int) {
+    let item = golden.fpnCases[caseIndex]
+    let neck = golden.makeNeck(norm: item.norm, parameters: item.parameters, buffers: item.buffers)
+    let inputs = tensors(item.inputs, shapes: item.inputShapes)
+    let weights = tensors(item.outputWeights, shapes: item.outputShapes)
+    func loss() -> Double {
+      let outputs = neck.forward(inputs, mode: .training).outputs
+      return zip(outputs, weights).reduce(0) { sum, pair in
+        zip(pair.0.scalars, pair.1.scalars).reduce(sum) { $0 + Double($1.0) * Double($1.1) }
+      }
+    }
+    neck.zeroGrad()
+    let (outputs, cache) = neck.forward(inputs, mode: .training)
+    _ = neck.backward(weights, cache)
+    #expect(outputs.count == 5)
+    let named = Dictionary(uniqueKeysWithValues: neck.namedParameters.map { ($0.name, $0.parameter) })
+    let checked = item.norm
+      ? ["lateral_convs.0.conv.weight", "lateral_convs.3.conv.weight", "fpn_convs.3.conv.weight", "lateral_convs.2.bn.weight",
+         "fpn_convs.1.bn.bias"]
+      : ["lateral_convs.1.conv.weight", "lateral_convs.3.conv.bias", "fpn_convs.0.conv.weight", "fpn_convs.3.conv.bias"]
+    for name in checked {
+      expectGradientsMatch(loss, wrt: named[name]!, named: name, step: 1e-2, tolerance: 2e-2, samples: 12,
+                           scaleFloor: 1e-2)
+    }
+  }
+
   /// Inference uses the running statistics: the no-norm neck gives the same outputs in both modes, the BN neck
   /// leaves its buffers alone.
   @Test func inferenceUsesRunningStatistics() {
