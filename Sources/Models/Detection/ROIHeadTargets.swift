@@ -2,7 +2,8 @@
 // core/bbox/samplers/base_sampler.py (`sample`: GT boxes PREPENDED to the proposals, each assigned to itself;
 // positives and negatives drawn separately, then `unique()` — so each set comes back in ascending index order),
 // samplers/random_sampler.py (`random_choice` = first `num` of a shuffle), assigners/max_iou_assigner.py
-// (`assign_wrt_overlaps` without low-quality matches), bbox_heads/bbox_head.py (`_get_target_single`, `loss`).
+// (`assign_wrt_overlaps`; low-quality matches for the FPN config), bbox_heads/bbox_head.py (`_get_target_single`,
+// `loss`).
 import Tensors
 import Layers
 
@@ -35,7 +36,8 @@ public struct ROISample: Sendable, Equatable {
 }
 
 extension ROIHeadConfig {
-  /// mmdet's MaxIoUAssigner (rcnn: pos 0.5, neg 0.5, no low-quality matches) on `proposals` `[p, 4]` against
+  /// mmdet's MaxIoUAssigner (rcnn: pos 0.5, neg 0.5; low-quality matches only with `matchesLowQuality`, the FPN
+  /// config) on `proposals` `[p, 4]` against
   /// `gtBoxes` `[g, 4]`, with the ground truths prepended as candidates (each assigned to itself, IoU 1) when
   /// `addsGroundTruthAsProposals`. Without ground truth every proposal is negative.
   public func assign(proposals: Tensor, gtBoxes: Tensor) -> ROIAssignment {
@@ -44,9 +46,16 @@ extension ROIHeadConfig {
                    + "\(gtBoxes.shape).")
     let gtCount = gtBoxes.shape[0]
     // mmdet assigns the proposals alone, then `add_gt_`: the GT candidates are positives of their own GT.
-    let matcher = Matcher(thresholds: [negativeIoU, positiveIoU], labels: [.negative, .ignore, .positive],
-                          allowLowQualityMatches: false)
-    let (matches, labels) = matcher(pairwiseIoU(gtBoxes, proposals))
+    let quality = pairwiseIoU(gtBoxes, proposals)
+    let (matches, labels): ([Int], [MatchLabel])
+    if matchesLowQuality {
+      (labels, matches) = maxIoUAssign(quality: quality, positiveIoU: positiveIoU, negativeIoU: negativeIoU,
+                                       minPositiveIoU: minPositiveIoU)
+    } else {
+      let matcher = Matcher(thresholds: [negativeIoU, positiveIoU], labels: [.negative, .ignore, .positive],
+                            allowLowQualityMatches: false)
+      (matches, labels) = matcher(quality)
+    }
     guard addsGroundTruthAsProposals && gtCount > 0 else {
       return ROIAssignment(candidates: proposals, matchedGroundTruth: matches, labels: labels)
     }
