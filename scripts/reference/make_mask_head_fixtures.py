@@ -40,7 +40,8 @@ conv_transpose.json: cases[] with in/out channels, kernel, stride, padding, outp
 weight_gradient (PyTorch layout), bias_gradient.
 
 mask_head.json:
-  head        config; parameters {name: {shape, value}} (names relative to roi_head.mask_head.); features [5, 7, 7, 6];
+  head        config; parameter_names (state-dict order) and parameters {name: {shape, value}} (names relative to
+              roi_head.mask_head.); features [5, 7, 7, 6];
               logits [5, 14, 14, 3] (train mode); labels; targets [5, 14, 14] (from `targets_small`); loss;
               gradients {name: value} in PyTorch layout; feature_gradient; running statistics after the step
               (running {name: value}); eval_logits (the initial head in eval mode).
@@ -171,7 +172,8 @@ def head_case(g, features, targets, labels, norm, convs):
     logits = head(x)
     loss = mask_cross_entropy(logits, targets, labels)
     loss.backward()
-    case = {"convs": convs, "uses_norm": norm, "parameters": initial, "logits": nhwc(logits),
+    case = {"convs": convs, "uses_norm": norm, "parameter_names": list(initial), "parameters": initial,
+            "logits": nhwc(logits),
             "loss": float(loss.detach()), "feature_gradient": nhwc(x.grad),
             "gradients": {name: flat(p.grad) for name, p in head.named_parameters()}}
     if norm:
