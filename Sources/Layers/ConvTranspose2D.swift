@@ -125,7 +125,7 @@ public final class ConvTranspose2D: Layer {
                  wb.baseAddress!, into: taps)
             let target = yb.baseAddress! + first * outputPerImage
             if tapsDoNotOverlap {
-              scatterTaps(taps, images: images.count, height: h, width: w, into: target)
+              scatterTaps(taps, images: images.count, height: h, width: w, bias: bias?.value.scalars, into: target)
             } else {
               col2im(taps, g, images: 0..<images.count, into: target)
             }
@@ -133,23 +133,34 @@ public final class ConvTranspose2D: Layer {
         }
       }
     }
-    if let bias { addBias(bias.value.scalars, to: &y) }
+    if let bias, !tapsDoNotOverlap { addBias(bias.value.scalars, to: &y) }  // the scatter adds it itself
     return (y, Cache(x: x))
   }
 
-  /// Kernel = stride: y[b, i·k + ky, j·k + kx, :] = taps[(b, i, j), (ky, kx, :)]. For each input row (b, i) and tap
-  /// row ky, the taps of j = 0..<w are k·out contiguous floats each and land contiguously in output row i·k + ky.
-  private func scatterTaps(_ taps: UnsafePointer<Float>, images: Int, height: Int, width: Int,
+  /// Kernel = stride: y[b, i·k + ky, j·k + kx, :] = taps[(b, i, j), (ky, kx, :)] (+ bias). For each input row (b, i)
+  /// and tap row ky, the taps of j = 0..<w are k·out contiguous floats each and land contiguously in output row
+  /// i·k + ky.
+  private func scatterTaps(_ taps: UnsafePointer<Float>, images: Int, height: Int, width: Int, bias: [Float]?,
                            into y: UnsafeMutablePointer<Float>) {
     let k = kernelSize, out = outChannels
     let run = k * out                       // one (input pixel, ky) run: kx and channels
     let outputRow = width * k * out         // floats in one output row
-    parallelFor(0..<(images * height), minimumChunk: max(1, 16_384 / max(outputRow, 1))) { inputRows in
-      for inputRow in inputRows {
-        for ky in 0..<k {
-          let destination = y + (inputRow * k + ky) * outputRow
-          for j in 0..<width {
-            (destination + j * run).update(from: taps + ((inputRow * width + j) * k + ky) * run, count: run)
+    let biasRun = bias.map { b in (0..<k).flatMap { _ in b } } ?? []  // the bias repeated for each kx, [k·out]
+    biasRun.withUnsafeBufferPointer { biasBuffer in
+      let bp = biasBuffer.baseAddress
+      parallelFor(0..<(images * height), minimumChunk: max(1, 16_384 / max(outputRow, 1))) { inputRows in
+        for inputRow in inputRows {
+          for ky in 0..<k {
+            let destination = y + (inputRow * k + ky) * outputRow
+            for j in 0..<width {
+              let source = taps + ((inputRow * width + j) * k + ky) * run
+              let target = destination + j * run
+              if let bp {
+                for index in 0..<run { target[index] = source[index] + bp[index] }
+              } else {
+                target.update(from: source, count: run)
+              }
+            }
           }
         }
       }
