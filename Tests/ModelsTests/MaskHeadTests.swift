@@ -205,6 +205,29 @@ func expectSameBinary(_ ours: [Float], _ reference: [Float], before soft: [Float
                          wrt: logits, named: "logits", step: 1e-2, samples: 144)
   }
 
+  /// The whole head's backward (BN in training mode, fused ReLUs, deconv) against finite differences of
+  /// Σ logits ⊙ dy, for the ROI features and a few parameters of each kind.
+  @Test(arguments: [false, true])
+  func headBackwardMatchesFiniteDifferences(usesNorm: Bool) {
+    var rng = SplitMix64(seed: 21)
+    let head = FCNMaskHead(config: FCNMaskHeadConfig(inChannels: 3, convChannels: 4, convCount: 2, classCount: 2,
+                                                     usesNorm: usesNorm),
+                           using: &rng)
+    for (name, parameter) in head.namedParameters where !parameter.isBuffer && name.hasSuffix("bias") {
+      parameter.value = .randomNormal(parameter.value.shape, std: 0.1, using: &rng)  // no bias starts at 0
+    }
+    let x = Parameter(.randomNormal([3, 4, 4, 3], using: &rng))
+    let (y, cache) = head.forward(x.value, mode: .training)
+    let dy = Tensor.randomNormal(y.shape, using: &rng)
+    x.grad = head.backward(dy, cache)
+    let loss = { head.forward(x.value, mode: .training).0.dot(dy) }
+    expectGradientsMatch(loss, wrt: x, named: "features", step: 2e-3, tolerance: 2e-2, kinkThreshold: 0.02)
+    for (name, parameter) in head.namedParameters where !parameter.isBuffer {
+      expectGradientsMatch(loss, wrt: parameter, named: name, step: 2e-3, tolerance: 2e-2, samples: 12,
+                           kinkThreshold: 0.02)
+    }
+  }
+
   @Test func pastedMasksAreMMDetsGetSegMasks() {
     let p = golden.paste
     let logits = Tensor(shape: p.shape, scalars: p.logits)
