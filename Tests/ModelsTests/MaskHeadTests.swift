@@ -11,6 +11,7 @@ import Testing
 import Tensors
 import Layers
 import Models
+import Datasets
 import TestSupport
 
 struct MaskHeadGolden: Decodable {
@@ -32,7 +33,7 @@ struct MaskHeadGolden: Decodable {
   }
   struct Paste: Decodable {
     var logits: [Float], shape: [Int], boxes: [Float], labels: [Int], scaleFactor: [Float]
-    var originalHeight: Int, originalWidth: Int, probabilities: [[Float]], masks: [[UInt8]]
+    var originalHeight: Int, originalWidth: Int, probabilities: [[Float]], masks: [[UInt8]], rles: [String]
   }
   var config: Config
   var features: [Float], featureShape: [Int], labels: [Int]
@@ -245,6 +246,20 @@ func expectSameBinary(_ ours: [Float], _ reference: [Float], before soft: [Float
                        before: p.probabilities[detection], "mask of detection \(detection)")
     }
     #expect(p.masks.contains { $0.contains(1) } && p.masks.contains { !$0.contains(1) })
+  }
+
+  /// The caller's RLE step (Datasets sits above Models): `COCORLE(columnMajorMask:)` of `columnMajorPixels` gives
+  /// pycocotools' encoding of mmdet's mask (`encode_mask_results`).
+  @Test func pastedMasksEncodeToPycocotoolsRLE() throws {
+    let p = golden.paste
+    let masks = pasteMasks(logits: Tensor(shape: p.shape, scalars: p.logits),
+                           boxes: Tensor(shape: [p.labels.count, 4], scalars: p.boxes), labels: p.labels,
+                           scaleFactor: (width: p.scaleFactor[0], height: p.scaleFactor[1]),
+                           originalHeight: p.originalHeight, originalWidth: p.originalWidth)
+    for (mask, rle) in zip(masks, p.rles) {
+      let ours = COCORLE(columnMajorMask: mask.columnMajorPixels, height: mask.height, width: mask.width)
+      #expect(ours == (try COCORLE(height: p.originalHeight, width: p.originalWidth, compressed: rle)))
+    }
   }
 
   @Test func columnMajorPixelsTransposeTheMask() {

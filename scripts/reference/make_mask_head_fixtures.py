@@ -2,7 +2,7 @@
 """Golden fixtures for Mask R-CNN's mask branch (Swift: ConvTranspose2D, FCNMaskHead, maskTargets,
 maskCrossEntropyLoss, pasteMasks), produced with PyTorch.
 
-Run:  pip install torch==2.13.0+cpu numpy
+Run:  pip install torch==2.13.0+cpu numpy pycocotools
       python3 scripts/reference/make_mask_head_fixtures.py
 
 Writes Tests/LayersTests/Fixtures/conv_transpose.json and Tests/ModelsTests/Fixtures/detection/mask_head.json.
@@ -49,14 +49,16 @@ mask_head.json:
   targets_small  the 5 training rois' targets at 14x14 (two images concatenated, as mask_target does).
   targets     one image, mask size 28: masks [g][h*w] at the unpadded size, padded size, boxes [p, 4], assigned,
               soft (the roi_align values), binary.
-  paste       logits [4, 28, 28, 2], boxes [4, 4], labels, scale_factor [w, h], original size, probabilities
-              [4][h*w] (pasted, before the threshold), masks [4][h*w].
+  paste       logits [5, 28, 28, 2], boxes [5, 4], labels, scale_factor [w, h], original size, probabilities
+              [5][h*w] (pasted, before the threshold), masks [5][h*w], rles (pycocotools' compressed counts of each
+              mask, as mmdet's encode_mask_results makes them).
 """
 import json
 import os
 import sys
 
 import numpy as np
+import pycocotools.mask as mask_util
 import torch
 import torch.nn.functional as F
 
@@ -296,9 +298,13 @@ def paste_case(g):
         chunk, spatial = do_paste_mask(probs[i:i + 1], bboxes[i:i + 1], img_h, img_w)
         pasted[(slice(i, i + 1),) + spatial] = chunk
     masks = (pasted >= 0.5).to(torch.uint8)
+    # mmdet 2.x core/mask/utils.py encode_mask_results: pycocotools encode of each mask as a Fortran-ordered uint8 array.
+    rles = [mask_util.encode(np.array(m.numpy()[:, :, np.newaxis], order="F", dtype="uint8"))[0]["counts"].decode()
+            for m in masks]
     return {"logits": nhwc(logits), "shape": [d, size, size, classes], "boxes": flat(boxes), "labels": labels.tolist(),
             "scale_factor": [1.6, 1.5], "original_height": img_h, "original_width": img_w,
-            "probabilities": [flat(p) for p in pasted], "masks": [m.reshape(-1).tolist() for m in masks]}
+            "probabilities": [flat(p) for p in pasted], "masks": [m.reshape(-1).tolist() for m in masks],
+            "rles": rles}
 
 
 def write(relative, payload):

@@ -82,7 +82,8 @@ public final class ConvFCBoxHead {
     let regressor: Linear.Cache
   }
 
-  /// A head initialised as mmdet's `init_weights`, drawn from `generator` in module order: each conv's weight
+  /// A head initialised as mmdet's `init_weights` (the distributions; torch's random stream is not reproduced), drawn
+  /// from `generator` in this order: each conv's weight
   /// (kaiming normal, fan_out, ReLU gain; bias 0), each shared fc's weight (Xavier uniform, bound √(6 / (in + out)),
   /// bias 0), fc_cls's weight N(0, 0.01²), fc_reg's N(0, 0.001²) (biases 0). BatchNorms start at γ 1, β 0.
   public init<G: RandomNumberGenerator>(config: ConvFCBoxHeadConfig, using generator: inout G) {

@@ -8,7 +8,7 @@ import Layers
 /// The ground-truth instance masks of one training image, as mmdet's `BitmapMasks` holds them after the pipeline:
 /// one bitmap per GT box (same order as the GT boxes), each `height × width` row-major (index y·width + x), nonzero =
 /// inside the instance. They are bitmaps of the resized (and flipped) image at its unpadded size; the padding mmdet's
-/// `Pad` adds (zeros up to the padded batch size) is given separately to `maskTargets`.
+/// `Pad` adds (zeros up to the image's own `pad_shape`) is given separately to `maskTargets`.
 public struct InstanceMasks: Sendable, Equatable {
   public let height: Int
   public let width: Int
@@ -34,8 +34,9 @@ public struct InstanceMasks: Sendable, Equatable {
 /// - `positiveBoxes`: `[p, 4]` (x1, y1, x2, y2) in the resized image's pixels (the sampled positives' boxes,
 ///   `pos_bboxes`), clipped here to the padded mask size (`np.clip(…, 0, maxw / maxh)`).
 /// - `assignedGroundTruth`: for each positive, the index of its GT instance (`pos_assigned_gt_inds`).
-/// - `paddedHeight`, `paddedWidth`: the size mmdet's `Pad` gives the masks (the padded input), ≥ the bitmaps' size;
-///   the extra rows and columns are 0.
+/// - `paddedHeight`, `paddedWidth`: the image's own `pad_shape` — its resized size rounded up to the size divisor (32),
+///   which mmdet's `Pad._pad_masks` pads the masks to — NOT the batch tensor's size (collate pads images further, but
+///   not the `BitmapMasks`). ≥ the bitmaps' size; the extra rows and columns are 0. The boxes are clipped to it.
 /// - `binarize`: `>= 0.5` (mmdet's default); false gives mmdet's `soft_mask_target` values.
 ///
 /// Each ROI samples its GT's bitmap with `ROIAlign(maskSize, maskSize, spatialScale 1, samplingRatio 0, aligned)`:
