@@ -6,5 +6,6 @@ struct RunCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "run",
     abstract: "Evaluate a checkpoint with an MMSelfSup protocol and store the scores.",
-    subcommands: [RunVOCSVM.self, RunLinear.self, RunKNN.self, RunFCN.self, RunFasterRCNN.self])
+    subcommands: [RunVOCSVM.self, RunLinear.self, RunKNN.self, RunFCN.self, RunFasterRCNN.self,
+                  RunMaskRCNN.self])
 }

@@ -33,6 +33,8 @@ public struct ROISample: Sendable, Equatable {
   /// zeros for negatives.
   public var boxTargets: Tensor
   public var positiveCount: Int
+  /// The ground-truth index each positive is matched to (`pos_assigned_gt_inds`: the mask targets' instances).
+  public var positiveGroundTruth: [Int]
 }
 
 extension ROIHeadConfig {
@@ -119,7 +121,7 @@ extension ROIHeadConfig {
     }
     return ROISample(indices: indices, boxes: boxes,
                      labels: matched.map { gtLabels[$0] } + [Int](repeating: backgroundLabel, count: negatives.count),
-                     boxTargets: targets, positiveCount: positives.count)
+                     boxTargets: targets, positiveCount: positives.count, positiveGroundTruth: matched)
   }
 }
 
