@@ -154,7 +154,7 @@ func expectSameBinary(_ ours: [Float], _ reference: [Float], before soft: [Float
     for image in golden.targetsSmall.images {
       let targets = maskTargets(positiveBoxes: Tensor(shape: [image.assigned.count, 4], scalars: image.boxes),
                                 assignedGroundTruth: image.assigned,
-                                groundTruthMasks: InstanceMasks(height: image.height, width: image.width,
+                                groundTruthMasks: GroundTruthMasks(height: image.height, width: image.width,
                                                                 masks: image.masks),
                                 paddedHeight: image.paddedHeight, paddedWidth: image.paddedWidth,
                                 maskSize: golden.maskSize)
@@ -168,7 +168,7 @@ func expectSameBinary(_ ours: [Float], _ reference: [Float], before soft: [Float
   /// Boxes inside, across the top-left edge, past the padded size, sub-pixel, whole image, zero width, fractional.
   @Test func targetsAreMMDetsCropAndResize() {
     let t = golden.targets
-    let masks = InstanceMasks(height: t.height, width: t.width, masks: t.masks)
+    let masks = GroundTruthMasks(height: t.height, width: t.width, masks: t.masks)
     let boxes = Tensor(shape: [t.assigned.count, 4], scalars: t.boxes)
     let soft = maskTargets(positiveBoxes: boxes, assignedGroundTruth: t.assigned, groundTruthMasks: masks,
                            paddedHeight: t.paddedHeight, paddedWidth: t.paddedWidth, maskSize: t.maskSize,
@@ -185,7 +185,7 @@ func expectSameBinary(_ ours: [Float], _ reference: [Float], before soft: [Float
   }
 
   @Test func noPositivesGiveEmptyTargetsAndZeroLoss() {
-    let masks = InstanceMasks(height: 4, width: 4, masks: [[UInt8](repeating: 1, count: 16)])
+    let masks = GroundTruthMasks(height: 4, width: 4, masks: [[UInt8](repeating: 1, count: 16)])
     let targets = maskTargets(positiveBoxes: Tensor(shape: [0, 4], scalars: []), assignedGroundTruth: [],
                               groundTruthMasks: masks, paddedHeight: 8, paddedWidth: 8)
     #expect(targets.shape == [0, 28, 28])

@@ -146,7 +146,7 @@ struct MaskRCNNData {
     return MaskRCNNTrainingBatch(
       images: fitChannels(batch.detection.images, to: channels), sizes: batch.detection.sizes,
       boxes: batch.detection.boxes, labels: batch.detection.labels,
-      masks: batch.masks.map { Models.InstanceMasks(height: $0.height, width: $0.width, masks: $0.masks) })
+      masks: batch.masks.map { GroundTruthMasks(height: $0.height, width: $0.width, masks: $0.masks) })
   }
 
   /// mmdet's evaluation over the test json: each image through the test pipeline, detected alone, boxes divided by
@@ -190,5 +190,5 @@ struct MaskRCNNTrainingBatch {
   var sizes: [(height: Int, width: Int)]
   var boxes: [Tensor]
   var labels: [[Int]]
-  var masks: [Models.InstanceMasks]
+  var masks: [GroundTruthMasks]
 }

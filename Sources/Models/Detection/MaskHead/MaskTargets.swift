@@ -9,17 +9,17 @@ import Layers
 /// one bitmap per GT box (same order as the GT boxes), each `height × width` row-major (index y·width + x), nonzero =
 /// inside the instance. They are bitmaps of the resized (and flipped) image at its unpadded size; the padding mmdet's
 /// `Pad` adds (zeros up to the image's own `pad_shape`) is given separately to `maskTargets`.
-public struct InstanceMasks: Sendable, Equatable {
+public struct GroundTruthMasks: Sendable, Equatable {
   public let height: Int
   public let width: Int
   /// `[instances][height·width]`, row-major.
   public var masks: [[UInt8]]
 
   public init(height: Int, width: Int, masks: [[UInt8]]) {
-    precondition(height >= 1 && width >= 1, "InstanceMasks needs a positive size, got \(height)×\(width).")
+    precondition(height >= 1 && width >= 1, "GroundTruthMasks needs a positive size, got \(height)×\(width).")
     for (index, mask) in masks.enumerated() {
       precondition(mask.count == height * width,
-                   "InstanceMasks: mask \(index) has \(mask.count) pixels, expected \(height)×\(width) = \(height * width).")
+                   "GroundTruthMasks: mask \(index) has \(mask.count) pixels, expected \(height)×\(width) = \(height * width).")
     }
     self.height = height
     self.width = width
@@ -41,7 +41,7 @@ public struct InstanceMasks: Sendable, Equatable {
 ///
 /// Each ROI samples its GT's bitmap with `ROIAlign(maskSize, maskSize, spatialScale 1, samplingRatio 0, aligned)`:
 /// the same kernel as mmcv's CPU RoIAlign, in Float32.
-public func maskTargets(positiveBoxes: Tensor, assignedGroundTruth: [Int], groundTruthMasks: InstanceMasks,
+public func maskTargets(positiveBoxes: Tensor, assignedGroundTruth: [Int], groundTruthMasks: GroundTruthMasks,
                         paddedHeight: Int, paddedWidth: Int, maskSize: Int = 28, binarize: Bool = true) -> Tensor {
   let p = assignedGroundTruth.count
   precondition(positiveBoxes.shape == [p, 4],
@@ -83,7 +83,7 @@ public func maskTargets(positiveBoxes: Tensor, assignedGroundTruth: [Int], groun
 }
 
 /// Instance `instance` as a `[1, height, width, 1]` map of 0s and 1s, zero beyond the bitmap's own size.
-private func paddedMaskMap(_ masks: InstanceMasks, instance: Int, height: Int, width: Int) -> Tensor {
+private func paddedMaskMap(_ masks: GroundTruthMasks, instance: Int, height: Int, width: Int) -> Tensor {
   let mask = masks.masks[instance]
   return Tensor(uninitializedShape: [1, height, width, 1]) { out in
     out.update(repeating: 0)

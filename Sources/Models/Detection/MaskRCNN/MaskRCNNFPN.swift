@@ -121,7 +121,7 @@ public final class MaskRCNNFPN {
   /// instance bitmaps (one per GT box, in the resized frame, padded to the image's own padded size). ADDS ∂L/∂θ of
   /// L = the sum of the five losses into every parameter's `grad`; returns the losses.
   public func trainingStep<G: RandomNumberGenerator>(images: Tensor, imageSizes: [(height: Int, width: Int)],
-                                                     gtBoxes: [Tensor], gtLabels: [[Int]], gtMasks: [InstanceMasks],
+                                                     gtBoxes: [Tensor], gtLabels: [[Int]], gtMasks: [GroundTruthMasks],
                                                      sampler: inout G) -> MaskRCNNLosses {
     precondition(images.rank == 4 && imageSizes.count == images.shape[0] && gtBoxes.count == imageSizes.count
                    && gtLabels.count == imageSizes.count && gtMasks.count == imageSizes.count,
