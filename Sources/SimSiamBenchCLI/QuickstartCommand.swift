@@ -17,8 +17,8 @@ struct Quickstart: ParsableCommand {
       Fashion-MNIST config (configs/pretrain/simsiam_resnet18_fashion-mnist_quick.yaml); the same network at its \
       initial weights saved as the random-init baseline; `data make-scenes` (a small VOC2007-layout devkit of \
       Fashion-MNIST scenes); for both backbones `run voc-svm --low-shot` on the scenes, `run linear --head mhead \
-      --cache-features` and `run knn` on Fashion-MNIST (with --all also the `run fcn` and `run faster-rcnn` \
-      miniatures on the scenes); then `report markdown`, `compare` (pretrained against random init) and \
+      --cache-features` and `run knn` on Fashion-MNIST (with --all also the `run fcn`, `run faster-rcnn` and \
+      `run mask-rcnn` miniatures on the scenes); then `report markdown`, `compare` (pretrained against random init) and \
       `report html`. Everything lands in --work-dir and the results database. A re-run skips the finished \
       pretraining and reuses checkpoints, feature caches and finished SVM units. About 15 minutes on \
       2 cores.
@@ -46,8 +46,8 @@ struct Quickstart: ParsableCommand {
   var pretrainMinutes: Double = 10
 
   @Flag(help: ArgumentHelp("Also the longer protocols on the scenes for both backbones: `run fcn` (the FCN "
-                            + "miniature, about 8 minutes on 2 idle cores) and `run faster-rcnn` (the Faster R-CNN C4 "
-                            + "miniature)."))
+                            + "miniature, about 8 minutes on 2 idle cores), `run faster-rcnn` (the Faster R-CNN C4 "
+                            + "miniature) and `run mask-rcnn` (the Mask R-CNN FPN miniature)."))
   var all = false
 
   func validate() throws {
@@ -153,6 +153,13 @@ struct Quickstart: ParsableCommand {
                "run faster-rcnn --checkpoint \(checkpoint) --data \(plan.sceneDevkit.path) --resume --label "
                  + "\(Self.shellQuoted(label))" + seedText) {
         print(try FasterRCNNProtocol.run(detection).table.markdown(), terminator: "")
+      }
+      let instances = try plan.sceneInstanceSegmentationRequest(checkpoint: checkpoint, label: label, slug: slug)
+      try step("Mask R-CNN FPN fine-tuned on the scenes (the miniature of mask_rcnn_r50_fpn_mstrain_1x_coco): "
+                 + label,
+               "run mask-rcnn --checkpoint \(checkpoint) --data \(plan.sceneDirectory.path) --resume --label "
+                 + "\(Self.shellQuoted(label))" + seedText) {
+        print(try MaskRCNNProtocol.run(instances).table.markdown(), terminator: "")
       }
     }
 

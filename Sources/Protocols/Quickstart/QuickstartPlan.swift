@@ -116,4 +116,15 @@ public struct QuickstartPlan {
                              label: label, workDirectory: workDirectory.appendingPathComponent("faster-rcnn/\(slug)"),
                              resume: true, database: database)
   }
+
+  /// The Mask R-CNN FPN miniature on the scene set's COCO json
+  /// (configs/benchmarks/mmdetection/scenes/mask_rcnn_quick-fpn_scenes.yaml).
+  public func sceneInstanceSegmentationRequest(checkpoint: String, label: String, slug: String) throws
+    -> MaskRCNNRequest {
+    let (config, name) = try MaskRCNNRequest.config(file: nil, data: sceneDirectory.path, overrides: [], seed: seed,
+                                                    preset: MaskRCNNPresets.scenesQuick)
+    return MaskRCNNRequest(backbone: BackboneRequest(checkpoint: checkpoint), config: config, configName: name,
+                           label: label, workDirectory: workDirectory.appendingPathComponent("mask-rcnn/\(slug)"),
+                           resume: true, database: database)
+  }
 }

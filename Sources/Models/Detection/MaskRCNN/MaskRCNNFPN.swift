@@ -123,6 +123,25 @@ public final class MaskRCNNFPN {
   public func trainingStep<G: RandomNumberGenerator>(images: Tensor, imageSizes: [(height: Int, width: Int)],
                                                      gtBoxes: [Tensor], gtLabels: [[Int]], gtMasks: [GroundTruthMasks],
                                                      sampler: inout G) -> MaskRCNNLosses {
+    let config = self.config.roiHead
+    return trainingStep(images: images, imageSizes: imageSizes, gtBoxes: gtBoxes, gtLabels: gtLabels,
+                        gtMasks: gtMasks, proposing: { pyramid in
+      rpn.forwardTraining(features: pyramid, imageSizes: imageSizes, gtBoxes: gtBoxes, sampler: &sampler)
+    }, sampling: { proposals in
+      imageSizes.indices.map { image in
+        config.sampleROIs(proposals: proposals[image], gtBoxes: gtBoxes[image], gtLabels: gtLabels[image],
+                          using: &sampler)
+      }
+    })
+  }
+
+  /// The training step with its draws supplied: `proposing(P2…P6)` runs the RPN (e.g. `rpn.forwardTraining` with
+  /// fixed anchor samples) and `sampling(proposals)` picks each image's training ROIs (e.g.
+  /// `ROIHeadConfig.sampleROIs` with fixed indices) — what a parity test against PyTorch needs.
+  public func trainingStep(images: Tensor, imageSizes: [(height: Int, width: Int)], gtBoxes: [Tensor],
+                           gtLabels: [[Int]], gtMasks: [GroundTruthMasks],
+                           proposing: ([Tensor]) -> MultiLevelRPNTrainingOutput,
+                           sampling: ([Tensor]) -> [ROISample]) -> MaskRCNNLosses {
     precondition(images.rank == 4 && imageSizes.count == images.shape[0] && gtBoxes.count == imageSizes.count
                    && gtLabels.count == imageSizes.count && gtMasks.count == imageSizes.count,
                  "MaskRCNNFPN.trainingStep expects NHWC images and per image a size, boxes, labels and masks, got "
@@ -137,13 +156,11 @@ public final class MaskRCNNFPN {
     let roiLevels = Array(pyramid.prefix(4))
 
     // RPN (proposals are constants for the ROI heads, as mmdet detaches them).
-    let rpnOutput = rpn.forwardTraining(features: pyramid, imageSizes: imageSizes, gtBoxes: gtBoxes,
-                                        sampler: &sampler)
+    let rpnOutput = proposing(pyramid)
+    let samples = sampling(rpnOutput.proposals)
+    precondition(samples.count == imageSizes.count,
+                 "MaskRCNNFPN: \(samples.count) ROI samples for \(imageSizes.count) images.")
     let config = self.config.roiHead
-    let samples = imageSizes.indices.map { image in
-      config.sampleROIs(proposals: rpnOutput.proposals[image], gtBoxes: gtBoxes[image], gtLabels: gtLabels[image],
-                        using: &sampler)
-    }
 
     // Box head on every sampled ROI.
     let rois = roisForBatch(samples.map(\.boxes))
