@@ -329,7 +329,8 @@ def compare_with_float64(out, out64):
     loss_error = max(e for k, e in errors.items() if k.startswith("loss."))
     out["torch_float32.grad_error"] = torch.tensor([worst[0]])
     out["torch_float32.loss_error"] = torch.tensor([loss_error])
-    print(f"PyTorch float32 vs float64: losses {loss_error:.2e} (relative), gradients up to {worst[0]:.2e} ({worst[1]})")
+    print(f"PyTorch float32 vs float64: losses {loss_error:.2e} (relative), gradients up to {worst[0]:.2e} "
+          f"({worst[1]})")
 
 
 # ------------------------------------------------------------------------------------------------ test time
