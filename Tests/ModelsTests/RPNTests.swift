@@ -263,3 +263,28 @@ func expectSame(_ ours: [Int], _ reference: [Int], _ what: String, sourceLocatio
     #expect(gradient.shape == golden.features.shape && gradient.scalars.contains { $0 != 0 })
   }
 }
+
+/// mmdet's avg_factor by hand: an image without ground truth counts as one positive (max(0, 1)).
+@Suite struct RPNAverageFactorTests {
+  @Test func anImageWithoutPositivesCountsAsOne() {
+    // Two images, 4 anchors each; image 0: anchor 0 positive (GT 0), anchors 1 and 2 negative; image 1: no GT,
+    // anchors 0 and 3 negative. Zero logits and deltas: each sampled BCE is ln 2.
+    let anchors = Tensor(shape: [4, 4], scalars: [0, 0, 8, 8, 4, 4, 12, 12, 8, 8, 16, 16, 0, 8, 8, 16])
+    let assignments = [
+      RPNAnchorAssignment(labels: [.positive, .negative, .negative, .ignore], matchedGroundTruth: [0, -1, -1, -1]),
+      RPNAnchorAssignment(labels: [.negative, .ignore, .ignore, .negative], matchedGroundTruth: [-1, -1, -1, -1]),
+    ]
+    let samples = [RPNSampledAnchors(positive: [0], negative: [1, 2]), RPNSampledAnchors(positive: [], negative: [0, 3])]
+    #expect(rpnAverageFactor(samples) == 1 + 2 + 1 + 2)
+    let loss = rpnLoss(objectness: Tensor.zeros([2, 4]), deltas: Tensor.zeros([2, 4, 4]), anchors: anchors,
+                       groundTruth: [Tensor(shape: [1, 4], scalars: [0, 0, 8, 8]), Tensor.zeros([0, 4])],
+                       assignments: assignments, samples: samples)
+    #expect(loss.sampledCount == 6)
+    #expect(abs(loss.classification - Float(5 * log(2.0) / 6)) < 1e-6)
+    // The positive's targets are 0 (anchor = GT): no box loss; each sampled logit's gradient is (σ(0) − y) / 6.
+    #expect(loss.box == 0)
+    #expect(abs(loss.objectnessGradient.scalars[0] - (-0.5 / 6)) < 1e-7)
+    #expect(abs(loss.objectnessGradient.scalars[4 + 3] - 0.5 / 6) < 1e-7)
+    #expect(loss.objectnessGradient.scalars[4 + 1] == 0)
+  }
+}

@@ -14,6 +14,14 @@ public struct RPNAnchorAssignment: Sendable, Equatable {
   /// Per anchor: the ground truth a positive regresses to; −1 for the others.
   public var matchedGroundTruth: [Int]
 
+  public init(labels: [MatchLabel], matchedGroundTruth: [Int]) {
+    precondition(labels.count == matchedGroundTruth.count,
+                 "An RPN assignment needs one match per label, got \(labels.count) labels and "
+                   + "\(matchedGroundTruth.count) matches.")
+    self.labels = labels
+    self.matchedGroundTruth = matchedGroundTruth
+  }
+
   /// The labels as integers for the sampler: 1 positive, 0 negative, −1 ignored.
   var samplerLabels: [Int] { labels.map { Int($0.rawValue) } }
 }
@@ -125,13 +133,21 @@ public struct RPNLoss: Sendable {
   /// ∂(classification + box)/∂objectness `[n, K]` and ∂/∂deltas `[n, K, 4]` (zero for anchors not sampled).
   public var objectnessGradient: Tensor
   public var deltasGradient: Tensor
-  /// mmdet's `avg_factor`: positives + negatives sampled over the batch.
+  /// mmdet's `avg_factor` (`rpnAverageFactor`): Σ over images of max(#positives, 1) + max(#negatives, 1).
   public var sampledCount: Int
 }
 
+/// mmdet 2.x `AnchorHead.get_targets`' `avg_factor` with sampling: Σ over images of max(#positives, 1) +
+/// max(#negatives, 1) — the plain sampled count unless an image lacks positives or negatives (an image without
+/// ground truth, or whose every anchor is ignored).
+public func rpnAverageFactor(_ samples: [RPNSampledAnchors]) -> Int {
+  samples.reduce(0) { $0 + max($1.positive.count, 1) + max($1.negative.count, 1) }
+}
+
 /// mmdet `AnchorHead.loss` for one level: the sampled anchors' sigmoid BCE and the positives' L1 on deltas encoded
-/// with `BoxCoder.rpn` (`DeltaXYWHBBoxCoder`, means 0, stds 1), both summed over the batch and divided by the number
-/// of sampled anchors (`avg_factor`; with none sampled both losses are 0, as mmdet's sum / (0 + eps)).
+/// with `BoxCoder.rpn` (`DeltaXYWHBBoxCoder`, means 0, stds 1), both summed over the batch and divided by mmdet's
+/// `avg_factor` (`rpnAverageFactor`: the sampled count, with an image's missing positives or negatives counted as
+/// one each; with none sampled at all both losses are 0).
 ///
 /// objectness `[n, K]`, deltas `[n, K, 4]`, anchors `[K, 4]`; per image its ground truth `[g, 4]`, its assignment and
 /// its sampled anchors (every sampled positive must be labelled positive and every negative negative).
@@ -149,7 +165,8 @@ public func rpnLoss(objectness: Tensor, deltas: Tensor, anchors: Tensor, groundT
     return RPNLoss(classification: 0, box: 0, objectnessGradient: objectnessGradient, deltasGradient: deltasGradient,
                    sampledCount: 0)
   }
-  let normaliser = Float(sampledCount)
+  let averageFactor = rpnAverageFactor(samples)
+  let normaliser = Float(averageFactor)
   var classificationSum = 0.0, boxSum = 0.0
   for image in 0..<n {
     let (assignment, sample) = (assignments[image], samples[image])
@@ -188,5 +205,5 @@ public func rpnLoss(objectness: Tensor, deltas: Tensor, anchors: Tensor, groundT
   }
   return RPNLoss(classification: Float(classificationSum / Double(normaliser)),
                  box: Float(boxSum / Double(normaliser)), objectnessGradient: objectnessGradient,
-                 deltasGradient: deltasGradient, sampledCount: sampledCount)
+                 deltasGradient: deltasGradient, sampledCount: averageFactor)
 }

@@ -65,29 +65,12 @@ public func sampleMultiLevelRPNAnchors<G: RandomNumberGenerator>(_ assignment: R
   return RPNSampledAnchors(positive: positive.sorted(), negative: negative.sorted())
 }
 
-/// mmdet's `avg_factor` of the RPN losses: Σ over images of max(#positives, 1) + max(#negatives, 1).
-public func rpnAverageFactor(_ samples: [RPNSampledAnchors]) -> Int {
-  samples.reduce(0) { $0 + max($1.positive.count, 1) + max($1.negative.count, 1) }
-}
-
 /// mmdet `AnchorHead.loss` over all levels at once (the per-level sums add up to the sum over the concatenation):
 /// sigmoid BCE over the sampled anchors + L1 on the positives' `BoxCoder.rpn` deltas, both divided by
 /// `rpnAverageFactor(samples)`. objectness `[n, K]`, deltas `[n, K, 4]`, anchors `[K, 4]` (K = all levels' anchors,
 /// level-major). The result's `sampledCount` is that average factor.
 public func multiLevelRPNLoss(objectness: Tensor, deltas: Tensor, anchors: Tensor, groundTruth: [Tensor],
                               assignments: [RPNAnchorAssignment], samples: [RPNSampledAnchors]) -> RPNLoss {
-  // rpnLoss divides by the plain sampled count; rescale to mmdet's factor (equal unless an image lacks positives
-  // or negatives).
-  var loss = rpnLoss(objectness: objectness, deltas: deltas, anchors: anchors, groundTruth: groundTruth,
-                     assignments: assignments, samples: samples)
-  let sampled = samples.reduce(0) { $0 + $1.count }, averageFactor = rpnAverageFactor(samples)
-  if sampled > 0 && sampled != averageFactor {
-    let rescale = Float(Double(sampled) / Double(averageFactor))
-    loss.classification *= rescale
-    loss.box *= rescale
-    loss.objectnessGradient = rescale * loss.objectnessGradient
-    loss.deltasGradient = rescale * loss.deltasGradient
-  }
-  loss.sampledCount = averageFactor
-  return loss
+  rpnLoss(objectness: objectness, deltas: deltas, anchors: anchors, groundTruth: groundTruth,
+          assignments: assignments, samples: samples)
 }
