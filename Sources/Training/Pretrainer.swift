@@ -45,6 +45,9 @@ public struct PretrainEpochMetrics: Sendable {
   public var isCollapsing: Bool
   public var imagesPerSecond: Double
   public var seconds: Double
+  /// Of `seconds`, the time the step waited for the loader's next batch (0 when loading and augmentation kept up
+  /// with the step: the loader threads make the next batches while the step computes).
+  public var dataWaitSeconds: Double = 0
   /// kNN top-1 accuracy (0…1) on the held-out split, when the monitor ran after this epoch.
   public var knnAccuracy: Double?
 }
@@ -328,7 +331,11 @@ public final class Pretrainer {
       defer { loader.cancel() }
       let epochStart = clock.now
       var epochImages = 0
-      while let batch = try loader.next() {
+      var dataWait = Duration.zero
+      while true {
+        let waitStart = clock.now
+        guard let batch = try loader.next() else { break }
+        dataWait += clock.now - waitStart
         guard let (view1, view2) = batch else { continue }
         optimizer.zeroGrad()
         var result = model.trainingStep(view1, view2, stopsGradient: stopsGradient)
@@ -359,8 +366,9 @@ public final class Pretrainer {
         if overBudget && iterationInEpoch < perEpoch {
           summary.stoppedByTimeBudget = true
           summary.scheduleCut = cut(learningRate)
-          let partial = epochMetrics(epoch: epoch + 1, isComplete: false, learningRate: learningRate,
+          var partial = epochMetrics(epoch: epoch + 1, isComplete: false, learningRate: learningRate,
                                      images: epochImages, seconds: seconds(clock.now - epochStart))
+          partial.dataWaitSeconds = seconds(dataWait)
           try saveCheckpoint()
           try onEpoch(partial)
           break epochLoop
@@ -368,6 +376,7 @@ public final class Pretrainer {
       }
       var metrics = epochMetrics(epoch: epoch + 1, isComplete: true, learningRate: learningRate,
                                  images: epochImages, seconds: seconds(clock.now - epochStart))
+      metrics.dataWaitSeconds = seconds(dataWait)
       completedEpochs += 1
       iterationInEpoch = 0
       epochLossSum = 0

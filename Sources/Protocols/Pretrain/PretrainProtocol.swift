@@ -249,9 +249,10 @@ struct PretrainProgress {
 
   func epoch(_ metrics: PretrainEpochMetrics) {
     var text = "epoch \(metrics.epoch)" + (metrics.isComplete ? "" : " (partial, \(metrics.iterations) iterations)")
-    text += String(format: ": mean loss %.4f, lr %.5f, z-std %.4f (1/√d = %.4f), %.1f img/s, %.0f s",
+    text += String(format: ": mean loss %.4f, lr %.5f, z-std %.4f (1/√d = %.4f), %.1f img/s, %.0f s "
+                     + "(%.1f s waiting for data)",
                    metrics.meanLoss, Double(metrics.learningRate), metrics.normalizedOutputStd,
-                   metrics.healthyStd, metrics.imagesPerSecond, metrics.seconds)
+                   metrics.healthyStd, metrics.imagesPerSecond, metrics.seconds, metrics.dataWaitSeconds)
     if let knn = metrics.knnAccuracy { text += String(format: ", kNN %.2f %%", 100 * knn) }
     reporter.log.write(text)
     if metrics.isCollapsing {
