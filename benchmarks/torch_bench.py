@@ -12,6 +12,9 @@ Cases (images/s = batch / mean step time; warm-up and timed iterations as in sha
   d  the embedded default (configs/pretrain/simsiam_resnet18_fashion-mnist_quick.yaml): the same SimSiam step on
      ResNet-18 CIFAR stem at width 0.25 (channels 16/16/32/64/128), 1 input channel, 32x32, batch 256, two views,
      projector 128->512->512->512, predictor 512->128->512, SGD(lr 0.06, momentum 0.9, wd 5e-4)  warm-up 2, timed 6
+  e  case a's network extracting the VOC07 SVM protocol's five layers: the stem output (after ReLU, before the
+     max-pool) and layer1-4, each through MMSelfSup's specified AvgPool2d (10/10/4, 16/8, 13/5, 8/3, 6/1) to
+     12/6/4/3/2 grids, flattened (NCHW), under torch.no_grad()                         warm-up 1, timed 3
   f  one FCN-D8 training iteration: ResNet-50 D8 (strides 1,2,1,1, dilations 1,1,2,4, contract_dilation), decode
      FCNHead 512 (2 convs + concat) and auxiliary FCNHead 256, 21 classes, 512x512 crop, batch 2, mmseg's loss
      (aux 0.4), SGD(lr 0.01, momentum 0.9, wd 5e-4) step (models in torch_fcn.py)          warm-up 1, timed 2
@@ -30,7 +33,7 @@ Peak RSS is resource.getrusage(RUSAGE_SELF).ru_maxrss, which only grows; so when
 each case runs in its own child process (this script with --only) and its peak is its own. `rss_before_mb` is the
 peak after `import torch`, before the case built anything.
 
-usage: python3 benchmarks/torch_bench.py [--threads N] [--channels-last 0|1] [--only a|b|c|d|f|g|h|i] [--iters N] [--json]
+usage: python3 benchmarks/torch_bench.py [--threads N] [--channels-last 0|1] [--only a|b|c|d|e|f|g|h|i] [--iters N] [--json]
 (without --only: cases a-d; the FCN and Faster R-CNN cases only on request)
 """
 import argparse
@@ -54,6 +57,7 @@ CASES = {
     "b": ("ResNet-50 224 b=32 forward+backward+SGD (train)", 32, 1, 3),
     "c": ("SimSiam R18-CIFAR 32x32 b=128 step (2 views)", 128, 2, 4),
     "d": ("SimSiam R18-CIFAR w0.25 1ch 32x32 b=256 (quick)", 256, 2, 6),
+    "e": ("ResNet-50 224 b=32 five-layer extraction (eval, no_grad)", 32, 1, 3),
     "f": ("FCN-D8 R50 512x512 b=2 training iteration", 2, 1, 2),
     "g": ("FCN miniature R18 w0.25 64x64 b=8 iteration", 8, 3, 20),
     "h": ("Faster R-CNN R50-C4 600x800 training iteration", 1, 1, 2),
@@ -201,6 +205,23 @@ def run_case(case, channels_last, iters):
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
+    elif case == "e":
+        model, x = prep(ResNet(Bottleneck, [3, 4, 6, 3], cifar_stem=False, num_classes=1000),
+                        torch.randn(batch, 3, 224, 224))
+        model.eval()
+        pools = [nn.AvgPool2d(10, 10, 4), nn.AvgPool2d(16, 8), nn.AvgPool2d(13, 5), nn.AvgPool2d(8, 3),
+                 nn.AvgPool2d(6, 1)]
+
+        def step():
+            with torch.no_grad():
+                h = F.relu(model.bn1(model.conv1(x)))
+                stages = [h]
+                h = model.maxpool(h)
+                for layer in (model.layer1, model.layer2, model.layer3, model.layer4):
+                    h = layer(h)
+                    stages.append(h)
+                # .contiguous() after the pool: channels_last pooled maps flattened in NCHW order need the copy
+                [torch.flatten(pool(s).contiguous(), 1) for pool, s in zip(pools, stages)]
     elif case in ("f", "g"):
         step, trainable = make_fcn_step(case, channels_last)
     elif case in ("h", "i"):
