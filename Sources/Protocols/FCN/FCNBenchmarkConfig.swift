@@ -9,7 +9,8 @@ import Support
 public struct FCNBenchmarkConfig: Codable, Sendable, Equatable {
   public var model = ModelSection()
   public var data = DataSection()
-  public var optimizer = OptimizerSection()
+  /// `optimizer.*` (SGDSection): the reference's SGD, lr 0.01, momentum 0.9, weight decay 5e-4.
+  public var optimizer = SGDSection(lr: 0.01, weightDecay: 5e-4)
   public var schedule = ScheduleSection()
   /// Seeds the heads' initialisation, the data order, the augmentations and dropout.
   public var seed: UInt64 = 0
@@ -92,20 +93,6 @@ public struct FCNBenchmarkConfig: Codable, Sendable, Equatable {
     }
   }
 
-  /// `optimizer.*`: SGD with momentum and weight decay on every parameter (mmseg's default optimizer).
-  public struct OptimizerSection: Codable, Sendable, Equatable {
-    public var lr = 0.01
-    public var momentum = 0.9
-    public var weightDecay = 5e-4
-
-    public init() {}
-
-    enum CodingKeys: String, CodingKey {
-      case lr, momentum
-      case weightDecay = "weight_decay"
-    }
-  }
-
   /// `schedule.*`: mmcv's iteration-based poly schedule, checkpoints and evaluations.
   public struct ScheduleSection: Codable, Sendable, Equatable {
     public var iterations = 20_000
@@ -180,10 +167,7 @@ public struct FCNBenchmarkConfig: Codable, Sendable, Equatable {
       try data.fail(key, "must name a split (e.g. train, train+aug, val), got ''")
     }
 
-    let optimizer = ConfigRanges(prefix: "optimizer")
-    try optimizer.check("lr", self.optimizer.lr, from: 0, to: 100, lowerOpen: true)
-    try optimizer.check("momentum", self.optimizer.momentum, from: 0, to: 1, upperOpen: true)
-    try optimizer.check("weight_decay", self.optimizer.weightDecay, from: 0, to: 1)
+    try optimizer.checkRanges()
 
     let schedule = ConfigRanges(prefix: "schedule")
     try schedule.check("iterations", self.schedule.iterations, in: 1...10_000_000)

@@ -107,8 +107,7 @@ public enum FCNProtocol {
     if let report = evaluation.report { log?.write(report.rendered()) }
     if evaluation.isRandomInit { log?.write("random initialisation (seed \(evaluation.seed)); weights not loaded") }
 
-    let optimizer = SGD(segmentor.parameters, learningRate: Float(config.optimizer.lr),
-                        momentum: Float(config.optimizer.momentum), weightDecay: Float(config.optimizer.weightDecay))
+    let optimizer = config.optimizer.makeSGD(segmentor.parameters)
     let metadata: [String: String] = [
       "checkpoint_sha256": evaluation.featureKey, "config": config.json,
       "train_fingerprint": train.fingerprint, "test_fingerprint": test.fingerprint,

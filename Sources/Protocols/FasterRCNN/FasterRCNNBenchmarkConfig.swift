@@ -12,7 +12,8 @@ import Support
 public struct FasterRCNNBenchmarkConfig: Codable, Sendable, Equatable {
   public var model = ModelSection()
   public var data = DataSection()
-  public var optimizer = OptimizerSection()
+  /// `optimizer.*` (SGDSection): the reference's SGD, lr 0.02, momentum 0.9, weight decay 1e-4.
+  public var optimizer = SGDSection(lr: 0.02, weightDecay: 1e-4)
   public var schedule = ScheduleSection()
   /// Seeds the heads' initialisation, the data order, the scale/flip draws and the RPN/ROI samplers.
   public var seed: UInt64 = 0
@@ -96,20 +97,6 @@ public struct FasterRCNNBenchmarkConfig: Codable, Sendable, Equatable {
     }
   }
 
-  /// `optimizer.*`: SGD with momentum and weight decay on every parameter (mmdet's default optimizer).
-  public struct OptimizerSection: Codable, Sendable, Equatable {
-    public var lr = 0.02
-    public var momentum = 0.9
-    public var weightDecay = 1e-4
-
-    public init() {}
-
-    enum CodingKeys: String, CodingKey {
-      case lr, momentum
-      case weightDecay = "weight_decay"
-    }
-  }
-
   /// `schedule.*`: mmdet `schedule_24k.py` — linear warm-up, then ×gamma at each step, by iteration.
   public struct ScheduleSection: Codable, Sendable, Equatable {
     public var iterations = 24_000
@@ -182,10 +169,7 @@ public struct FasterRCNNBenchmarkConfig: Codable, Sendable, Equatable {
       try data.fail(key, "must name a split of ImageSets/Main (e.g. trainval, test), got ''")
     }
 
-    let optimizer = ConfigRanges(prefix: "optimizer")
-    try optimizer.check("lr", self.optimizer.lr, from: 0, to: 100, lowerOpen: true)
-    try optimizer.check("momentum", self.optimizer.momentum, from: 0, to: 1, upperOpen: true)
-    try optimizer.check("weight_decay", self.optimizer.weightDecay, from: 0, to: 1)
+    try optimizer.checkRanges()
 
     let schedule = ConfigRanges(prefix: "schedule")
     try schedule.check("iterations", self.schedule.iterations, in: 1...10_000_000)

@@ -74,8 +74,7 @@ public enum FasterRCNNProtocol {
     if let report = evaluation.report { log.write(report.rendered()) }
     if evaluation.isRandomInit { log.write("random initialisation (seed \(evaluation.seed)); weights not loaded") }
 
-    let optimizer = SGD(detector.parameters, learningRate: Float(config.optimizer.lr),
-                        momentum: Float(config.optimizer.momentum), weightDecay: Float(config.optimizer.weightDecay))
+    let optimizer = config.optimizer.makeSGD(detector.parameters)
     let metadata: [String: String] = [
       "checkpoint_sha256": evaluation.featureKey, "config": config.json,
       "train_fingerprint": data.trainFingerprint, "test_fingerprint": data.testFingerprint,

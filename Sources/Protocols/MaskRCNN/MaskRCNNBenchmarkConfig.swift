@@ -10,7 +10,8 @@ import Support
 public struct MaskRCNNBenchmarkConfig: Codable, Sendable, Equatable {
   public var model = ModelSection()
   public var data = DataSection()
-  public var optimizer = OptimizerSection()
+  /// `optimizer.*` (SGDSection): the reference's SGD, lr 0.02, momentum 0.9, weight decay 1e-4.
+  public var optimizer = SGDSection(lr: 0.02, weightDecay: 1e-4)
   public var schedule = ScheduleSection()
   /// Seeds the neck's and heads' initialisation, the data order, the scale/flip draws and the RPN/ROI samplers.
   public var seed: UInt64 = 0
@@ -105,20 +106,6 @@ public struct MaskRCNNBenchmarkConfig: Codable, Sendable, Equatable {
     }
   }
 
-  /// `optimizer.*`: SGD with momentum and weight decay on every parameter (mmdet's default optimizer).
-  public struct OptimizerSection: Codable, Sendable, Equatable {
-    public var lr = 0.02
-    public var momentum = 0.9
-    public var weightDecay = 1e-4
-
-    public init() {}
-
-    enum CodingKeys: String, CodingKey {
-      case lr, momentum
-      case weightDecay = "weight_decay"
-    }
-  }
-
   /// `schedule.*`: mmdet's `schedule_1x.py` by epoch — linear warm-up by iteration, ×gamma at the step epochs.
   /// An epoch is ⌈train images / batch_size⌉ iterations (mmdet's GroupSampler pads the last batch).
   public struct ScheduleSection: Codable, Sendable, Equatable {
@@ -186,10 +173,7 @@ public struct MaskRCNNBenchmarkConfig: Codable, Sendable, Equatable {
     try data.check("train_limit", self.data.trainLimit, in: 0...10_000_000)
     try data.check("test_limit", self.data.testLimit, in: 0...10_000_000)
 
-    let optimizer = ConfigRanges(prefix: "optimizer")
-    try optimizer.check("lr", self.optimizer.lr, from: 0, to: 100, lowerOpen: true)
-    try optimizer.check("momentum", self.optimizer.momentum, from: 0, to: 1, upperOpen: true)
-    try optimizer.check("weight_decay", self.optimizer.weightDecay, from: 0, to: 1)
+    try optimizer.checkRanges()
 
     let schedule = ConfigRanges(prefix: "schedule")
     try schedule.check("epochs", self.schedule.epochs, in: 1...10_000)
