@@ -205,4 +205,24 @@ extension SVMProtocolTests {
       #expect(single.chosenCost == several.chosenCost)
     }
   }
+  @Test func dualModelsGiveTheFeatureWeightsAndScoresOfSingleFits() throws {
+    // Three costs' duals on one factor: their batched feature weights are each lone fit's, bit for bit; their
+    // scores through the Gram matrix are w_x · x + b of the stored rows to rounding.
+    let gramCase = try gramCase(clustered: true, balanced: false, seed: 35)
+    var settings = LiblinearSettings()
+    settings.reseedsRandomOrder = true
+    let costs = [0.01, 1.0, 100.0]
+    let duals = try costs.map { try gramCase.factor.fitDual(labels: gramCase.labels, cost: $0, settings: settings) }
+    let batched = gramCase.factor.featureModels(duals)
+    for (cost, model) in zip(costs, batched) {
+      let alone = try gramCase.factor.fit(labels: gramCase.labels, cost: cost, settings: settings)
+      #expect(model == alone, "C = \(cost)")
+    }
+    let rows = Array(0..<gramCase.problem.rows)  // trainval rows in and out of the factor's subset
+    let gram = SVMGramMatrix(problem: gramCase.problem)
+    for (scores, model) in zip(gramCase.factor.decisions(duals, rows: rows, gram: gram), batched) {
+      expectRelativelyClose(scores, rows.map { gramCase.problem.decision(row: $0, model: model) }, tolerance: 1e-12,
+                            "scores through K")
+    }
+  }
 }

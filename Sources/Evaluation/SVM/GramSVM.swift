@@ -151,8 +151,14 @@ public final class GramFactor: @unchecked Sendable {
   public func fit(labels: [Double], cost: Double, settings: LiblinearSettings, dotProduct: DotProductOrder) throws
     -> LinearSVMModel
   {
+    featureModels([try fitDual(labels: labels, cost: cost, settings: settings, dotProduct: dotProduct)])[0]
+  }
+
+  /// The fit in dual form (β = α ∘ y on the factor's rows, and the bias weight): what `fit` returns before the
+  /// pass over the feature rows, enough to score trainval rows through the Gram matrix (`decisions`).
+  public func fitDual(labels: [Double], cost: Double, settings: LiblinearSettings,
+                      dotProduct: DotProductOrder = .blocked) throws -> GramDualModel {
     try checkFit(labels: labels, settings: settings)
-    let n = subset.count
     let solution = solveGramDual(
       rows: packed, squaredNorms: squaredNorms, labels: labels, bias: problem.bias,
       positiveCost: cost * settings.positiveWeight, negativeCost: cost * settings.negativeWeight,
@@ -171,7 +177,7 @@ public final class GramFactor: @unchecked Sendable {
       }
     }
     SolveReport.current = SolveReport(reachedCap: solution.reachedCap, iterations: solution.iterations)
-    return model(liblinearWeights: w, outcome: outcome, features: n)
+    return dualModel(liblinearWeights: w, outcome: outcome)
   }
 
   /// The same fit through liblinear's own `train` on L's rows as `feature_node`s (the Gram path before the dense
@@ -184,7 +190,7 @@ public final class GramFactor: @unchecked Sendable {
     let (w, outcome) = withLiblinearRows { rows in
       trainLiblinear(rows: rows, features: n, labels: labels, cost: cost, settings: settings)
     }
-    return model(liblinearWeights: w, outcome: outcome, features: n)
+    return featureModels([dualModel(liblinearWeights: w, outcome: outcome)])[0]
   }
 
   private func checkFit(labels: [Double], settings: LiblinearSettings) throws {
@@ -227,34 +233,17 @@ public final class GramFactor: @unchecked Sendable {
     return body(pointers)
   }
 
-  /// Feature-space model from liblinear's weights on L's columns, w_z = Lᵀ (α ∘ y) [n (+ 1 bias column)]:
-  /// β = L⁻ᵀ w_z (dual coefficients α ∘ y), w_x = Σ βₐ x_{subset[a]}, bias weight unchanged.
-  private func model(liblinearWeights w: [Double], outcome: LiblinearOutcome, features n: Int) -> LinearSVMModel {
-    // β = L⁻ᵀ w_z: solve Lᵀ β = w_z (L row-major lower packed).
+  /// Dual coefficients from liblinear's weights on L's columns, w_z = Lᵀ (α ∘ y) [n (+ 1 bias column)]:
+  /// β = L⁻ᵀ w_z (one packed triangular solve), bias weight unchanged.
+  private func dualModel(liblinearWeights w: [Double], outcome: LiblinearOutcome) -> GramDualModel {
+    let n = subset.count
     var beta = Array(w[0..<n])
     beta.withUnsafeMutableBufferPointer { b in
       openBLASCallLock.withLock {
         cblas_dtpsv(CblasRowMajor, CblasLower, CblasTrans, CblasNonUnit, Int32(n), packed, b.baseAddress!, 1)
       }
     }
-    // w_x = Σ βₐ x_{subset[a]} over the stored normalised rows.
-    let d = problem.dimension
-    var weights = [Double](repeating: 0, count: d)
-    weights.withUnsafeMutableBufferPointer { out in
-      let target = out.baseAddress!
-      for a in 0..<n where beta[a] != 0 {
-        let coefficient = beta[a]
-        problem.withRow(subset[a]) { first in
-          var node = first
-          while node.pointee.index != -1 {
-            let column = Int(node.pointee.index) - 1
-            if column < d { target[column] += coefficient * node.pointee.value }
-            node += 1
-          }
-        }
-      }
-    }
-    return LinearSVMModel(weights: weights, bias: problem.bias >= 0 ? w[n] * problem.bias : 0, outcome: outcome)
+    return GramDualModel(coefficients: beta, bias: problem.bias >= 0 ? w[n] * problem.bias : 0, outcome: outcome)
   }
 }
 
@@ -299,26 +288,6 @@ extension SVMLayer {
   public func gramFactor(rows: [Int]) -> GramFactor? {
     guard let gram else { return nil }
     return GramFactor(problem: problem, gram: gram, rows: rows)
-  }
-
-  /// Fits sharing `rows`, one per (labels, cost) job in order, through one factor when possible; `each(job, model)`
-  /// runs after every fit (journal, progress). `factor` reuses one built by the caller (e.g. shared by workers).
-  func fitShared(rows: [Int], jobs: [(labels: [Double], cost: Double)], settings: SVMSettings,
-                 factor given: GramFactor?? = nil, each: (Int, LinearSVMModel) throws -> Void) throws {
-    guard !jobs.isEmpty else { return }
-    let factor = given ?? gramFactor(rows: rows)
-    var liblinear = settings.liblinear
-    liblinear.reseedsRandomOrder = settings.deterministic
-    for (index, job) in jobs.enumerated() {
-      let model: LinearSVMModel
-      if let factor {
-        model = try factor.fit(labels: job.labels, cost: job.cost, settings: liblinear)
-      } else {
-        model = try problem.fit(rows: rows, labels: job.labels, cost: job.cost, settings: liblinear)
-      }
-      pathCounter.add(gram: factor != nil, outcome: model.outcome)
-      try each(index, model)
-    }
   }
 
   /// Fits run so far on this layer, per path.
