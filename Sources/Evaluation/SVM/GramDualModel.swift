@@ -1,8 +1,9 @@
 // What a Gram-path fit gives back, and the two ways out of it:
 // - `featureModels`: w_x = Σₐ βₐ x_{subset[a]} over the stored feature rows, for every model fitted on one factor
 //   in one pass over those rows (each row's nodes read once for all models instead of once per model — the rows are
-//   ≈ 0.5 · n · d nodes of 16 bytes, 250 MB for a CV fold's 3,340 × 9,216). Each weight sums the same terms in the
-//   same order as a model on its own, so the result is the same bits.
+//   ≈ 0.5 · n · d nodes of 16 bytes, 250 MB for a CV fold's 3,340 × 9,216; a low-shot class's 19 costs share
+//   one pass). Each weight sums the same terms in the same order as a model on its own, so the result is the same
+//   bits (up to the sign of a zero weight).
 // - `decisions`: scores of trainval rows without w_x: w_x · x_j = Σₐ βₐ xₐ · x_j = Σₐ βₐ K[subset[a], j], read from
 //   the layer's Gram matrix (dense float64) — how the CV folds score their held-out rows. It differs from w_x · x_j
 //   only by rounding (≈ 1e-16 relative per term).
@@ -47,8 +48,8 @@ extension GramFactor {
               if column < d {
                 let value = node.pointee.value
                 let weights = target + column * count
-                // `where β ≠ 0` as a lone model's pass skips such rows (adding ±0 could flip a zero's sign).
-                for m in 0..<count where coefficients[m] != 0 { weights[m] += coefficients[m] * value }
+                // Branch-free (vectorised): a β of 0 adds ±0, which leaves every non-zero weight's bits alone.
+                for m in 0..<count { weights[m] += coefficients[m] * value }
               }
               node += 1
             }
