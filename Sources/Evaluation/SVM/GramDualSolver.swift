@@ -66,6 +66,7 @@ func solveGramDual(rows: UnsafePointer<Double>, squaredNorms: UnsafePointer<Doub
                    bias: Double, positiveCost: Double, negativeCost: Double, epsilon: Double, reseeded: Bool,
                    dotProduct: DotProductOrder = .blocked) -> GramDualSolution {
   let n = labels.count
+  precondition(labels.allSatisfy { $0 == 1 || $0 == -1 }, "The dual solver takes labels ±1 only.")
   let hasBias = bias >= 0
   let biasColumn = n  // w's last entry, present when hasBias
   // group_classes: positives first, then negatives, each in input order.
