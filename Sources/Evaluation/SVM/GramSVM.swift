@@ -1,13 +1,17 @@
 // The same liblinear fits on fewer columns: the dual of the L2-regularised squared-hinge SVM (liblinear `-s 1`)
 // sees the data only through inner products xᵢ · xⱼ (the bias is liblinear's extra constant column, unchanged).
-// For the n rows S of one fit, factor their Gram block K_S = X_S X_Sᵀ = L Lᵀ (Cholesky, float64) and give
-// liblinear the rows zᵢ of L instead of xᵢ: zᵢ · zⱼ = xᵢ · xⱼ, so it solves the same dual problem, draws the same
-// coordinate order from `rand()` and returns the same α up to rounding, at n(n+1)/2 stored values per iteration
-// (L is lower triangular, zeros are not stored) instead of nnz(X_S) ≈ n · d.
+// For the n rows S of one fit, factor their Gram block K_S = X_S X_Sᵀ = L Lᵀ (Cholesky, float64) and solve the dual
+// on the rows zᵢ of L instead of xᵢ: zᵢ · zⱼ = xᵢ · xⱼ, so it is the same dual problem, with the same coordinate
+// order from `rand()` and the same α up to rounding, at n(n+1)/2 values per iteration (L is lower triangular, zeros
+// are not stored) instead of nnz(X_S) ≈ n · d.
 //
-// Back to feature space: liblinear returns w_z = Σ αᵢ yᵢ zᵢ = Lᵀ (α ∘ y), so β = L⁻ᵀ w_z are the dual coefficients
+// The solve is liblinear 2.3.0's dual coordinate descent re-run on L's dense packed rows (GramDualSolver.swift,
+// which says why liblinear's sparse node format does not fit them); liblinear itself still runs the plain path,
+// the primal finish of capped fits and `fitThroughLiblinearRows`, the reference the dense solver is tested against.
+//
+// Back to feature space: the dual returns w_z = Σ αᵢ yᵢ zᵢ = Lᵀ (α ∘ y), so β = L⁻ᵀ w_z are the dual coefficients
 // α ∘ y and w_x = X_Sᵀ β = Σ βᵢ xᵢ is the weight vector the plain fit returns (one triangular solve and one pass
-// over the subset's rows per fit); the bias weight is liblinear's last weight in both cases.
+// over the subset's rows per fit); the bias weight is the solve's last weight in both cases.
 //
 // Used only when it pays and is safe: n < `gramMaxRowFraction` · d, and the Cholesky succeeds with every pivot
 // Lᵢᵢ² > `gramMinPivotRatio` · max Lⱼⱼ² (duplicate or nearly dependent rows make L⁻ᵀ amplify rounding); other
@@ -75,24 +79,24 @@ public final class SVMGramMatrix: @unchecked Sendable {
   public subscript(i: Int, j: Int) -> Double { values[i * rows + j] }
 }
 
-/// The rows `subset` of a problem, factored: K_S = L Lᵀ, with L's rows as liblinear `feature_node` rows (columns
-/// 1…n, the bias node at n + 1). Shared by every fit on the same rows (all costs, all classes of a final fit);
-/// read-only after init, so fits may run concurrently.
+/// The rows `subset` of a problem, factored: K_S = L Lᵀ, L's rows stored packed (row a: its a + 1 values, contiguous)
+/// for the dense dual solver (GramDualSolver.swift). Shared by every fit on the same rows (all costs, all classes of a
+/// final fit); read-only after init, so fits may run concurrently.
 public final class GramFactor: @unchecked Sendable {
-  // @unchecked: written once in init; liblinear reads the nodes through const pointers. Raw pointers are never
-  // Sendable, so the compiler cannot check this; nothing mutable needs a lock.
+  // @unchecked: written once in init, only read afterwards. Raw pointers are never Sendable, so the compiler cannot
+  // check this; nothing mutable needs a lock.
   public let subset: [Int]
   let problem: LiblinearProblem
-  let factor: UnsafeMutablePointer<Double>  // [n, n] row-major; lower triangle (with diagonal) = L
-  let nodes: UnsafeMutablePointer<feature_node>
-  let pointers: UnsafeMutablePointer<UnsafeMutablePointer<feature_node>?>  // [n] row starts in `nodes`
+  let packed: UnsafeMutablePointer<Double>  // [n(n+1)/2] L's rows, row-major lower packed
+  let squaredNorms: UnsafeMutablePointer<Double>  // [n] Σ_b L[a, b]² in order from b = 0 (liblinear's nrm2_sq)
 
   /// nil when the rows do not pay (n ≥ `gramMaxRowFraction` · d) or the factorisation fails the pivot test.
   public init?(problem: LiblinearProblem, gram: SVMGramMatrix, rows subset: [Int]) {
     precondition(gram.rows == problem.rows, "The Gram matrix has \(gram.rows) rows, the problem \(problem.rows).")
     let n = subset.count
     guard n > 0, Double(n) < gramMaxRowFraction * Double(problem.dimension) else { return nil }
-    let factor = UnsafeMutablePointer<Double>.allocate(capacity: n * n)
+    let factor = UnsafeMutablePointer<Double>.allocate(capacity: n * n)  // [n, n] row-major, lower triangle = L
+    defer { factor.deallocate() }
     // Row-major lower triangle of K_S = column-major upper triangle, which dpotrf("U") factors as Uᵀ U; read
     // back row-major, U is L = Uᵀ (lower) with K_S = L Lᵀ. The other triangle is never read.
     for a in 0..<n {
@@ -112,21 +116,109 @@ public final class GramFactor: @unchecked Sendable {
       smallest = min(smallest, pivot)
       largest = max(largest, pivot)
     }
-    guard info == 0, smallest.isFinite, smallest > gramMinPivotRatio * largest else {
-      factor.deallocate()
-      return nil
-    }
+    guard info == 0, smallest.isFinite, smallest > gramMinPivotRatio * largest else { return nil }
     self.subset = subset
     self.problem = problem
-    self.factor = factor
+    let packed = UnsafeMutablePointer<Double>.allocate(capacity: n * (n + 1) / 2)
+    let squaredNorms = UnsafeMutablePointer<Double>.allocate(capacity: n)
+    parallelFor(0..<n, minimumChunk: 64) { range in
+      for a in range {
+        let source = factor + a * n
+        let target = packed + packedRowOffset(a)
+        target.update(from: source, count: a + 1)
+        squaredNorms[a] = sequentialDot(source, source, count: a + 1)
+      }
+    }
+    self.packed = packed
+    self.squaredNorms = squaredNorms
+  }
+
+  deinit {
+    packed.deallocate()
+    squaredNorms.deallocate()
+  }
+
+  public var rows: Int { subset.count }
+
+  /// The fit `problem.fit(rows: subset, labels:cost:settings:)` would return, through the factor: liblinear's dual
+  /// solve run by `solveGramDual` on L's packed rows; a solve that reaches the dual's cap is finished by liblinear's
+  /// primal solver on L's rows as `feature_node`s when `settings.finishCappedFits` (as `trainLiblinear` does).
+  public func fit(labels: [Double], cost: Double, settings: LiblinearSettings) throws -> LinearSVMModel {
+    try fit(labels: labels, cost: cost, settings: settings, dotProduct: .blocked)
+  }
+
+  /// The same with the dual's dot products summed in `dotProduct` order (`.liblinear`: liblinear's fit bit for bit).
+  public func fit(labels: [Double], cost: Double, settings: LiblinearSettings, dotProduct: DotProductOrder) throws
+    -> LinearSVMModel
+  {
+    featureModels([try fitDual(labels: labels, cost: cost, settings: settings, dotProduct: dotProduct)])[0]
+  }
+
+  /// The fit in dual form (β = α ∘ y on the factor's rows, and the bias weight): what `fit` returns before the
+  /// pass over the feature rows, enough to score trainval rows through the Gram matrix (`decisions`).
+  public func fitDual(labels: [Double], cost: Double, settings: LiblinearSettings,
+                      dotProduct: DotProductOrder = .blocked) throws -> GramDualModel {
+    try checkFit(labels: labels, settings: settings)
+    let solution = solveGramDual(
+      rows: packed, squaredNorms: squaredNorms, labels: labels, bias: problem.bias,
+      positiveCost: cost * settings.positiveWeight, negativeCost: cost * settings.negativeWeight,
+      epsilon: settings.epsilon, reseeded: settings.reseedsRandomOrder, dotProduct: dotProduct)
+    var w = solution.weights
+    var outcome = LiblinearOutcome.converged
+    if solution.reachedCap {
+      outcome = .stoppedAtCap
+      if settings.finishCappedFits {
+        let primal = withLiblinearRows { rows in
+          finishWithLiblinearPrimal(rows: rows, columns: w.count, labels: labels, cost: cost, start: w,
+                                    settings: settings)
+        }
+        w = primal.weights
+        outcome = primal.capped ? .stoppedAtCap : .finishedByPrimal
+      }
+    }
+    SolveReport.current = SolveReport(reachedCap: solution.reachedCap, iterations: solution.iterations)
+    return dualModel(liblinearWeights: w, outcome: outcome)
+  }
+
+  /// The same fit through liblinear's own `train` on L's rows as `feature_node`s (the Gram path before the dense
+  /// solver): the reference the dense solver is tested and benchmarked against.
+  public func fitThroughLiblinearRows(labels: [Double], cost: Double, settings: LiblinearSettings) throws
+    -> LinearSVMModel
+  {
+    try checkFit(labels: labels, settings: settings)
+    let n = subset.count
+    let (w, outcome) = withLiblinearRows { rows in
+      trainLiblinear(rows: rows, features: n, labels: labels, cost: cost, settings: settings)
+    }
+    return featureModels([dualModel(liblinearWeights: w, outcome: outcome)])[0]
+  }
+
+  private func checkFit(labels: [Double], settings: LiblinearSettings) throws {
+    precondition(labels.count == subset.count,
+                 "fit needs one label per row: \(subset.count) rows, \(labels.count) labels.")
+    precondition(settings.bias == problem.bias,
+                 "The problem was built with bias \(problem.bias), the fit asks for \(settings.bias).")
+    guard labels.contains(1), labels.contains(-1) else {
+      throw SVMError.singleClassFit(positives: labels.filter { $0 == 1 }.count, rows: labels.count)
+    }
+  }
+
+  /// L's rows as liblinear `feature_node` rows (columns 1…n, zeros left out, the bias node at n + 1), built for the
+  /// duration of `body` (n(n+1)/2 nodes of 16 bytes: only capped fits and the reference path need them).
+  func withLiblinearRows<R>(_ body: (UnsafeMutablePointer<UnsafeMutablePointer<feature_node>?>) -> R) -> R {
+    let n = subset.count
     let withBias = problem.bias >= 0
     let perRowExtra = (withBias ? 1 : 0) + 1  // bias node + terminator
     let nodes = UnsafeMutablePointer<feature_node>.allocate(capacity: n * (n + 1) / 2 + n * perRowExtra)
-    let pointers = UnsafeMutablePointer<UnsafeMutablePointer<feature_node>?>.allocate(capacity: n)
+    let pointers = UnsafeMutablePointer<UnsafeMutablePointer<feature_node>?>.allocate(capacity: max(n, 1))
+    defer {
+      nodes.deallocate()
+      pointers.deallocate()
+    }
     var node = nodes
     for a in 0..<n {
       pointers[a] = node
-      let row = factor + a * n
+      let row = packed + packedRowOffset(a)
       for b in 0...a where row[b] != 0 {
         node.pointee = feature_node(index: Int32(b + 1), value: row[b])
         node += 1
@@ -138,53 +230,20 @@ public final class GramFactor: @unchecked Sendable {
       node.pointee = feature_node(index: -1, value: 0)
       node += 1
     }
-    self.nodes = nodes
-    self.pointers = pointers
+    return body(pointers)
   }
 
-  deinit {
-    factor.deallocate()
-    nodes.deallocate()
-    pointers.deallocate()
-  }
-
-  public var rows: Int { subset.count }
-
-  /// The fit `problem.fit(rows: subset, labels:cost:settings:)` would return, through the factor.
-  public func fit(labels: [Double], cost: Double, settings: LiblinearSettings) throws -> LinearSVMModel {
+  /// Dual coefficients from liblinear's weights on L's columns, w_z = Lᵀ (α ∘ y) [n (+ 1 bias column)]:
+  /// β = L⁻ᵀ w_z (one packed triangular solve), bias weight unchanged.
+  private func dualModel(liblinearWeights w: [Double], outcome: LiblinearOutcome) -> GramDualModel {
     let n = subset.count
-    precondition(labels.count == n, "fit needs one label per row: \(n) rows, \(labels.count) labels.")
-    precondition(settings.bias == problem.bias,
-                 "The problem was built with bias \(problem.bias), the fit asks for \(settings.bias).")
-    guard labels.contains(1), labels.contains(-1) else {
-      throw SVMError.singleClassFit(positives: labels.filter { $0 == 1 }.count, rows: labels.count)
-    }
-    let (w, outcome) = trainLiblinear(rows: pointers, features: n, labels: labels, cost: cost, settings: settings)
-    // β = L⁻ᵀ w_z: solve Lᵀ β = w_z (L row-major lower).
     var beta = Array(w[0..<n])
     beta.withUnsafeMutableBufferPointer { b in
       openBLASCallLock.withLock {
-        cblas_dtrsv(CblasRowMajor, CblasLower, CblasTrans, CblasNonUnit, Int32(n), factor, Int32(n), b.baseAddress!, 1)
+        cblas_dtpsv(CblasRowMajor, CblasLower, CblasTrans, CblasNonUnit, Int32(n), packed, b.baseAddress!, 1)
       }
     }
-    // w_x = Σ βₐ x_{subset[a]} over the stored normalised rows.
-    let d = problem.dimension
-    var weights = [Double](repeating: 0, count: d)
-    weights.withUnsafeMutableBufferPointer { out in
-      let target = out.baseAddress!
-      for a in 0..<n where beta[a] != 0 {
-        let coefficient = beta[a]
-        problem.withRow(subset[a]) { first in
-          var node = first
-          while node.pointee.index != -1 {
-            let column = Int(node.pointee.index) - 1
-            if column < d { target[column] += coefficient * node.pointee.value }
-            node += 1
-          }
-        }
-      }
-    }
-    return LinearSVMModel(weights: weights, bias: problem.bias >= 0 ? w[n] * problem.bias : 0, outcome: outcome)
+    return GramDualModel(coefficients: beta, bias: problem.bias >= 0 ? w[n] * problem.bias : 0, outcome: outcome)
   }
 }
 
@@ -229,26 +288,6 @@ extension SVMLayer {
   public func gramFactor(rows: [Int]) -> GramFactor? {
     guard let gram else { return nil }
     return GramFactor(problem: problem, gram: gram, rows: rows)
-  }
-
-  /// Fits sharing `rows`, one per (labels, cost) job in order, through one factor when possible; `each(job, model)`
-  /// runs after every fit (journal, progress). `factor` reuses one built by the caller (e.g. shared by workers).
-  func fitShared(rows: [Int], jobs: [(labels: [Double], cost: Double)], settings: SVMSettings,
-                 factor given: GramFactor?? = nil, each: (Int, LinearSVMModel) throws -> Void) throws {
-    guard !jobs.isEmpty else { return }
-    let factor = given ?? gramFactor(rows: rows)
-    var liblinear = settings.liblinear
-    liblinear.reseedsRandomOrder = settings.deterministic
-    for (index, job) in jobs.enumerated() {
-      let model: LinearSVMModel
-      if let factor {
-        model = try factor.fit(labels: job.labels, cost: job.cost, settings: liblinear)
-      } else {
-        model = try problem.fit(rows: rows, labels: job.labels, cost: job.cost, settings: liblinear)
-      }
-      pathCounter.add(gram: factor != nil, outcome: model.outcome)
-      try each(index, model)
-    }
   }
 
   /// Fits run so far on this layer, per path.

@@ -298,6 +298,20 @@ func trainLiblinear(rows pointers: UnsafeMutablePointer<UnsafeMutablePointer<fea
   return (raw.map { sign * $0 }, outcome)
 }
 
+/// liblinear's primal solver (`-s 2`, trust-region Newton) on `columns`-wide `feature_node` rows, started from
+/// `start`: weights that score class +1, as the Gram path's dense dual solver returns them. With labels ±1,
+/// liblinear 2.3.0's `group_classes` makes +1 its label[0], so its raw weights score class +1 too (checked).
+/// Returns the primal's weights [columns] and whether it reached its own cap.
+func finishWithLiblinearPrimal(rows pointers: UnsafeMutablePointer<UnsafeMutablePointer<feature_node>?>,
+                               columns: Int, labels: [Double], cost: Double, start: [Double],
+                               settings: LiblinearSettings) -> (weights: [Double], capped: Bool) {
+  precondition(start.count == columns, "The primal start has \(start.count) weights, not \(columns).")
+  let primal = solveLiblinear(rows: pointers, columns: columns, labels: labels, cost: cost,
+                              solver: Int32(L2R_L2LOSS_SVC), start: start, settings: settings)
+  precondition(primal.sign == 1, "liblinear's primal solve did not take class +1 as its first label.")
+  return (primal.weights, primal.capped)
+}
+
 /// One liblinear `train` with `solver`, from `start` (primal solvers only) or liblinear's own start: the model's
 /// raw weights [columns], the sign that makes them score class +1, and whether the solver reported its cap.
 private func solveLiblinear(rows pointers: UnsafeMutablePointer<UnsafeMutablePointer<feature_node>?>, columns: Int,

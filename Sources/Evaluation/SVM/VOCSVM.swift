@@ -296,10 +296,9 @@ extension SVMLayer {
       let trainRows = (0..<n).filter { assignment[$0] != fold }
       let heldOut = (0..<n).filter { assignment[$0] == fold }
       let trainLabels = trainRows.map { y[$0] }
-      try fitShared(rows: trainRows, jobs: group.map { (trainLabels, costs[$0.cost]) }, settings: settings) {
-        slot, model in
+      try fitSharedScoring(rows: trainRows, scoring: heldOut, jobs: group.map { (trainLabels, costs[$0.cost]) },
+                           settings: settings) { slot, scores in
         let unit = group[slot]
-        let scores = heldOut.map { problem.decision(row: $0, model: model) }
         let ap = sklearnAveragePrecision(scores: scores, positive: heldOut.map { y[$0] == 1 })
         try journal?.record(unit.name, [ap])
         store.set(unit.c, unit.cost, unit.fold, ap)
