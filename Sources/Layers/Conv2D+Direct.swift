@@ -27,10 +27,23 @@ extension Conv2D {
     set { directConvolutionSetting = newValue }
   }
 
-  /// The most input or output channels `.automatic` sends to the kernel. Above it the weight slice one pixel block
-  /// streams (9·in·16 floats) no longer stays in L2 and one whole GEMM reuses the weights better
-  /// (benchmarks/README.md, "Issue 19 item 1: the direct kernel").
-  static let directMaximumChannels = 256
+  /// Whether covered layers with in·out ≤ `directWeightGradientMaximumProduct` also compute dW on the direct kernel
+  /// (else im2col + GEMM); benchmarks switch it (`--direct-dw off`) to time the two.
+  nonisolated(unsafe) static var directWeightGradientSetting = true
+  @_spi(Benchmarks) public static var directWeightGradients: Bool {
+    get { directWeightGradientSetting }
+    set { directWeightGradientSetting = newValue }
+  }
+
+  /// The most input or output channels `.automatic` sends to the kernel. From 64 channels on, im2col + GEMM is
+  /// already efficient (the column matrix is no longer the bottleneck) and the two paths time alike; at 256 the
+  /// GEMM was faster (benchmarks/README.md, "Issue 19 item 1: the direct kernel").
+  static let directMaximumChannels = 128
+
+  /// The largest in·out for which dW runs on the direct kernel: its partial `[3, 3, in, out]` (36 KB at 32 × 32)
+  /// then stays in L1 while the kernel sweeps a band's pixels once per tap and block. At 64 × 64 and above the
+  /// pipelined im2col + GEMM was as fast or faster (same README section).
+  static let directWeightGradientMaximumProduct = 32 * 32
 
   /// Whether a convolution with geometry `g` (its input: `g.channels` channels) and `outputs` output channels runs
   /// on the direct kernel: kernel 3, stride 1, padding 1, dilation 1, channel counts multiples of 8, on a CPU with
@@ -45,6 +58,14 @@ extension Conv2D {
       return Self.directConvolutionEnabled && g.channels <= Self.directMaximumChannels
         && outputs <= Self.directMaximumChannels
     }
+  }
+
+  /// Whether dW of a layer with input geometry `g` runs on the direct kernel: the layer is covered and, for
+  /// `.automatic`, small enough (`directWeightGradientMaximumProduct`).
+  func usesDirectWeightGradient(_ g: ConvGeometry) -> Bool {
+    guard usesDirectConvolution(g, outputs: outChannels) else { return false }
+    return directMode == .always
+      || (Self.directWeightGradientSetting && inChannels * outChannels <= Self.directWeightGradientMaximumProduct)
   }
 
   /// y = conv(x; W) (+ bias). x: `[n, h, w, in]` (geometry `g`), weight OHWI `[out, 3, 3, in]`, bias `[out]` or nil,
@@ -87,31 +108,45 @@ extension Conv2D {
   /// dW[o, ky, kx, i] += Σ_{n, y, x} dy[n, y, x, o] · x[n, y + ky − 1, x + kx − 1, i] (zero outside the image).
   /// dy: `[n, h, w, out]`, x: `[n, h, w, in]` (geometry `g`), gradient: OHWI `[out, 3, 3, in]`.
   ///
-  /// The pixels are cut into bands of rows of one image (at most `directWeightBandFloats` of padded input and dy),
-  /// the bands into `weightGradientPartials` contiguous groups; each group adds its pixels in order onto its own
-  /// partial `[3, 3, in, out]`, and the partials are added to `gradient` in group order. All of it depends on the
-  /// shapes only, so the sum's rounding does not depend on the thread count.
+  /// The (image, band of rows) items are cut into `weightGradientPartials` contiguous groups; each group adds its
+  /// pixels in (image, row, column) order onto its own partial `[3, 3, in, out]` — how many images or rows one
+  /// kernel call covers does not change that order — and the partials are added to `gradient` in group order. All of
+  /// it depends on the shapes only, so the sum's rounding does not depend on the thread count.
   func directWeightGradient(_ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ g: ConvGeometry,
                             into gradient: UnsafeMutablePointer<Float>) {
     let (cin, cout, h, w) = (inChannels, outChannels, g.height, g.width)
-    precondition(g.channels == cin && usesDirectConvolution(g, outputs: cout),
+    precondition(g.channels == cin && g.kernelSize == 3 && g.stride == 1 && g.padding == 1 && g.dilation == 1
+                   && cout % 8 == 0,
                  "The direct weight gradient needs a covered geometry with \(cin) input channels, got \(g).")
     let size = 9 * cin * cout
-    let bandRows = max(1, min(h, Self.directWeightBandFloats / ((w + 2) * cin + w * cout)))
+    // Whole images, as many per kernel call as fit in `directWeightBandFloats` (small images: each accumulator load
+    // and store then covers many pixels); an image larger than that in bands of rows.
+    let perImage = (h + 2) * (w + 2) * cin + h * w * cout
+    let imagesPerBand = max(1, Self.directWeightBandFloats / perImage)
+    let bandRows = perImage <= Self.directWeightBandFloats ? h
+      : max(1, min(h, Self.directWeightBandFloats / ((w + 2) * cin + w * cout)))
     let bands = (h + bandRows - 1) / bandRows
-    let items = g.batchSize * bands
+    let items = g.batchSize * bands  // (image, band) in order
     let groups = min(Self.weightGradientPartials, items)
     let partials = UnsafeMutablePointer<Float>.allocate(capacity: groups * size)  // [groups, 3, 3, in, out]
     defer { partials.deallocate() }
-    parallelForEachWithScratch(groups, floatsPerWorker: (bandRows + 2) * (w + 2) * cin) { group, padded in
+    let paddedBand = (bandRows + 2) * (w + 2) * cin
+    parallelForEachWithScratch(groups, floatsPerWorker: imagesPerBand * paddedBand) { group, padded in
       let partial = partials + group * size
       partial.initialize(repeating: 0, count: size)
-      for item in (items * group / groups)..<(items * (group + 1) / groups) {
+      let groupItems = (items * group / groups)..<(items * (group + 1) / groups)
+      var item = groupItems.lowerBound
+      while item < groupItems.upperBound {
         let image = item / bands, firstRow = (item % bands) * bandRows
         let rows = min(bandRows, h - firstRow)
-        cconv_pad_band(x + image * h * w * cin, Int32(h), Int32(w), Int32(cin), Int32(firstRow), Int32(rows), padded)
-        cconv_direct3x3_weight_gradient_band(padded, dy + (image * h + firstRow) * w * cout, Int32(rows), Int32(w),
-                                             Int32(cin), Int32(cout), partial)
+        let images = bands == 1 ? min(imagesPerBand, groupItems.upperBound - item) : 1
+        for k in 0..<images {
+          cconv_pad_band(x + (image + k) * h * w * cin, Int32(h), Int32(w), Int32(cin), Int32(firstRow), Int32(rows),
+                         padded + k * (rows + 2) * (w + 2) * cin)
+        }
+        cconv_direct3x3_weight_gradient_band(padded, dy + (image * h + firstRow) * w * cout, Int32(images),
+                                             Int32(rows), Int32(w), Int32(cin), Int32(cout), partial)
+        item += images
       }
     }
     // gradient[o, tap, i] += Σ_group partials[group, tap, i, o], one output channel per task.
@@ -129,8 +164,8 @@ extension Conv2D {
     }
   }
 
-  /// The most floats of one weight-gradient band (its padded input rows and dy rows): 256 KB, so that a band stays
-  /// in a core's L2 while the kernel sweeps it once per tap and channel block.
+  /// The most floats of one weight-gradient kernel call (its padded input rows and dy rows): 256 KB, so that they
+  /// stay in a core's L2 while the kernel sweeps them once per tap and channel block.
   static let directWeightBandFloats = 1 << 16
 
   /// The kernel over all images: each work item is one band of output rows of one image, padded into the running
@@ -151,7 +186,7 @@ extension Conv2D {
       let image = item / bands, firstRow = (item % bands) * bandRows
       let rows = min(bandRows, h - firstRow)
       cconv_pad_band(x + image * h * w * c, Int32(h), Int32(w), Int32(c), Int32(firstRow), Int32(rows), padded)
-      cconv_direct3x3_band(padded, Int32(rows), Int32(w), Int32(c), packedWeight, Int32(outputs), bias,
+      cconv_direct3x3_band(padded, 1, Int32(rows), Int32(w), Int32(c), packedWeight, Int32(outputs), bias,
                            y + (image * h + firstRow) * w * outputs)
     }
   }

@@ -287,7 +287,7 @@ public final class Conv2D: Layer {
     //   no col2im;
     // - dx, otherwise: dcols = dY·W folded back by col2im, per thread over whole images (pipelined) or in
     //   the whole-layer loop.
-    let directWeight = computesWeightGradient && usesDirectConvolution(g, outputs: out)
+    let directWeight = computesWeightGradient && usesDirectWeightGradient(g)
     let weightPlan = computesWeightGradient && !directWeight ? pipelinePlan(rows: rowCount, columnWidth: k) : nil
     let transposedGeometry: ConvGeometry? =
       computesInputGradient && stride == 1 && padding <= dilation * (kernelSize - 1)

@@ -9,10 +9,13 @@ import TestSupport
 struct Conv2DDirectTests {
   /// (batch, height, width, in, out, hasBias): channels 8…64 (16-channel blocks, a trailing 8-channel block, both),
   /// a 1×1 image (every tap but the centre in the padding), odd and non-square sizes, widths below, at and above the
-  /// kernel's 6-pixel blocks.
+  /// kernel's 6-pixel blocks, 64 input channels (one chunk), 48 (a partial one) and 136 (three), several images per dW call and
+  /// one image in bands.
   static let shapes: [(Int, Int, Int, Int, Int, Bool)] = [
     (2, 1, 1, 8, 8, false), (3, 5, 7, 8, 16, true), (2, 6, 13, 16, 24, false), (2, 9, 32, 16, 16, true),
     (2, 8, 9, 64, 64, true), (3, 3, 1, 32, 8, false), (2, 4, 4, 24, 40, true), (4, 7, 6, 48, 32, false),
+    (1, 48, 40, 32, 16, false),  // dW in two bands of rows (an image exceeds `directWeightBandFloats`)
+    (2, 5, 6, 136, 8, true),  // three input-channel chunks of the forward (64, 64, 8), dx with 136 outputs
   ]
 
   /// y, dx and dW of one forward and backward with a seeded dy.
@@ -39,6 +42,7 @@ struct Conv2DDirectTests {
     // Both directions take the kernel: the forward over x, dx over dy (cout channels in, cin out).
     #expect(conv.usesDirectConvolution(geometry(conv, x.shape), outputs: cout))
     #expect(conv.usesDirectConvolution(geometry(conv, [n, h, w, cout]), outputs: cin))
+    #expect(conv.usesDirectWeightGradient(geometry(conv, x.shape)))
     let (directY, directDx, directDW) = run(conv, x)
     // dW sums n·h·w products (up to 576 here) of either sign: float32 rounding of any summation order is then a
     // fraction of Σ|terms|, not of the (much smaller) sum, so each element is judged against its Double oracle
@@ -177,8 +181,8 @@ struct Conv2DDirectTests {
   }
 
   /// Every shape outside 3×3 / stride 1 / padding 1 / dilation 1 / channels multiples of 8 takes the im2col paths,
-  /// even when the kernel is forced, and gives exactly their result; `.automatic` also leaves very wide layers
-  /// (> `directMaximumChannels`) to the GEMM.
+  /// even when the kernel is forced, and gives exactly their result; `.automatic` also leaves wide layers
+  /// (> `directMaximumChannels`, 128) to the GEMM.
   @Test func uncoveredShapesFallBackToIm2col() {
     var rng = SplitMix64(seed: 46)
     // (in, out, kernel, stride, padding, dilation)
@@ -201,8 +205,21 @@ struct Conv2DDirectTests {
     let wide = Conv2D(inChannels: 512, outChannels: 512, kernelSize: 3, padding: 1, using: &rng)
     let wideGeometry = geometry(wide, [2, 4, 4, 512])
     wide.directMode = .automatic
-    #expect(!wide.usesDirectConvolution(wideGeometry, outputs: 512) || Conv2D.directMaximumChannels >= 512)
+    #expect(!wide.usesDirectConvolution(wideGeometry, outputs: 512) && !wide.usesDirectWeightGradient(wideGeometry))
     wide.directMode = .always
-    #expect(wide.usesDirectConvolution(wideGeometry, outputs: 512))
+    #expect(wide.usesDirectConvolution(wideGeometry, outputs: 512) && wide.usesDirectWeightGradient(wideGeometry))
+  }
+
+  /// `.automatic` (with the defaults): forward and dx on the kernel up to `directMaximumChannels`, dW only up to
+  /// in·out = `directWeightGradientMaximumProduct` (the quick config's 16- and 32-channel layers).
+  @Test func automaticCoverage() {
+    guard Conv2D.directConvolutionEnabled && Conv2D.directWeightGradientSetting else { return }
+    var rng = SplitMix64(seed: 47)
+    for (channels, weightGradient) in [(16, true), (32, true), (64, false), (128, false)] {
+      let conv = Conv2D(inChannels: channels, outChannels: channels, kernelSize: 3, padding: 1, using: &rng)
+      let g = geometry(conv, [4, 8, 8, channels])
+      #expect(conv.usesDirectConvolution(g, outputs: channels), "\(channels) channels")
+      #expect(conv.usesDirectWeightGradient(g) == weightGradient, "\(channels) channels")
+    }
   }
 }

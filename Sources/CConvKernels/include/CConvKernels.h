@@ -19,22 +19,24 @@ int cconv_supports_direct3x3(void);
 void cconv_pad_band(const float *image, int height, int width, int channels, int firstRow, int rows,
                     float *padded);
 
-/// One band of a 3×3 stride-1 convolution over a padded band (see cconv_pad_band):
-/// y[r, x, o] = bias[o] + Σ_{ky, kx, i} padded[r + ky, x + kx, i] · weight[ky, kx, i, o]
-/// for r < rows, x < width, o < outChannels, summed in the order (ky, kx, i) with FMAs from bias (or 0).
-/// - padded: `[rows + 2, width + 2, inChannels]`; weight: `[3, 3, inChannels, outChannels]`; bias: `[outChannels]`
-///   or NULL; y: `[rows, width, outChannels]` (rows of the output image, every element written once).
+/// A 3×3 stride-1 convolution over `images` padded bands of the same rows (see cconv_pad_band):
+/// y[n, r, x, o] = bias[o] + Σ_{ky, kx, i} padded[n, r + ky, x + kx, i] · weight[ky, kx, i, o]
+/// for n < images, r < rows, x < width, o < outChannels, summed with FMAs from bias (or 0) in the order: input
+/// channels in chunks of 64, within a chunk (ky, kx, i). The order depends on inChannels only.
+/// - padded: `[images, rows + 2, width + 2, inChannels]`; weight: `[3, 3, inChannels, outChannels]`;
+///   bias: `[outChannels]` or NULL; y: `[images, rows, width, outChannels]`, every element written.
 /// - inChannels ≥ 1, outChannels a multiple of 8. Call only when cconv_supports_direct3x3() is 1.
-void cconv_direct3x3_band(const float *padded, int rows, int width, int inChannels, const float *weight,
+void cconv_direct3x3_band(const float *padded, int images, int rows, int width, int inChannels, const float *weight,
                           int outChannels, const float *bias, float *y);
 
-/// The weight gradient of one band, added to `gradient`:
-/// gradient[ky, kx, i, o] += Σ_{r < rows, x < width} padded[r + ky, x + kx, i] · dy[r, x, o],
-/// each element's pixels added one after the other in row-major order (FMAs onto the current value).
-/// - padded: `[rows + 2, width + 2, inChannels]` (the forward input's band, see cconv_pad_band); dy: `[rows, width,
-///   outChannels]`; gradient: `[3, 3, inChannels, outChannels]` (the packed layout of cconv_direct3x3_band).
+/// The weight gradient of `images` bands of the same rows, added to `gradient`:
+/// gradient[ky, kx, i, o] += Σ_{n < images, r < rows, x < width} padded[n, r + ky, x + kx, i] · dy[n, r, x, o],
+/// each element's pixels added one after the other in (n, r, x) order (FMAs onto the current value).
+/// - padded: `[images, rows + 2, width + 2, inChannels]` (the forward input's bands, see cconv_pad_band);
+///   dy: `[images, rows, width, outChannels]`; gradient: `[3, 3, inChannels, outChannels]` (the packed layout of
+///   cconv_direct3x3_band).
 /// - inChannels ≥ 1, outChannels a multiple of 8. Call only when cconv_supports_direct3x3() is 1.
-void cconv_direct3x3_weight_gradient_band(const float *padded, const float *dy, int rows, int width,
+void cconv_direct3x3_weight_gradient_band(const float *padded, const float *dy, int images, int rows, int width,
                                           int inChannels, int outChannels, float *gradient);
 
 #ifdef __cplusplus
