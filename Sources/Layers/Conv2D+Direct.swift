@@ -46,11 +46,13 @@ extension Conv2D {
   static let directWeightGradientMaximumProduct = 32 * 32
 
   /// Whether a convolution with geometry `g` (its input: `g.channels` channels) and `outputs` output channels runs
-  /// on the direct kernel: kernel 3, stride 1, padding 1, dilation 1, channel counts multiples of 8, on a CPU with
-  /// AVX2 and FMA. Everything else — and `.always` on an uncovered shape — takes the im2col paths.
+  /// on the direct kernel: kernel 3, stride 1, padding 1, dilation 1, `outputs` a multiple of 8 (the kernel's
+  /// vector width; any number of input channels, so the 1- and 3-channel stems qualify), on a CPU with AVX2 and
+  /// FMA. Everything else — and `.always` on an uncovered shape — takes the im2col paths. (dx asks with dy's
+  /// geometry and `inChannels` outputs, so a layer with in % 8 ≠ 0 runs its forward and dW here, its dx not.)
   func usesDirectConvolution(_ g: ConvGeometry, outputs: Int) -> Bool {
     guard Self.cpuRunsDirectKernel, g.kernelSize == 3, g.stride == 1, g.padding == 1, g.dilation == 1,
-          g.channels % 8 == 0, outputs % 8 == 0 else { return false }
+          outputs % 8 == 0 else { return false }
     switch directMode {
     case .never: return false
     case .always: return true

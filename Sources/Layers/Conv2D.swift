@@ -279,7 +279,8 @@ public final class Conv2D: Layer {
     }
 
     // Which path computes each gradient (all give the same values up to float rounding):
-    // - 3×3 stride 1 pad 1 with channels multiples of 8: the direct kernel (Conv2D+Direct.swift) for dW and dx;
+    // - 3×3 stride 1 pad 1: the direct kernel (Conv2D+Direct.swift) for dx when in % 8 = 0 and for dW of small
+    //   layers (see usesDirectConvolution / usesDirectWeightGradient);
     // - dW: per-thread im2col chunks, each thread adding into its own partial dW (pipelined), or the
     //   whole-layer loop below;
     // - dx, stride 1: dx is itself a convolution of dy with the flipped, transposed kernel (needs

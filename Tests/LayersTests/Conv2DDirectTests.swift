@@ -16,6 +16,7 @@ struct Conv2DDirectTests {
     (2, 8, 9, 64, 64, true), (3, 3, 1, 32, 8, false), (2, 4, 4, 24, 40, true), (4, 7, 6, 48, 32, false),
     (1, 48, 40, 32, 16, false),  // dW in two bands of rows (an image exceeds `directWeightBandFloats`)
     (2, 5, 6, 136, 8, true),  // three input-channel chunks of the forward (64, 64, 8), dx with 136 outputs
+    (3, 6, 7, 1, 16, false), (2, 5, 9, 3, 8, true),  // 1- and 3-channel stems: forward and dW direct, dx im2col
   ]
 
   /// y, dx and dW of one forward and backward with a seeded dy.
@@ -39,9 +40,9 @@ struct Conv2DDirectTests {
     let conv = Conv2D(inChannels: cin, outChannels: cout, kernelSize: 3, padding: 1, hasBias: hasBias, using: &rng)
     let x = Tensor.randomNormal([n, h, w, cin], using: &rng)
     conv.directMode = .always
-    // Both directions take the kernel: the forward over x, dx over dy (cout channels in, cin out).
+    // The forward over x and dW take the kernel, and dx over dy (cout channels in, cin out) when cin % 8 = 0.
     #expect(conv.usesDirectConvolution(geometry(conv, x.shape), outputs: cout))
-    #expect(conv.usesDirectConvolution(geometry(conv, [n, h, w, cout]), outputs: cin))
+    #expect(conv.usesDirectConvolution(geometry(conv, [n, h, w, cout]), outputs: cin) == (cin % 8 == 0))
     #expect(conv.usesDirectWeightGradient(geometry(conv, x.shape)))
     let (directY, directDx, directDW) = run(conv, x)
     // dW sums n·h·w products (up to 576 here) of either sign: float32 rounding of any summation order is then a
@@ -180,15 +181,16 @@ struct Conv2DDirectTests {
     #expect(inBatchOnOne == inBatchOnTwo)
   }
 
-  /// Every shape outside 3×3 / stride 1 / padding 1 / dilation 1 / channels multiples of 8 takes the im2col paths,
-  /// even when the kernel is forced, and gives exactly their result; `.automatic` also leaves wide layers
+  /// Every shape outside 3×3 / stride 1 / padding 1 / dilation 1 / outputs a multiple of 8 takes the im2col paths
+  /// (for dx, whose outputs are the layer's inputs: in % 8 ≠ 0; 12 → 12 channels is neither), even when the kernel is
+  /// forced, and gives exactly their result; `.automatic` also leaves wide layers
   /// (> `directMaximumChannels`, 128) to the GEMM.
   @Test func uncoveredShapesFallBackToIm2col() {
     var rng = SplitMix64(seed: 46)
     // (in, out, kernel, stride, padding, dilation)
     let uncovered: [(Int, Int, Int, Int, Int, Int)] = [
-      (16, 16, 3, 2, 1, 1), (16, 16, 5, 1, 2, 1), (16, 16, 3, 1, 0, 1), (16, 16, 3, 1, 2, 2), (1, 16, 3, 1, 1, 1),
-      (16, 12, 3, 1, 1, 1), (12, 16, 3, 1, 1, 1), (16, 16, 1, 1, 0, 1),
+      (16, 16, 3, 2, 1, 1), (16, 16, 5, 1, 2, 1), (16, 16, 3, 1, 0, 1), (16, 16, 3, 1, 2, 2), (12, 12, 3, 1, 1, 1),
+      (16, 16, 1, 1, 0, 1),
     ]
     for (cin, cout, k, s, p, d) in uncovered {
       let conv = Conv2D(inChannels: cin, outChannels: cout, kernelSize: k, stride: s, padding: p, dilation: d,
