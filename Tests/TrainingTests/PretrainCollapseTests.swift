@@ -44,7 +44,7 @@ func stdOfNormalized(_ z: Tensor) -> Double {
 ///
 /// That inference std is one chaotic 80-iteration trajectory's end point, and float rounding alone moves it: over
 /// seeds 1–6 it was 0.020, 0.010, 0.015, 0.105, 0.013, 0.007 with the im2col convolutions and 0.071, 0.010, 0.236,
-/// 0.011, 0.033, 0.007 with the direct 3×3 kernel (same maths, another summation order). One seed against < 0.1
+/// 0.011, 0.033, 0.007 with the first version of the direct 3×3 kernel (same maths, another summation order). One seed against < 0.1
 /// thus failed about one rounding order in six while the typical run collapsed 10–100-fold below the
 /// stop-gradient run, so the collapse is judged on the median of seeds 1–5 (0.015 and 0.033 above).
 @Suite(.serialized) struct PretrainCollapseTests {
