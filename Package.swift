@@ -44,8 +44,12 @@ let package = Package(
     // MARK: - Engine
     // Tensor, gemm, parallelFor / parallelForEach; FeatureMatrix and the weighted kNN (a blocked-sgemm kernel).
     .target(name: "Tensors", dependencies: ["Support", "COpenBLAS", "CMalloc"]),
+    // The direct 3×3 convolution kernel (AVX2/FMA intrinsics behind `__attribute__((target))` and a runtime CPU check,
+    // so the package stays baseline x86-64; Layers/Conv2D+Direct.swift). -O2 also in debug builds: at -O0 the
+    // intrinsics' accumulators live on the stack and the tests would run the kernel ~10× slower than it ships.
+    .target(name: "CConvKernels", cSettings: [.unsafeFlags(["-O2"])]),
     // Layers, losses, and the optimisers that update their parameters (SGD, LARS, learning-rate schedules).
-    .target(name: "Layers", dependencies: ["Tensors", "Distributed"]),
+    .target(name: "Layers", dependencies: ["Tensors", "Distributed", "CConvKernels"]),
     .target(name: "Models", dependencies: ["Layers"]),
     .target(name: "Checkpoints", dependencies: ["Support", "Layers",
                                              .product(name: "ZIPFoundation", package: "ZIPFoundation")]),

@@ -38,6 +38,8 @@ public final class Conv2D: Layer {
   var pipelineMode = PipelineMode.automatic
   /// Whether stride-1 convolutions with few outputs run row-folded (Conv2D+RowFolded.swift); tests set it.
   var rowFoldingMode = RowFoldingMode.automatic
+  /// Whether 3×3 stride-1 pad-1 convolutions run on the direct AVX2/FMA kernel (Conv2D+Direct.swift); tests set it.
+  var directMode = DirectMode.automatic
   /// Target size of one per-thread im2col chunk in floats (1 MB: about a core's L2), see `pipelinePlan`.
   static var pipelineColumnElements: Int { pipelineColumnElementsSetting }
   nonisolated(unsafe) static var pipelineColumnElementsSetting = 1 << 18
@@ -192,6 +194,10 @@ public final class Conv2D: Layer {
     return Tensor(uninitializedShape: [g.batchSize, g.outputHeight, g.outputWidth, out]) { yBuffer in
       let yp = yBuffer.baseAddress!
       adviseHugePages(yp, bytes: yBuffer.count * MemoryLayout<Float>.stride)
+      if usesDirectConvolution(g, outputs: out) {
+        x.scalars.withUnsafeBufferPointer { directForward($0.baseAddress!, g, weight: wp, bias: bias, into: yp) }
+        return
+      }
       if !isPointwise && usesRowFolding(g, outputs: out) {
         x.scalars.withUnsafeBufferPointer { xb in
           rowFoldedConvolution(xb.baseAddress!, g, weight: wp, outputs: out, bias: bias, into: yp)
@@ -273,25 +279,33 @@ public final class Conv2D: Layer {
     }
 
     // Which path computes each gradient (all give the same values up to float rounding):
+    // - 3×3 stride 1 pad 1: the direct kernel (Conv2D+Direct.swift) for dx when in % 8 = 0 and for dW of small
+    //   layers (see usesDirectConvolution / usesDirectWeightGradient);
     // - dW: per-thread im2col chunks, each thread adding into its own partial dW (pipelined), or the
     //   whole-layer loop below;
     // - dx, stride 1: dx is itself a convolution of dy with the flipped, transposed kernel (needs
-    //   p ≤ d·(k − 1)), so it is im2col(dy) times a small weight: no k²-times-larger dcols and no col2im;
+    //   p ≤ d·(k − 1)), so it is im2col(dy) times a small weight (or row-folded): no k²-times-larger dcols and
+    //   no col2im;
     // - dx, otherwise: dcols = dY·W folded back by col2im, per thread over whole images (pipelined) or in
     //   the whole-layer loop.
-    let weightPlan = computesWeightGradient ? pipelinePlan(rows: rowCount, columnWidth: k) : nil
+    let directWeight = computesWeightGradient && usesDirectWeightGradient(g)
+    let weightPlan = computesWeightGradient && !directWeight ? pipelinePlan(rows: rowCount, columnWidth: k) : nil
     let transposedGeometry: ConvGeometry? =
       computesInputGradient && stride == 1 && padding <= dilation * (kernelSize - 1)
       ? ConvGeometry(inputShape: dy.shape, kernelSize: kernelSize, stride: 1,
                      padding: dilation * (kernelSize - 1) - padding, dilation: dilation)
       : nil
-    // dx = conv(dy; W̃) over dy's geometry with `inChannels` outputs: row-folded when that qualifies.
-    let foldsTransposed = transposedGeometry.map { usesRowFolding($0, outputs: inChannels) } ?? false
-    let transposedPlan = foldsTransposed ? nil
+    // dx = conv(dy; W̃) over dy's geometry with `inChannels` outputs: on the direct kernel or row-folded when that
+    // qualifies.
+    let directTransposed = transposedGeometry.map { usesDirectConvolution($0, outputs: inChannels) } ?? false
+    let foldsTransposed = !directTransposed
+      && (transposedGeometry.map { usesRowFolding($0, outputs: inChannels) } ?? false)
+    let transposedPlan = directTransposed || foldsTransposed ? nil
       : transposedGeometry.flatMap { pipelinePlan(rows: $0.rows, columnWidth: $0.columnWidth) }
     let imagePlan = computesInputGradient && transposedGeometry == nil ? imagePipelinePlan(g) : nil
-    let legacyWeight = computesWeightGradient && weightPlan == nil
-    let legacyInput = computesInputGradient && !foldsTransposed && transposedPlan == nil && imagePlan == nil
+    let legacyWeight = computesWeightGradient && !directWeight && weightPlan == nil
+    let legacyInput = computesInputGradient && !directTransposed && !foldsTransposed && transposedPlan == nil
+      && imagePlan == nil
 
     let chunk = chunkRows(g)
     // Chunks of whole images let col2im gather: it then writes every element of dx once, so no zero-fill.
@@ -309,12 +323,18 @@ public final class Conv2D: Layer {
         weight.value.scalars.withUnsafeBufferPointer { wb in
           dx.scalars.withUnsafeMutableBufferPointer { dxb in
             let (dyp, xp, wp) = (dyb.baseAddress!, xb.baseAddress!, wb.baseAddress!)
-            if let weightPlan {
+            if directWeight {
+              weight.grad.scalars.withUnsafeMutableBufferPointer { gb in
+                directWeightGradient(dyp, xp, g, into: gb.baseAddress!)
+              }
+            } else if let weightPlan {
               weight.grad.scalars.withUnsafeMutableBufferPointer { gb in
                 pipelinedWeightGradient(dyp, xp, g, plan: weightPlan, into: gb.baseAddress!)
               }
             }
-            if let transposedGeometry, foldsTransposed {
+            if let transposedGeometry, directTransposed {
+              directInputGradient(dyp, transposedGeometry, weight: wp, into: dxb.baseAddress!)
+            } else if let transposedGeometry, foldsTransposed {
               let flipped = flippedTransposedWeight(wp)  // W̃ [in, kh, kw, out]
               defer { flipped.deallocate() }
               rowFoldedConvolution(dyp, transposedGeometry, weight: flipped, outputs: inChannels, bias: nil,

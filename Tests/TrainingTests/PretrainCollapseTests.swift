@@ -41,6 +41,12 @@ func stdOfNormalized(_ z: Tensor) -> Double {
 /// barely vary between images and the batch statistics blow that remainder up. In inference mode (running
 /// statistics, as the features are used) nothing re-centres them, and the std of ẑ over a fixed probe set of
 /// images falls to ≈ 0.01/√d without stop-gradient while it stays ≈ 0.7/√d with it.
+///
+/// That inference std is one chaotic 80-iteration trajectory's end point, and float rounding alone moves it: over
+/// seeds 1–6 it was 0.020, 0.010, 0.015, 0.105, 0.013, 0.007 with the im2col convolutions and 0.071, 0.010, 0.236,
+/// 0.011, 0.033, 0.007 with the first version of the direct 3×3 kernel (same maths, another summation order). One seed against < 0.1
+/// thus failed about one rounding order in six while the typical run collapsed 10–100-fold below the
+/// stop-gradient run, so the collapse is judged on the median of seeds 1–5 (0.015 and 0.033 above).
 @Suite(.serialized) struct PretrainCollapseTests {
   static let overrides = [
     "data.image_size=8", "data.limit=128", "schedule.batch_size=32", "schedule.epochs=20", "optimizer.lr=1.6",
@@ -70,11 +76,16 @@ func stdOfNormalized(_ z: Tensor) -> Double {
   @Test(.tags(.slow), .enabled(if: runsSlowTests)) func withoutStopGradientTheOutputCollapses() throws {
     let with = try Self.train(stopsGradient: true)
     let without = try Self.train(stopsGradient: false)
+    // The same run without stop-gradient at seeds 1, 2, 4, 5 besides the configured 3.
+    let otherSeeds = try [1, 2, 4, 5].map { seed in
+      try Self.train(stopsGradient: false, overrides: Self.overrides.filter { !$0.hasPrefix("seed=") } + ["seed=\(seed)"])
+    }
+    let medianInference = ([without] + otherSeeds).map(\.inference).sorted()[2]
     print(String(format: "collapse test (× 1/√d): with stop-gradient monitor %.3f, inference %.3f, loss %.3f; "
-                   + "without: monitor %.3f, inference %.3f, loss %.3f", with.monitor, with.inference, with.loss,
-                 without.monitor, without.inference, without.loss))
-    // The encoder function: collapsed without stop-gradient, healthy with it.
-    #expect(without.inference < 0.1, "no collapse without stop-gradient: \(without.inference) / √d")
+                   + "without: monitor %.3f, inference %.3f (median of seeds 1–5: %.3f), loss %.3f", with.monitor,
+                 with.inference, with.loss, without.monitor, without.inference, medianInference, without.loss))
+    // The encoder function: collapsed without stop-gradient (in the median run), healthy with it.
+    #expect(medianInference < 0.1, "no collapse without stop-gradient: median \(medianInference) / √d")
     #expect(with.inference > 0.3, "collapse with stop-gradient: \(with.inference) / √d")
     // The training-time monitor (batch statistics): near 1/√d with stop-gradient, clearly lower without, and the
     // loss nearer its trivial minimum −1.

@@ -36,6 +36,8 @@ struct Arguments: ParsableCommand {
   @Flag(help: "Leave glibc's mmap threshold alone (for comparison).") var defaultAllocator = false
   @Option(help: "Row-fold stride-1 convs with at most this many outputs in our engine (Conv2D.rowFoldingMaximumOutputs).")
   var rowFoldMax: Int?
+  @Option(help: "The direct 3×3 AVX2/FMA kernel in our engine, on or off (Conv2D.directConvolutions; default on).")
+  var direct: String?
   // On a loaded machine PyTorch's spinning OpenMP threads can cost it 10× on small layers.
   @Flag(help: "Run PyTorch with OMP_WAIT_POLICY=PASSIVE (its threads sleep at barriers instead of spinning).")
   var torchPassiveWait = false
@@ -45,6 +47,9 @@ struct Arguments: ParsableCommand {
       throw ValidationError("--threads must be in 1…\(Threads.maximum), got \(threads).")
     }
     guard iterations >= 0 else { throw ValidationError("--iters must be ≥ 0, got \(iterations).") }
+    guard direct == nil || ["on", "off"].contains(direct!) else {
+      throw ValidationError("--direct is on or off, got '\(direct!)'.")
+    }
     for id in cases + [childCase].compactMap({ $0 }) where !["a", "b", "c", "d", "e", "f", "g", "h", "i"].contains(id) {
       throw ValidationError("Unknown case '\(id)'; cases are a, b, c, d, e, f, g, h, i.")
     }
@@ -296,6 +301,7 @@ let arguments = Arguments.parseOrExit()
 Threads.configure(arguments.threads)
 if !arguments.defaultAllocator { Allocator.retainFreedMemory() }
 if let rowFoldMax = arguments.rowFoldMax { Conv2D.rowFoldingMaximumOutputs = rowFoldMax }
+if let direct = arguments.direct { Conv2D.directConvolutions = direct == "on" }
 
 if let id = arguments.childCase {
   let result = runCase(id, iterations: arguments.iterations)
@@ -325,7 +331,8 @@ for id in arguments.cases {
     try runChild(CommandLine.arguments[0], ["--case", id, "--threads", "\(arguments.threads)",
                                             "--iters", "\(arguments.iterations)"]
                    + (arguments.defaultAllocator ? ["--default-allocator"] : [])
-                   + (arguments.rowFoldMax.map { ["--row-fold-max", "\($0)"] } ?? []))))
+                   + (arguments.rowFoldMax.map { ["--row-fold-max", "\($0)"] } ?? [])
+                   + (arguments.direct.map { ["--direct", $0] } ?? []))))
   var torchImages = Double.nan, torchMemory = Double.nan, torchSteps: [Double] = [], torchParameters: Int?
   var torchROIAlign: [Double]?, torchOps: String?
   if !arguments.skipTorch {

@@ -1,0 +1,46 @@
+// Direct (implicit-GEMM) 3×3 stride-1 convolution kernels with AVX2/FMA intrinsics, for Conv2D+Direct.swift.
+//
+// Swift code in this package compiles for baseline x86-64 (no FMA), so the kernels live in C behind
+// `__attribute__((target("avx2,fma")))` and a runtime CPU check; the rest of the engine stays baseline.
+// Layouts: activations NHWC, weights packed tap-major `[3, 3, in, out]` (output channels contiguous).
+#ifndef CCONVKERNELS_H
+#define CCONVKERNELS_H
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// 1 when the kernels below can run: an x86-64 CPU (and OS) with AVX2 and FMA; 0 otherwise (other CPUs included).
+int cconv_supports_direct3x3(void);
+
+/// Copies rows [firstRow − 1, firstRow + rows + 1) of one NHWC image `[height, width, channels]` into `padded`
+/// `[rows + 2, width + 2, channels]` with a one-pixel zero border: padded[r, c] = image[firstRow − 1 + r, c − 1]
+/// where that lies inside the image, else 0. Baseline code (plain copies).
+void cconv_pad_band(const float *image, int height, int width, int channels, int firstRow, int rows,
+                    float *padded);
+
+/// A 3×3 stride-1 convolution over `images` padded bands of the same rows (see cconv_pad_band):
+/// y[n, r, x, o] = bias[o] + Σ_{ky, kx, i} padded[n, r + ky, x + kx, i] · weight[ky, kx, i, o]
+/// for n < images, r < rows, x < width, o < outChannels, summed with FMAs from bias (or 0) in the order: input
+/// channels in chunks of 64, within a chunk (ky, kx, i). The order depends on inChannels only.
+/// - padded: `[images, rows + 2, width + 2, inChannels]`; weight: `[3, 3, inChannels, outChannels]`;
+///   bias: `[outChannels]` or NULL; y: `[images, rows, width, outChannels]`, every element written.
+/// - inChannels ≥ 1, outChannels a multiple of 8. Call only when cconv_supports_direct3x3() is 1.
+void cconv_direct3x3_band(const float *padded, int images, int rows, int width, int inChannels, const float *weight,
+                          int outChannels, const float *bias, float *y);
+
+/// The weight gradient of `images` bands of the same rows, added to `gradient`:
+/// gradient[ky, kx, i, o] += Σ_{n < images, r < rows, x < width} padded[n, r + ky, x + kx, i] · dy[n, r, x, o],
+/// each element's pixels added one after the other in (n, r, x) order (FMAs onto the current value).
+/// - padded: `[images, rows + 2, width + 2, inChannels]` (the forward input's bands, see cconv_pad_band);
+///   dy: `[images, rows, width, outChannels]`; gradient: `[3, 3, inChannels, outChannels]` (the packed layout of
+///   cconv_direct3x3_band).
+/// - inChannels ≥ 1, outChannels a multiple of 8. Call only when cconv_supports_direct3x3() is 1.
+void cconv_direct3x3_weight_gradient_band(const float *padded, const float *dy, int images, int rows, int width,
+                                          int inChannels, int outChannels, float *gradient);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

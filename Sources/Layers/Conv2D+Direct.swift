@@ -1,0 +1,195 @@
+// 3×3 stride-1 pad-1 convolutions as a direct (implicit-GEMM) AVX2/FMA kernel over the NHWC input in place
+// (Sources/CConvKernels): no im2col, no k²-times-larger column matrix for OpenBLAS to pack.
+//
+// Why: at 16–64 channels an im2col GEMM spends as much time writing and repacking the column matrix as multiplying
+// (benchmarks/README.md, issue 19 item 1: im2col ≈ 15 %, OpenBLAS packing ≈ 14 % of the quick config's step). The
+// kernel keeps a block of 6 pixels × 16 output channels in registers and runs one FMA per (tap, input channel)
+// pair and accumulator, reading each input scalar from a zero-padded copy of the image band (1× the input, not 9×).
+// The input gradient of such a convolution is the same convolution of dy with the flipped, in/out-transposed kernel
+// (see `Conv2D.backward`), so the same kernel computes it.
+import CConvKernels
+import Tensors
+
+extension Conv2D {
+  /// Whether the direct kernel is used: `.automatic` for covered shapes while `directConvolutionEnabled`, `.always`
+  /// for every covered shape (tests comparing the paths), `.never` to force the im2col paths.
+  enum DirectMode { case automatic, always, never }
+
+  /// True when the CPU (and OS) run the kernel's AVX2 and FMA instructions; read once.
+  static let cpuRunsDirectKernel = cconv_supports_direct3x3() != 0
+
+  /// Whether `.automatic` takes the direct path for covered shapes (on by default).
+  static var directConvolutionEnabled: Bool { directConvolutionSetting }
+  nonisolated(unsafe) static var directConvolutionSetting = true
+  /// Benchmarks only: `directConvolutionEnabled`, set before any layer runs (`--direct off` measures the old path).
+  @_spi(Benchmarks) public static var directConvolutions: Bool {
+    get { directConvolutionSetting }
+    set { directConvolutionSetting = newValue }
+  }
+
+  /// Whether covered layers with in·out ≤ `directWeightGradientMaximumProduct` also compute dW on the direct kernel
+  /// (else im2col + GEMM); benchmarks switch it (`--direct-dw off`) to time the two.
+  nonisolated(unsafe) static var directWeightGradientSetting = true
+  @_spi(Benchmarks) public static var directWeightGradients: Bool {
+    get { directWeightGradientSetting }
+    set { directWeightGradientSetting = newValue }
+  }
+
+  /// The most input or output channels `.automatic` sends to the kernel. From 64 channels on, im2col + GEMM is
+  /// already efficient (the column matrix is no longer the bottleneck) and the two paths time alike; at 256 the
+  /// GEMM was faster (benchmarks/README.md, "Issue 19 item 1: the direct kernel").
+  static let directMaximumChannels = 128
+
+  /// The largest in·out for which dW runs on the direct kernel: its partial `[3, 3, in, out]` (36 KB at 32 × 32)
+  /// then stays in L1 while the kernel sweeps a band's pixels once per tap and block. At 64 × 64 and above the
+  /// pipelined im2col + GEMM was as fast or faster (same README section).
+  static let directWeightGradientMaximumProduct = 32 * 32
+
+  /// Whether a convolution with geometry `g` (its input: `g.channels` channels) and `outputs` output channels runs
+  /// on the direct kernel: kernel 3, stride 1, padding 1, dilation 1, `outputs` a multiple of 8 (the kernel's
+  /// vector width; any number of input channels, so the 1- and 3-channel stems qualify), on a CPU with AVX2 and
+  /// FMA. Everything else — and `.always` on an uncovered shape — takes the im2col paths. (dx asks with dy's
+  /// geometry and `inChannels` outputs, so a layer with in % 8 ≠ 0 runs its forward and dW here, its dx not.)
+  func usesDirectConvolution(_ g: ConvGeometry, outputs: Int) -> Bool {
+    guard Self.cpuRunsDirectKernel, g.kernelSize == 3, g.stride == 1, g.padding == 1, g.dilation == 1,
+          outputs % 8 == 0 else { return false }
+    switch directMode {
+    case .never: return false
+    case .always: return true
+    case .automatic:
+      return Self.directConvolutionEnabled && g.channels <= Self.directMaximumChannels
+        && outputs <= Self.directMaximumChannels
+    }
+  }
+
+  /// Whether dW of a layer with input geometry `g` runs on the direct kernel: the layer is covered and, for
+  /// `.automatic`, small enough (`directWeightGradientMaximumProduct`).
+  func usesDirectWeightGradient(_ g: ConvGeometry) -> Bool {
+    guard usesDirectConvolution(g, outputs: outChannels) else { return false }
+    return directMode == .always
+      || (Self.directWeightGradientSetting && inChannels * outChannels <= Self.directWeightGradientMaximumProduct)
+  }
+
+  /// y = conv(x; W) (+ bias). x: `[n, h, w, in]` (geometry `g`), weight OHWI `[out, 3, 3, in]`, bias `[out]` or nil,
+  /// y: `[n, h, w, out]`, every element written once.
+  func directForward(_ x: UnsafePointer<Float>, _ g: ConvGeometry, weight: UnsafePointer<Float>,
+                     bias: UnsafePointer<Float>?, into y: UnsafeMutablePointer<Float>) {
+    let (cin, cout) = (inChannels, outChannels)
+    // packed[ky, kx, i, o] = W[o, ky, kx, i]: the kernel's tap-major layout, output channels contiguous.
+    let packed = UnsafeMutablePointer<Float>.allocate(capacity: 9 * cin * cout)
+    defer { packed.deallocate() }
+    for o in 0..<cout {
+      for tap in 0..<9 {
+        let source = weight + (o * 9 + tap) * cin
+        let target = packed + tap * cin * cout + o
+        for i in 0..<cin { target[i * cout] = source[i] }
+      }
+    }
+    directConvolution(x, g, packedWeight: packed, outputs: cout, bias: bias, into: y)
+  }
+
+  /// dx = conv(dy; W̃) with W̃[i, ky, kx, o] = W[o, 2 − ky, 2 − kx, i] (stride 1, padding 1). dy: `[n, h, w, out]`
+  /// (geometry `gT`, whose channels are this layer's outputs), weight OHWI, dx: `[n, h, w, in]`, written once.
+  func directInputGradient(_ dy: UnsafePointer<Float>, _ gT: ConvGeometry, weight: UnsafePointer<Float>,
+                           into dx: UnsafeMutablePointer<Float>) {
+    let (cin, cout) = (inChannels, outChannels)
+    precondition(gT.channels == cout, "The direct input gradient needs dy with \(cout) channels, got geometry \(gT).")
+    // packed[ky, kx, o, i] = W[o, 2 − ky, 2 − kx, i]: the transposed convolution's input channels are o.
+    let packed = UnsafeMutablePointer<Float>.allocate(capacity: 9 * cin * cout)
+    defer { packed.deallocate() }
+    for o in 0..<cout {
+      for tap in 0..<9 {
+        let source = weight + (o * 9 + (8 - tap)) * cin  // (2 − ky)·3 + (2 − kx) = 8 − tap
+        let target = packed + (tap * cout + o) * cin
+        for i in 0..<cin { target[i] = source[i] }
+      }
+    }
+    directConvolution(dy, gT, packedWeight: packed, outputs: cin, bias: nil, into: dx)
+  }
+
+  /// dW[o, ky, kx, i] += Σ_{n, y, x} dy[n, y, x, o] · x[n, y + ky − 1, x + kx − 1, i] (zero outside the image).
+  /// dy: `[n, h, w, out]`, x: `[n, h, w, in]` (geometry `g`), gradient: OHWI `[out, 3, 3, in]`.
+  ///
+  /// The (image, band of rows) items are cut into `weightGradientPartials` contiguous groups; each group adds its
+  /// pixels in (image, row, column) order onto its own partial `[3, 3, in, out]` — how many images or rows one
+  /// kernel call covers does not change that order — and the partials are added to `gradient` in group order. All of
+  /// it depends on the shapes only, so the sum's rounding does not depend on the thread count.
+  func directWeightGradient(_ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ g: ConvGeometry,
+                            into gradient: UnsafeMutablePointer<Float>) {
+    let (cin, cout, h, w) = (inChannels, outChannels, g.height, g.width)
+    precondition(g.channels == cin && g.kernelSize == 3 && g.stride == 1 && g.padding == 1 && g.dilation == 1
+                   && cout % 8 == 0,
+                 "The direct weight gradient needs a covered geometry with \(cin) input channels, got \(g).")
+    let size = 9 * cin * cout
+    // Whole images, as many per kernel call as fit in `directWeightBandFloats` (small images: each accumulator load
+    // and store then covers many pixels); an image larger than that in bands of rows.
+    let perImage = (h + 2) * (w + 2) * cin + h * w * cout
+    let imagesPerBand = max(1, Self.directWeightBandFloats / perImage)
+    let bandRows = perImage <= Self.directWeightBandFloats ? h
+      : max(1, min(h, Self.directWeightBandFloats / ((w + 2) * cin + w * cout)))
+    let bands = (h + bandRows - 1) / bandRows
+    let items = g.batchSize * bands  // (image, band) in order
+    let groups = min(Self.weightGradientPartials, items)
+    let partials = UnsafeMutablePointer<Float>.allocate(capacity: groups * size)  // [groups, 3, 3, in, out]
+    defer { partials.deallocate() }
+    let paddedBand = (bandRows + 2) * (w + 2) * cin
+    parallelForEachWithScratch(groups, floatsPerWorker: imagesPerBand * paddedBand) { group, padded in
+      let partial = partials + group * size
+      partial.initialize(repeating: 0, count: size)
+      let groupItems = (items * group / groups)..<(items * (group + 1) / groups)
+      var item = groupItems.lowerBound
+      while item < groupItems.upperBound {
+        let image = item / bands, firstRow = (item % bands) * bandRows
+        let rows = min(bandRows, h - firstRow)
+        let images = bands == 1 ? min(imagesPerBand, groupItems.upperBound - item) : 1
+        for k in 0..<images {
+          cconv_pad_band(x + (image + k) * h * w * cin, Int32(h), Int32(w), Int32(cin), Int32(firstRow), Int32(rows),
+                         padded + k * (rows + 2) * (w + 2) * cin)
+        }
+        cconv_direct3x3_weight_gradient_band(padded, dy + (image * h + firstRow) * w * cout, Int32(images),
+                                             Int32(rows), Int32(w), Int32(cin), Int32(cout), partial)
+        item += images
+      }
+    }
+    // gradient[o, tap, i] += Σ_group partials[group, tap, i, o], one output channel per task.
+    parallelFor(0..<cout, minimumChunk: max(1, 16_384 / max(1, groups * 9 * cin))) { outputs in
+      for o in outputs {
+        for tap in 0..<9 {
+          let target = gradient + (o * 9 + tap) * cin
+          for i in 0..<cin {
+            var total: Float = 0
+            for group in 0..<groups { total += partials[group * size + (tap * cin + i) * cout + o] }
+            target[i] += total
+          }
+        }
+      }
+    }
+  }
+
+  /// The most floats of one weight-gradient kernel call (its padded input rows and dy rows): 256 KB, so that they
+  /// stay in a core's L2 while the kernel sweeps them once per tap and channel block.
+  static let directWeightBandFloats = 1 << 16
+
+  /// The kernel over all images: each work item is one band of output rows of one image, padded into the running
+  /// worker's scratch (`[rows + 2, w + 2, channels]`) and convolved into its rows of y. Every output element is
+  /// computed by one call in a fixed order, so the result does not depend on the banding or the thread count.
+  /// - x: `[n, h, w, channels]`; packedWeight: `[3, 3, channels, outputs]`; bias: `[outputs]` or nil;
+  ///   y: `[n, h, w, outputs]`.
+  private func directConvolution(_ x: UnsafePointer<Float>, _ g: ConvGeometry, packedWeight: UnsafePointer<Float>,
+                                 outputs: Int, bias: UnsafePointer<Float>?, into y: UnsafeMutablePointer<Float>) {
+    precondition(g.kernelSize == 3 && g.stride == 1 && g.padding == 1 && g.dilation == 1 && outputs % 8 == 0,
+                 "The direct kernel needs a 3×3 stride-1 pad-1 undilated convolution with outputs a multiple of 8, got \(g) with \(outputs) outputs.")
+    let (h, w, c) = (g.height, g.width, g.channels)
+    // Whole images while there are at least 4 per thread (load balance under other work), else bands of rows.
+    let bandsPerImage = max(1, min(h, (4 * Threads.count + g.batchSize - 1) / g.batchSize))
+    let bandRows = (h + bandsPerImage - 1) / bandsPerImage
+    let bands = (h + bandRows - 1) / bandRows
+    parallelForEachWithScratch(g.batchSize * bands, floatsPerWorker: (bandRows + 2) * (w + 2) * c) { item, padded in
+      let image = item / bands, firstRow = (item % bands) * bandRows
+      let rows = min(bandRows, h - firstRow)
+      cconv_pad_band(x + image * h * w * c, Int32(h), Int32(w), Int32(c), Int32(firstRow), Int32(rows), padded)
+      cconv_direct3x3_band(padded, 1, Int32(rows), Int32(w), Int32(c), packedWeight, Int32(outputs), bias,
+                           y + (image * h + firstRow) * w * outputs)
+    }
+  }
+}
