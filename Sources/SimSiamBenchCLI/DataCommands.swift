@@ -138,26 +138,7 @@ struct DataCommand: ParsableCommand {
     var tintProbability: Double = 0.75
 
     func validate() throws {
-      guard maxScale.isFinite && (1...16).contains(maxScale) else {
-        throw ValidationError("--max-scale must be in 1…16, got \(maxScale).")
-      }
-      guard minScale.isFinite && (0.25...16).contains(minScale) && minScale <= maxScale else {
-        throw ValidationError("--min-scale must be in 0.25…16 and at most --max-scale (\(maxScale)), got \(minScale).")
-      }
-      guard (8...4096).contains(minSide) && (minSide...4096).contains(maxSide) else {
-        throw ValidationError("--min-side must be in 8…4096 and --max-side in --min-side…4096, got \(minSide) "
-                                + "and \(maxSide).")
-      }
-      guard (0...32).contains(minObjects) && (minObjects...32).contains(maxObjects) else {
-        throw ValidationError("--min-objects must be in 0…32 and --max-objects in --min-objects…32, got "
-                                + "\(minObjects) and \(maxObjects).")
-      }
-      guard backgroundBrightness.isFinite && (0...1).contains(backgroundBrightness) else {
-        throw ValidationError("--background-brightness must be in 0…1, got \(backgroundBrightness).")
-      }
-      guard tintProbability.isFinite && (0...1).contains(tintProbability) else {
-        throw ValidationError("--tint-probability must be in 0…1, got \(tintProbability).")
-      }
+      _ = try sceneConfiguration()
       if PathKind(out) == .file {
         throw ValidationError("--out \(out) is a file; give a folder (it is created if missing).")
       }
@@ -171,15 +152,15 @@ struct DataCommand: ParsableCommand {
       return SceneSetSize(trainval: train ?? preset.trainval, test: test ?? preset.test)
     }
 
-    /// The scene design the options ask for (the defaults: `SceneConfiguration()`).
-    var sceneConfiguration: SceneConfiguration {
-      var configuration = SceneConfiguration()
-      configuration.scales = minScale...maxScale
-      configuration.imageSizes = minSide...maxSide
-      configuration.objectCounts = minObjects...maxObjects
-      configuration.backgroundBrightness = backgroundBrightness
-      configuration.tintProbability = tintProbability
-      return configuration
+    /// The scene design the options ask for (the defaults: `SceneConfiguration()`), range-checked.
+    func sceneConfiguration() throws -> SceneConfiguration {
+      do {
+        return try SceneConfiguration.checked(
+          minScale: minScale, maxScale: maxScale, minSide: minSide, maxSide: maxSide, minObjects: minObjects,
+          maxObjects: maxObjects, backgroundBrightness: backgroundBrightness, tintProbability: tintProbability)
+      } catch let error as SceneConfigurationError {
+        throw ValidationError("--\(error.option) \(error.problem)")
+      }
     }
 
     func run() throws {
@@ -190,7 +171,7 @@ struct DataCommand: ParsableCommand {
       let testItems = try SceneItems(fashionMNIST: directory, split: .test)
       let size = sceneSetSize
       let showsProgress = size.trainval + size.test > 256
-      let configuration = sceneConfiguration
+      let configuration = try sceneConfiguration()
       let summary = try SceneSet.write(
         to: URL(fileURLWithPath: out), seed: seed, size: size, trainItems: trainItems, testItems: testItems,
         configuration: configuration, progress: { done, total in

@@ -231,12 +231,12 @@ import TestSupport
   @Test func makeScenesDesignOptionsReachTheConfigurationAndAreRangeChecked() throws {
     let plain = try #require(try SimSiamBench.parseAsRoot(["data", "make-scenes", "--out", "/tmp/x"])
                                as? DataCommand.MakeScenes)
-    #expect(plain.sceneConfiguration == SceneConfiguration())
+    #expect(try plain.sceneConfiguration() == SceneConfiguration())
     let design = try #require(try SimSiamBench.parseAsRoot(
       ["data", "make-scenes", "--out", "/tmp/x", "--min-side", "64", "--max-side", "80", "--min-scale", "1",
        "--max-scale", "1.25", "--min-objects", "0", "--max-objects", "2", "--background-brightness", "0.2",
        "--tint-probability", "0"]) as? DataCommand.MakeScenes)
-    let c = design.sceneConfiguration
+    let c = try design.sceneConfiguration()
     #expect(c.imageSizes == 64...80 && c.scales == 1...1.25 && c.objectCounts == 0...2)
     #expect(c.backgroundBrightness == 0.2 && c.tintProbability == 0)
     for (arguments, option) in [(["--min-side", "4"], "--min-side"), (["--min-side", "90", "--max-side", "80"], "--max-side"),
@@ -347,7 +347,8 @@ import TestSupport
     let make = try #require(try SimSiamBench.parseAsRoot(["data", "make-scenes", "--out", "/tmp/x"] + arguments)
                               as? DataCommand.MakeScenes)
     #expect(make.sceneSetSize == SceneSetSize(trainval: 500, test: 500))
-    #expect(make.sceneConfiguration.imageSizes == 64...64 && make.sceneConfiguration.scales == 1...1.25)
+    let scenes = try make.sceneConfiguration()
+    #expect(scenes.imageSizes == 64...64 && scenes.scales == 1...1.25)
     #expect(try plan.sceneFCNRequest(checkpoint: "c", label: "l", slug: "s").config.data.path
               == "/tmp/qs/scenes/VOCdevkit/VOC2007")
     #expect(throws: (any Error).self) {

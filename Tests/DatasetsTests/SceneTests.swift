@@ -441,4 +441,32 @@ struct SceneTests {
     #expect(coco.classColumns == ["test", "trainval"])
     #expect(coco.classes.map { $0.counts.reduce(0, +) }.reduce(0, +) == fixture.summary.objectCount)
   }
+
+  /// The scene design's range checks: the defaults pass and give `SceneConfiguration()`; each value outside its
+  /// range, or a lower bound above its upper bound, is refused naming its option (no `ClosedRange` trap).
+  @Test func checkedConfigurationRefusesOutOfRangeDesigns() throws {
+    typealias Design = (Double, Double, Int, Int, Int, Int, Double, Double)
+    let defaults: Design = (1, 4, 96, 256, 1, 4, 1, 0.75)
+    func make(_ d: Design) throws -> SceneConfiguration {
+      try SceneConfiguration.checked(minScale: d.0, maxScale: d.1, minSide: d.2, maxSide: d.3, minObjects: d.4,
+                                     maxObjects: d.5, backgroundBrightness: d.6, tintProbability: d.7)
+    }
+    #expect(try make(defaults) == SceneConfiguration())
+    var bad: [(Design, String)] = []
+    var d = defaults; d.1 = 0.5; bad.append((d, "max-scale"))
+    d = defaults; d.1 = .infinity; bad.append((d, "max-scale"))
+    d = defaults; d.0 = 5; bad.append((d, "min-scale"))
+    d = defaults; d.0 = 0.1; bad.append((d, "min-scale"))
+    d = defaults; d.2 = 4; bad.append((d, "min-side"))
+    d = defaults; d.3 = 90; bad.append((d, "max-side"))
+    d = defaults; d.3 = 5000; bad.append((d, "max-side"))
+    d = defaults; d.4 = -1; bad.append((d, "min-objects"))
+    d = defaults; d.4 = 5; bad.append((d, "max-objects"))
+    d = defaults; d.6 = .nan; bad.append((d, "background-brightness"))
+    d = defaults; d.7 = 1.5; bad.append((d, "tint-probability"))
+    for (design, option) in bad {
+      #expect(throws: SceneConfigurationError.self, "\(option)") { try make(design) }
+      do { _ = try make(design) } catch let error as SceneConfigurationError { #expect(error.option == option) }
+    }
+  }
 }
