@@ -322,7 +322,8 @@ do {
 let sgemm = sgemmGigaflops(2048)
 print(String(format: "plain sgemm 2048³, %d threads: %.1f GFLOP/s", Threads.count, sgemm))
 
-let targets = ["a": 0.8, "b": 0.7, "c": 0.7, "d": 0.7, "e": 0.8, "f": 1.0, "g": 1.0, "h": 1.0, "i": 1.0]
+// Issue 19 asks (a)–(d) ≥ 1.2× PyTorch; (e) is judged by (e)/(a) ≥ 0.9 below, the others by issues 15 and 16.
+let targets = ["a": 1.2, "b": 1.2, "c": 1.2, "d": 1.2, "e": 0.8, "f": 1.0, "g": 1.0, "h": 1.0, "i": 1.0]
 var rows: [String] = []
 var shortfalls: [String] = []
 var oursImagesPerSecond: [String: Double] = [:]
