@@ -153,13 +153,8 @@ struct Conv2DDirectTests {
     let conv = Conv2D(inChannels: cin, outChannels: cout, kernelSize: 3, padding: 1, hasBias: hasBias, using: &rng)
     conv.directMode = .always
     let x = Parameter(.randomNormal([n, h, w, cin], using: &rng))
-    let (y, cache) = conv.forward(x.value, mode: .training)
-    let dy = Tensor.randomNormal(y.shape, using: &rng)
-    x.grad = conv.backward(dy, cache)
-    let loss = { conv.forward(x.value, mode: .training).0.dot(dy) }
-    expectGradientsMatch(loss, wrt: x, named: "x")
-    expectGradientsMatch(loss, wrt: conv.weight, named: "weight")
-    if let bias = conv.bias { expectGradientsMatch(loss, wrt: bias, named: "bias") }
+    expectLayerGradientsMatch(input: x, parameters: [("weight", conv.weight)] + (conv.bias.map { [("bias", $0)] } ?? []),
+                              using: &rng, forward: { conv.forward($0, mode: .training) }, backward: conv.backward)
   }
 
   /// The banding (whole images for large batches, bands of rows for small ones) and the thread count change who

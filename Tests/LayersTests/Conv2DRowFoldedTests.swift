@@ -45,12 +45,8 @@ import TestSupport
     let conv = Conv2D(inChannels: cin, outChannels: cout, kernelSize: k, padding: p, hasBias: hasBias, using: &rng)
     conv.rowFoldingMode = .always
     let x = Parameter(.randomNormal([2, 6, 5, cin], using: &rng))
-    let (y, cache) = conv.forward(x.value, mode: .training)
-    let dy = Tensor.randomNormal(y.shape, using: &rng)
-    x.grad = conv.backward(dy, cache)
-    let loss = { conv.forward(x.value, mode: .training).0.dot(dy) }
-    expectGradientsMatch(loss, wrt: x, named: "x")
-    expectGradientsMatch(loss, wrt: conv.weight, named: "weight")
+    expectLayerGradientsMatch(input: x, parameters: [("weight", conv.weight)], using: &rng,
+                              forward: { conv.forward($0, mode: .training) }, backward: conv.backward)
   }
 
   @Test func handComputedRowWithPadding() {

@@ -69,13 +69,8 @@ private let configurations: [(Int, Int, Int, Int, Bool)] = [
     let conv = Conv2D(inChannels: 3, outChannels: 4, kernelSize: k, stride: s, padding: p, dilation: d,
                       hasBias: hasBias, using: &rng)
     let x = Parameter(.randomNormal([2, 7, 7, 3], using: &rng))
-    let (y, cache) = conv.forward(x.value, mode: .training)
-    let dy = Tensor.randomNormal(y.shape, using: &rng)
-    x.grad = conv.backward(dy, cache)
-    let loss = { conv.forward(x.value, mode: .training).0.dot(dy) }
-    expectGradientsMatch(loss, wrt: x, named: "x")
-    expectGradientsMatch(loss, wrt: conv.weight, named: "weight")
-    if let bias = conv.bias { expectGradientsMatch(loss, wrt: bias, named: "bias") }
+    expectLayerGradientsMatch(input: x, parameters: [("weight", conv.weight)] + (conv.bias.map { [("bias", $0)] } ?? []),
+                              using: &rng, forward: { conv.forward($0, mode: .training) }, backward: conv.backward)
   }
 
   @Test(arguments: configurations)
@@ -139,13 +134,8 @@ private let configurations: [(Int, Int, Int, Int, Bool)] = [
                       hasBias: hasBias, using: &rng)
     conv.pipelineMode = .always
     let x = Parameter(.randomNormal([2, 7, 7, 3], using: &rng))
-    let (y, cache) = conv.forward(x.value, mode: .training)
-    let dy = Tensor.randomNormal(y.shape, using: &rng)
-    x.grad = conv.backward(dy, cache)
-    let loss = { conv.forward(x.value, mode: .training).0.dot(dy) }
-    expectGradientsMatch(loss, wrt: x, named: "x")
-    expectGradientsMatch(loss, wrt: conv.weight, named: "weight")
-    if let bias = conv.bias { expectGradientsMatch(loss, wrt: bias, named: "bias") }
+    expectLayerGradientsMatch(input: x, parameters: [("weight", conv.weight)] + (conv.bias.map { [("bias", $0)] } ?? []),
+                              using: &rng, forward: { conv.forward($0, mode: .training) }, backward: conv.backward)
   }
 
   @Test(arguments: [(7, 2, 3), (3, 1, 1), (1, 1, 0)])

@@ -82,3 +82,24 @@ extension Tag {
 /// False when `SKIP_SLOW_TESTS` is set (`make test-fast`); slow tests use
 /// `@Test(.tags(.slow), .enabled(if: runsSlowTests))`.
 public let runsSlowTests = ProcessInfo.processInfo.environment["SKIP_SLOW_TESTS"] == nil
+
+/// The finite-difference check of one layer's backward pass: runs `forward(x)` (training mode), back-propagates a
+/// `dy` drawn from `generator`, and expects x's gradient and each of `parameters` to match the centred differences
+/// of L = Σ forward(x) ⊙ dy (the vector-Jacobian product for that dy). Each parameter's `grad` must start at zero.
+public func expectLayerGradientsMatch<Cache>(
+  input x: Parameter,
+  parameters: [(name: String, parameter: Parameter)],
+  using generator: inout SplitMix64,
+  forward: (Tensor) -> (Tensor, Cache),
+  backward: (Tensor, Cache) -> Tensor,
+  sourceLocation: SourceLocation = #_sourceLocation
+) {
+  let (y, cache) = forward(x.value)
+  let dy = Tensor.randomNormal(y.shape, using: &generator)
+  x.grad = backward(dy, cache)
+  let loss = { forward(x.value).0.dot(dy) }
+  expectGradientsMatch(loss, wrt: x, named: "x", sourceLocation: sourceLocation)
+  for (name, parameter) in parameters {
+    expectGradientsMatch(loss, wrt: parameter, named: name, sourceLocation: sourceLocation)
+  }
+}
