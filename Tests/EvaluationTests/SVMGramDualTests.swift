@@ -46,16 +46,7 @@ private func gramCase(clustered: Bool, balanced: Bool, seed: UInt64) throws -> G
 private func cappingCase() throws -> GramCase {
   var generator = SplitMix64(seed: 21)
   let (rows, columns, rank) = (60, 90, 20)
-  let basis = (0..<(rank * columns)).map { _ in generator.nextNormal() }
-  var raw = [Float](repeating: 0, count: rows * columns)
-  for i in 0..<rows {
-    let z = (0..<rank).map { _ in generator.nextNormal() }
-    for j in 0..<columns {
-      var value = 0.05 * generator.nextNormal()
-      for r in 0..<rank { value += z[r] * basis[r * columns + j] }
-      raw[i * columns + j] = value
-    }
-  }
+  let raw = lowRankRows(rows: rows, columns: columns, rank: rank, using: &generator)
   let problem = try LiblinearProblem(features: FeatureMatrix(rows: rows, columns: columns, scalars: raw), bias: 1,
                                      layer: "x", location: { "\($0)" })
   let all = Array(0..<rows)

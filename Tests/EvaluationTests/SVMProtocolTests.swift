@@ -4,6 +4,7 @@ import Datasets
 import Foundation
 import Tensors
 import Testing
+import TestSupport
 @testable import Evaluation
 
 /// A synthetic VOC-like layer: `classes` classes, each image positive for 1–2 of them, features = sum of the
@@ -77,16 +78,7 @@ func temporaryDirectory(_ name: String) throws -> URL {
     // Rows near a 30-dimensional subspace (+ small noise, so the Gram block stays positive definite) with labels
     // unrelated to the features: separable only through the noise, by a tiny margin — slow for the dual at large C.
     let rank = 30
-    let basis = (0..<(rank * columns)).map { _ in generator.nextNormal() }
-    var raw = [Float](repeating: 0, count: rows * columns)
-    for i in 0..<rows {
-      let z = (0..<rank).map { _ in generator.nextNormal() }
-      for j in 0..<columns {
-        var value = 0.05 * generator.nextNormal()
-        for r in 0..<rank { value += z[r] * basis[r * columns + j] }
-        raw[i * columns + j] = value
-      }
-    }
+    let raw = lowRankRows(rows: rows, columns: columns, rank: rank, using: &generator)
     let labels = (0..<rows).map { $0 % 3 == 0 ? 1.0 : -1.0 }
     let problem = try LiblinearProblem(features: FeatureMatrix(rows: rows, columns: columns, scalars: raw), bias: 1,
                                        layer: "x", location: { "\($0)" })
