@@ -76,10 +76,16 @@ enum FasterRCNNFixture {
       #expect(abs(value - expected) <= 1e-4 * abs(expected), "\(name): \(value) vs PyTorch \(expected)")
     }
     #expect(losses.rpnClass == 0 && losses.rpnBox == 0)
+    // Each gradient against its float64 value, allowing twice PyTorch's own float32 distance from it and at least
+    // 1e-4 (as PyTorchParityTests): the BN gradients here sum thousands of terms of both signs, and a float32 sum in
+    // another order (another CPU's BLAS kernels) lands as far from the truth as PyTorch's does.
     var compared = 0
     for (name, parameter) in model.namedParameters where !parameter.isBuffer {
-      let error = parameter.exportedGrad.scaledError(to: try file.tensor("grad.\(name)"))
-      #expect(error <= 1e-4, "grad.\(name): scaled error \(error)")
+      let truth = try file.tensor("truth.grad.\(name)")
+      let pyTorchError = try file.tensor("grad.\(name)").scaledError(to: truth)
+      let error = parameter.exportedGrad.scaledError(to: truth)
+      #expect(error <= max(1e-4, 2 * pyTorchError),
+              "grad.\(name): scaled error \(error) from float64 (PyTorch float32: \(pyTorchError))")
       compared += 1
     }
     #expect(compared == file.tensors(withPrefix: "grad.").count)

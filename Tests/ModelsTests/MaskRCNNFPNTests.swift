@@ -168,15 +168,19 @@ enum MaskRCNNFixture {
       #expect(abs(ours - torch) <= 1e-4 * abs(torch), "loss_\(name): ours \(ours), PyTorch \(torch)")
     }
 
-    // PyTorch's float32 gradients are further from the float64 reference than our tolerance: the bound is not loose.
+    // PyTorch's own float32 gradients lie 2.9e-3 (scaled, worst tensor) from the float64 reference; ours may lie
+    // up to 1.5 times that. A fixed 2e-3, below PyTorch's own error, failed on an AVX-512 machine whose BLAS
+    // kernels round differently (neck.lateral_convs.1.bn.weight at 3.0e-3: a BN gradient summing thousands of
+    // terms of both signs).
     let torchFloat32Error = try file.tensor("torch_float32.grad_error").scalars[0]
     #expect(torchFloat32Error > 2e-3, "PyTorch float32 vs float64: \(torchFloat32Error)")
+    let bound = max(2e-3, 1.5 * torchFloat32Error)
     var compared = 0
     for (name, parameter) in detector.namedParameters where !parameter.isBuffer {
       let reference = try file.tensor("grad.\(name)")
       #expect(reference.scalars.contains { $0 != 0 }, "grad.\(name) is not all zero in the fixture")
       let error = parameter.exportedGrad.scaledError(to: reference)
-      #expect(error <= 2e-3, "grad.\(name): scaled error \(error)")
+      #expect(error <= bound, "grad.\(name): scaled error \(error) (bound \(bound))")
       compared += 1
     }
     #expect(compared == file.tensors(withPrefix: "grad.").count)

@@ -107,11 +107,18 @@ extension SafeTensors {
     #expect(abs(result.loss - expectedLoss) <= 1e-5 + 1e-4 * abs(expectedLoss),
             "loss \(result.loss) vs PyTorch \(expectedLoss)")
 
+    // Each gradient is judged against its float64 value (`truth.grad.*`), allowing twice the distance of PyTorch's
+    // own float32 gradient from it, and at least 1e-3 (scaled). Some gradients are ill-conditioned sums — the BN
+    // shifts of the 2-channel layers of resnet50_tiny add thousands of terms of both signs — on which PyTorch's
+    // float32 run is itself 3–4e-3 from the truth, and a float32 sum in any other order (another CPU's BLAS
+    // kernels) as far: a fixed 1e-3 against PyTorch's float32 numbers then judged rounding luck.
     var compared = 0
     for (name, parameter) in model.namedParameters where !parameter.isBuffer {
-      let expected = try file.tensor("grad.\(name)")
-      let error = parameter.exportedGrad.scaledError(to: expected)
-      #expect(error <= 1e-3, "\(parityCase) grad.\(name): scaled error \(error)")
+      let truth = try file.tensor("truth.grad.\(name)")
+      let pyTorchError = try file.tensor("grad.\(name)").scaledError(to: truth)
+      let error = parameter.exportedGrad.scaledError(to: truth)
+      #expect(error <= max(1e-3, 2 * pyTorchError),
+              "\(parityCase) grad.\(name): scaled error \(error) from float64 (PyTorch float32: \(pyTorchError))")
       compared += 1
     }
     #expect(compared > 20)

@@ -58,9 +58,11 @@ layer4 as the shared head; BN in train mode everywhere; images 64x96 and 56x80 p
                          roi_head.bbox_head.{fc_cls,fc_reg}.*.
   input.images           [2, 3, 64, 96]; input.proposals{i}, input.gt_boxes{i}, input.gt_labels{i};
   sample.positive{i}, sample.negative{i} as above; train.c4 [2, 32, 4, 6] (layer3 output);
-  loss.cls, loss.bbox;   grad.<key> for every parameter.
+  loss.cls, loss.bbox;   grad.<key> for every parameter;
+  truth.grad.<key>       the same gradients computed in float64 (a deep copy of the model in .double()), stored F32.
 """
 import argparse
+import copy
 import os
 import sys
 
@@ -404,6 +406,16 @@ def detector_fixture(out):
     for k, p in model.named_parameters():
         assert p.grad is not None, k
         out[f"grad.{k}"] = p.grad.detach().clone().contiguous()
+    # The same gradients in float64 (rounded to F32 once): the oracle the test judges ours against, relative to how
+    # far PyTorch's own float32 gradients above lie from it (some are sums of thousands of terms of both signs).
+    truth = copy.deepcopy(model).double()
+    truth.zero_grad(set_to_none=True)
+    truth.train()
+    logits64, box64 = truth.roi_head(truth.c4(images.double()), rois.double())
+    loss_cls64, loss_bbox64 = roi_losses(logits64, box64, labels, deltas.double())
+    (loss_cls64 + loss_bbox64).backward()
+    for k, p in truth.named_parameters():
+        out[f"truth.grad.{k}"] = p.grad.detach().to(torch.float32).contiguous()
     print(f"detector: {len(rois)} rois, loss_cls {loss_cls.item():.6f} loss_bbox {loss_bbox.item():.6f}")
 
 
