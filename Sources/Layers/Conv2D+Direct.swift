@@ -35,6 +35,31 @@ extension Conv2D {
     set { directWeightGradientSetting = newValue }
   }
 
+  /// Whether a directly convolved layer runs by Winograd F(2×2, 3×3) (Sources/CConvKernels/Winograd3x3.c):
+  /// `.automatic` while `winogradEnabled`, `.always` / `.never` for tests comparing the two kernels.
+  enum WinogradMode { case automatic, always, never }
+
+  /// Whether `.automatic` takes Winograd for the shapes it covers (on by default).
+  nonisolated(unsafe) static var winogradSetting = true
+  /// Benchmarks only: `winogradSetting`, set before any layer runs (`--winograd off` times the direct kernel).
+  @_spi(Benchmarks) public static var winogradConvolutions: Bool {
+    get { winogradSetting }
+    set { winogradSetting = newValue }
+  }
+
+  /// Whether a direct convolution over geometry `g` with `outputs` channels runs by Winograd: both channel counts
+  /// multiples of 8 (the transforms' vector width; so not the 1- and 3-channel stems) and an even height and width
+  /// (whole 2×2 output tiles). F(2×2, 3×3) does 16 products per output tile and channel pair where the direct sum
+  /// does 36; its transforms add a few ulp of rounding (Conv2DWinogradTests bound it against a Double oracle).
+  func usesWinograd(_ g: ConvGeometry, outputs: Int) -> Bool {
+    guard g.channels % 8 == 0, outputs % 8 == 0, g.height % 2 == 0, g.width % 2 == 0 else { return false }
+    switch winogradMode {
+    case .never: return false
+    case .always: return true
+    case .automatic: return Self.winogradSetting
+    }
+  }
+
   /// The most input or output channels `.automatic` sends to the kernel. From 64 channels on, im2col + GEMM is
   /// already efficient (the column matrix is no longer the bottleneck) and the two paths time alike; at 256 the
   /// GEMM was faster (benchmarks/README.md, "Issue 19 item 1: the direct kernel").
@@ -181,10 +206,18 @@ extension Conv2D {
     precondition(g.kernelSize == 3 && g.stride == 1 && g.padding == 1 && g.dilation == 1 && outputs % 8 == 0,
                  "The direct kernel needs a 3×3 stride-1 pad-1 undilated convolution with outputs a multiple of 8, got \(g) with \(outputs) outputs.")
     let (n, h, w, c) = (g.batchSize, g.height, g.width, g.channels)
+    let winograd = usesWinograd(g, outputs: outputs)
+    // Winograd's weights [16, c, outputs] (G g Gᵀ per channel pair), transformed once per call.
+    let transformed = winograd ? UnsafeMutablePointer<Float>.allocate(capacity: 16 * c * outputs) : nil
+    defer { transformed?.deallocate() }
+    if let transformed { cconv_winograd3x3_weight(packedWeight, Int32(c), Int32(outputs), transformed) }
+    let winogradScratch = winograd ? cconv_winograd3x3_scratch_floats(Int32(c), Int32(outputs)) : 0
     let minimumItems = 4 * Threads.count  // load balance under other work
-    // Whole images while there are at least 4 per thread, else bands of rows.
+    // Whole images while there are at least 4 per thread, else bands of rows (an even number for Winograd's 2×2
+    // tiles; the height is then even, so every band is).
     let bandsPerImage = max(1, min(h, (minimumItems + n - 1) / n))
-    let bandRows = (h + bandsPerImage - 1) / bandsPerImage
+    var bandRows = (h + bandsPerImage - 1) / bandsPerImage
+    if winograd { bandRows += bandRows % 2 }
     let bands = (h + bandRows - 1) / bandRows
     // Small images go several to a call, so that one output block's weights (up to 9 · 64 · 16 floats) are read
     // once per group rather than once per image: at 128 channels on 4×4 images the weights are 590 KB for 16
@@ -193,22 +226,30 @@ extension Conv2D {
     let paddedImage = (h + 2) * (w + 2) * c
     let imagesPerItem = bands > 1 ? 1 : max(1, min(n / minimumItems, Self.directGroupFloats / paddedImage))
     let items = bands > 1 ? n * bands : (n + imagesPerItem - 1) / imagesPerItem
-    let scratch = bands > 1 ? (bandRows + 2) * (w + 2) * c : imagesPerItem * paddedImage
-    parallelForEachWithScratch(items, floatsPerWorker: scratch) { item, padded in
+    let paddedScratch = bands > 1 ? (bandRows + 2) * (w + 2) * c : imagesPerItem * paddedImage
+    // [padded band | Winograd's transformed tiles]
+    parallelForEachWithScratch(items, floatsPerWorker: paddedScratch + winogradScratch) { item, padded in
+      let images: Int, rows: Int, target: UnsafeMutablePointer<Float>
       if bands > 1 {
         let image = item / bands, firstRow = (item % bands) * bandRows
-        let rows = min(bandRows, h - firstRow)
+        (images, rows) = (1, min(bandRows, h - firstRow))
         cconv_pad_band(x + image * h * w * c, Int32(h), Int32(w), Int32(c), Int32(firstRow), Int32(rows), padded)
-        cconv_direct3x3_band(padded, 1, Int32(rows), Int32(w), Int32(c), packedWeight, Int32(outputs), bias,
-                             y + (image * h + firstRow) * w * outputs)
+        target = y + (image * h + firstRow) * w * outputs
       } else {
-        let first = item * imagesPerItem, images = min(imagesPerItem, n - first)
+        let first = item * imagesPerItem
+        (images, rows) = (min(imagesPerItem, n - first), h)
         for k in 0..<images {
           cconv_pad_band(x + (first + k) * h * w * c, Int32(h), Int32(w), Int32(c), 0, Int32(h),
                          padded + k * paddedImage)
         }
-        cconv_direct3x3_band(padded, Int32(images), Int32(h), Int32(w), Int32(c), packedWeight, Int32(outputs), bias,
-                             y + first * h * w * outputs)
+        target = y + first * h * w * outputs
+      }
+      if let transformed {
+        cconv_winograd3x3_band(padded, Int32(images), Int32(rows), Int32(w), Int32(c), transformed, Int32(outputs),
+                               bias, target, padded + paddedScratch)
+      } else {
+        cconv_direct3x3_band(padded, Int32(images), Int32(rows), Int32(w), Int32(c), packedWeight, Int32(outputs),
+                             bias, target)
       }
     }
   }

@@ -40,6 +40,8 @@ public final class Conv2D: Layer {
   var rowFoldingMode = RowFoldingMode.automatic
   /// Whether 3×3 stride-1 pad-1 convolutions run on the direct AVX2/FMA kernel (Conv2D+Direct.swift); tests set it.
   var directMode = DirectMode.automatic
+  /// Whether directly convolved layers run by Winograd F(2×2, 3×3) (Conv2D+Direct.swift); tests set it.
+  var winogradMode = WinogradMode.automatic
   /// Target size of one per-thread im2col chunk in floats (1 MB: about a core's L2), see `pipelinePlan`.
   static var pipelineColumnElements: Int { pipelineColumnElementsSetting }
   nonisolated(unsafe) static var pipelineColumnElementsSetting = 1 << 18

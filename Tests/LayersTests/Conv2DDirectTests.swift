@@ -40,6 +40,7 @@ struct Conv2DDirectTests {
     let conv = Conv2D(inChannels: cin, outChannels: cout, kernelSize: 3, padding: 1, hasBias: hasBias, using: &rng)
     let x = Tensor.randomNormal([n, h, w, cin], using: &rng)
     conv.directMode = .always
+    conv.winogradMode = .never  // the direct kernel itself (Conv2DWinogradTests cover Winograd)
     // The forward over x and dW take the kernel, and dx over dy (cout channels in, cin out) when cin % 8 = 0.
     #expect(conv.usesDirectConvolution(geometry(conv, x.shape), outputs: cout))
     #expect(conv.usesDirectConvolution(geometry(conv, [n, h, w, cout]), outputs: cin) == (cin % 8 == 0))
@@ -106,6 +107,7 @@ struct Conv2DDirectTests {
     var rng = SplitMix64(seed: 43)
     let conv = Conv2D(inChannels: 8, outChannels: 16, kernelSize: 3, padding: 1, hasBias: true, using: &rng)
     conv.directMode = .always
+    conv.winogradMode = .never  // the direct kernel itself (Conv2DWinogradTests cover Winograd)
     let kernel: [Float] = [0, 1, 0, 2, 3, 0, 0, 0, 4]
     var weight = [Float](repeating: 0, count: 16 * 9 * 8)
     for tap in 0..<9 {
@@ -152,6 +154,7 @@ struct Conv2DDirectTests {
     var rng = SplitMix64(seed: 44)
     let conv = Conv2D(inChannels: cin, outChannels: cout, kernelSize: 3, padding: 1, hasBias: hasBias, using: &rng)
     conv.directMode = .always
+    conv.winogradMode = .never  // the direct kernel itself (Conv2DWinogradTests cover Winograd)
     let x = Parameter(.randomNormal([n, h, w, cin], using: &rng))
     expectLayerGradientsMatch(input: x, parameters: [("weight", conv.weight)] + (conv.bias.map { [("bias", $0)] } ?? []),
                               using: &rng, forward: { conv.forward($0, mode: .training) }, backward: conv.backward)
@@ -165,6 +168,7 @@ struct Conv2DDirectTests {
     var rng = SplitMix64(seed: 45)
     let conv = Conv2D(inChannels: 16, outChannels: 16, kernelSize: 3, padding: 1, hasBias: true, using: &rng)
     conv.directMode = .always
+    conv.winogradMode = .never  // the direct kernel itself (Conv2DWinogradTests cover Winograd)
     let batch = Tensor.randomNormal([batchSize, 11, 10, 16], using: &rng)
     let first = Tensor(shape: [1, 11, 10, 16], scalars: Array(batch.scalars[0..<(11 * 10 * 16)]))
     let (alone, inBatchOnOne, inBatchOnTwo) = ThreadCountLock.holding {
@@ -194,6 +198,7 @@ struct Conv2DDirectTests {
       let x = Tensor.randomNormal([2, 9, 8, cin], using: &rng)
       let g = geometry(conv, x.shape)
       conv.directMode = .always
+      conv.winogradMode = .never  // the direct kernel itself (Conv2DWinogradTests cover Winograd)
       #expect(!conv.usesDirectConvolution(g, outputs: cout), "in \(cin) out \(cout) k \(k) s \(s) p \(p) d \(d)")
       // Both runs under the thread-count lock: a test changing the count in between would change the GEMMs' split
       // and with it the rounding of the im2col paths themselves.

@@ -6,6 +6,8 @@
 #ifndef CCONVKERNELS_H
 #define CCONVKERNELS_H
 
+#include <stddef.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -38,6 +40,23 @@ void cconv_direct3x3_band(const float *padded, int images, int rows, int width, 
 /// - inChannels ≥ 1, outChannels a multiple of 8. Call only when cconv_supports_direct3x3() is 1.
 void cconv_direct3x3_weight_gradient_band(const float *padded, const float *dy, int images, int rows, int width,
                                           int inChannels, int outChannels, float *gradient);
+
+/// Floats of scratch one cconv_winograd3x3_band call needs for these channel counts (its transformed tiles).
+size_t cconv_winograd3x3_scratch_floats(int inChannels, int outChannels);
+
+/// The Winograd F(2×2, 3×3) weight transform: transformed[ξ, i, o] = (G g Gᵀ)[ξ] for the 16 positions ξ = 4a + b,
+/// g[ky][kx] = packed[ky, kx, i, o] (see Winograd3x3.c for G).
+/// - packed: `[3, 3, inChannels, outChannels]`; transformed: `[16, inChannels, outChannels]`.
+void cconv_winograd3x3_weight(const float *packed, int inChannels, int outChannels, float *transformed);
+
+/// The convolution of cconv_direct3x3_band by Winograd F(2×2, 3×3): y[n, r, x, o] = bias[o] + Σ_{ky, kx, i}
+/// padded[n, r + ky, x + kx, i] · g[ky, kx, i, o], up to the rounding of the transforms (a few ulp of the terms).
+/// - padded: `[images, rows + 2, width + 2, inChannels]`; transformed: cconv_winograd3x3_weight's output;
+///   bias: `[outChannels]` or NULL; y: `[images, rows, width, outChannels]`, every element written;
+///   scratch: cconv_winograd3x3_scratch_floats(inChannels, outChannels) floats.
+/// - rows and width even, inChannels and outChannels multiples of 8. Call only when cconv_supports_direct3x3() is 1.
+void cconv_winograd3x3_band(const float *padded, int images, int rows, int width, int inChannels,
+                            const float *transformed, int outChannels, const float *bias, float *y, float *scratch);
 
 #ifdef __cplusplus
 }

@@ -38,6 +38,8 @@ struct Arguments: ParsableCommand {
   var rowFoldMax: Int?
   @Option(help: "The direct 3×3 AVX2/FMA kernel in our engine, on or off (Conv2D.directConvolutions; default on).")
   var direct: String?
+  @Option(help: "Winograd F(2×2, 3×3) for the direct layers it covers, on or off (Conv2D.winogradConvolutions; default on).")
+  var winograd: String?
   // On a loaded machine PyTorch's spinning OpenMP threads can cost it 10× on small layers.
   @Flag(help: "Run PyTorch with OMP_WAIT_POLICY=PASSIVE (its threads sleep at barriers instead of spinning).")
   var torchPassiveWait = false
@@ -49,6 +51,9 @@ struct Arguments: ParsableCommand {
     guard iterations >= 0 else { throw ValidationError("--iters must be ≥ 0, got \(iterations).") }
     guard direct == nil || ["on", "off"].contains(direct!) else {
       throw ValidationError("--direct is on or off, got '\(direct!)'.")
+    }
+    guard winograd == nil || ["on", "off"].contains(winograd!) else {
+      throw ValidationError("--winograd is on or off, got '\(winograd!)'.")
     }
     for id in cases + [childCase].compactMap({ $0 }) where !["a", "b", "c", "d", "e", "f", "g", "h", "i"].contains(id) {
       throw ValidationError("Unknown case '\(id)'; cases are a, b, c, d, e, f, g, h, i.")
@@ -224,16 +229,22 @@ func validateAgainstPyTorch(repositoryRoot: URL) throws -> String {
   }
   model.zeroGrad()
   let loss = model.trainingStep(view1, view2).loss
+  // Gradients against their float64 values, relative to PyTorch's own float32 distance from them (as
+  // PyTorchParityTests): the worst ratio of our error to max(1e-3, 2 × PyTorch's) must stay ≤ 1. A fixed 1e-3
+  // against PyTorch's float32 numbers failed on an AVX-512 machine whose BLAS rounds differently: the 2-channel BN
+  // shifts' gradients are sums of thousands of terms of both signs, where PyTorch float32 itself is 4e-3 off.
   var gradientError: Float = 0
   for (name, parameter) in model.namedParameters where !parameter.isBuffer {
-    gradientError = max(gradientError, parameter.exportedGrad.scaledError(to: fixture("grad.\(name)")))
+    let truth = fixture("truth.grad.\(name)")
+    let bound = max(1e-3, 2 * fixture("grad.\(name)").scaledError(to: truth))
+    gradientError = max(gradientError, parameter.exportedGrad.scaledError(to: truth) / bound)
   }
   let lossError = abs(loss - fixture("loss").scalars[0])
-  guard featureError <= 1e-4, gradientError <= 1e-3, lossError <= 1e-5 else {
+  guard featureError <= 1e-4, gradientError <= 1, lossError <= 1e-5 else {
     throw ValidationFailure(message: "engine disagrees with PyTorch: feature error \(featureError), gradient error "
                               + "\(gradientError), loss error \(lossError)")
   }
-  return String(format: "features %.1e, loss %.1e, gradients %.1e (scaled max errors)",
+  return String(format: "features %.1e, loss %.1e (scaled max errors), gradients %.2f of their bound",
                 featureError, lossError, gradientError)
 }
 
@@ -302,6 +313,7 @@ Threads.configure(arguments.threads)
 if !arguments.defaultAllocator { Allocator.retainFreedMemory() }
 if let rowFoldMax = arguments.rowFoldMax { Conv2D.rowFoldingMaximumOutputs = rowFoldMax }
 if let direct = arguments.direct { Conv2D.directConvolutions = direct == "on" }
+if let winograd = arguments.winograd { Conv2D.winogradConvolutions = winograd == "on" }
 
 if let id = arguments.childCase {
   let result = runCase(id, iterations: arguments.iterations)
@@ -333,7 +345,8 @@ for id in arguments.cases {
                                             "--iters", "\(arguments.iterations)"]
                    + (arguments.defaultAllocator ? ["--default-allocator"] : [])
                    + (arguments.rowFoldMax.map { ["--row-fold-max", "\($0)"] } ?? [])
-                   + (arguments.direct.map { ["--direct", $0] } ?? []))))
+                   + (arguments.direct.map { ["--direct", $0] } ?? [])
+                   + (arguments.winograd.map { ["--winograd", $0] } ?? []))))
   var torchImages = Double.nan, torchMemory = Double.nan, torchSteps: [Double] = [], torchParameters: Int?
   var torchROIAlign: [Double]?, torchOps: String?
   if !arguments.skipTorch {

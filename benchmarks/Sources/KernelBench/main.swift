@@ -1,7 +1,7 @@
 // KernelBench: per-shape Conv2D forward/backward speed against plain sgemm of the same GEMM shapes.
 //
 // Usage: KernelBench [--threads N] [--repeats R] [--net r50|r18|all] [--only SUBSTRING] [--skip-validation]
-//                    [--chunk FLOATS] [--keep-heap] [--direct on|off] [--direct-dw on|off]
+//                    [--chunk FLOATS] [--keep-heap] [--direct on|off] [--direct-dw on|off] [--winograd on|off]
 //                    (--net quick: the convolutions of EngineBench case (d))
 // Every shape is first validated against a direct Double convolution (random output, dx and dW entries,
 // batch 2, full spatial size), then timed at the network's batch size (best of R runs after one warm-up).
@@ -41,6 +41,8 @@ struct KernelBenchArguments: ParsableCommand {
   @Option(help: "The direct 3×3 AVX2/FMA kernel, on or off (Conv2D.directConvolutions; default on).") var direct: String?
   @Option(help: "dW on the direct kernel too, on or off (Conv2D.directWeightGradients; default on).")
   var directDw: String?
+  @Option(help: "Winograd F(2×2, 3×3) for the direct layers it covers, on or off (Conv2D.winogradConvolutions; default on).")
+  var winograd: String?
 
   func validate() throws {
     guard (1...Threads.maximum).contains(threads), repeats > 0 else {
@@ -50,7 +52,7 @@ struct KernelBenchArguments: ParsableCommand {
       throw ValidationError("--net is r50, r18, quick or all, got '\(net)'.")
     }
     if let chunk, chunk <= 0 { throw ValidationError("--chunk must be positive, got \(chunk).") }
-    for (name, value) in [("--direct", direct), ("--direct-dw", directDw)] {
+    for (name, value) in [("--direct", direct), ("--direct-dw", directDw), ("--winograd", winograd)] {
       if let value, !["on", "off"].contains(value) { throw ValidationError("\(name) is on or off, got '\(value)'.") }
     }
   }
@@ -63,6 +65,7 @@ if options.keepsHeap { Allocator.retainFreedMemory() }
 if let pipelineChunk = KernelBenchArguments.parseOrExit().pipelineChunk { Conv2D.pipelineChunkElements = pipelineChunk }
 if let foldMax = KernelBenchArguments.parseOrExit().foldMax { Conv2D.rowFoldingMaximumOutputs = foldMax }
 if let direct = KernelBenchArguments.parseOrExit().direct { Conv2D.directConvolutions = direct == "on" }
+if let winograd = KernelBenchArguments.parseOrExit().winograd { Conv2D.winogradConvolutions = winograd == "on" }
 if let directDw = KernelBenchArguments.parseOrExit().directDw { Conv2D.directWeightGradients = directDw == "on" }
 
 // MARK: - Shapes
