@@ -168,13 +168,96 @@ output_transform(const float *restrict m, const ptrdiff_t positionStride, const 
   }
 }
 
+// The tile `tile` of `images` bands [rows, width]: its image and the top-left output pixel (row, column).
+static inline void tile_origin(const int tile, const int rows, const int width, int *image, int *row, int *column) {
+  const int tileColumns = width / 2, tilesPerImage = (rows / 2) * tileColumns;
+  *image = tile / tilesPerImage;
+  *row = 2 * ((tile % tilesPerImage) / tileColumns);
+  *column = 2 * (tile % tileColumns);
+}
+
+CCONV_TARGET void cconv_winograd3x3_input_tiles(const float *padded, int rows, int width, int inChannels,
+                                                int firstTile, int count, float *v, ptrdiff_t positionStride) {
+  const ptrdiff_t rowStride = (ptrdiff_t)(width + 2) * inChannels, paddedImage = (ptrdiff_t)(rows + 2) * rowStride;
+  for (int t = 0; t < count; t++) {
+    int image, row, column;
+    tile_origin(firstTile + t, rows, width, &image, &row, &column);
+    const float *window = padded + image * paddedImage + row * rowStride + (ptrdiff_t)column * inChannels;
+    for (int i = 0; i < inChannels; i += 8) {
+      input_transform(window + i, rowStride, inChannels, v + (ptrdiff_t)t * inChannels + i, positionStride);
+    }
+  }
+}
+
+CCONV_TARGET void cconv_winograd3x3_output_tiles(const float *m, ptrdiff_t positionStride, int rows, int width,
+                                                 int outChannels, const float *bias, int firstTile, int count,
+                                                 float *y) {
+  const ptrdiff_t yRowStride = (ptrdiff_t)width * outChannels, outputImage = (ptrdiff_t)rows * yRowStride;
+  for (int t = 0; t < count; t++) {
+    int image, row, column;
+    tile_origin(firstTile + t, rows, width, &image, &row, &column);
+    float *target = y + image * outputImage + row * yRowStride + (ptrdiff_t)column * outChannels;
+    for (int o = 0; o < outChannels; o += 8) {
+      output_transform(m + (ptrdiff_t)t * outChannels + o, positionStride, bias ? bias + o : NULL, target + o,
+                       yRowStride, outChannels);
+    }
+  }
+}
+
+// The weight gradient by the transpose of F(2×2, 3×3). With L = Σ_tiles ⟨dy tile, y tile⟩ and
+// y = Aᵀ[(G g Gᵀ) ⊙ (Bᵀ d B)]A, dL/dg = Gᵀ[Σ_t (A e_t Aᵀ) ⊙ (Bᵀ d_t B)]G: the same input transform V as the forward,
+// the 2×2 dy tile e_t taken to 4×4 by A = [[1, 0], [1, 1], [1, −1], [0, −1]], and per position ξ one product
+// P[ξ] = Σ_t V[ξ, t]ᵀ E[ξ, t] (a GEMM whose inner dimension is the tiles), then Gᵀ P G per channel pair.
+CCONV_TARGET void cconv_winograd3x3_gradient_tiles(const float *dy, int rows, int width, int outChannels,
+                                                   int firstTile, int count, float *e, ptrdiff_t positionStride) {
+  const ptrdiff_t yRowStride = (ptrdiff_t)width * outChannels, outputImage = (ptrdiff_t)rows * yRowStride;
+  for (int t = 0; t < count; t++) {
+    int image, row, column;
+    tile_origin(firstTile + t, rows, width, &image, &row, &column);
+    const float *tile = dy + image * outputImage + row * yRowStride + (ptrdiff_t)column * outChannels;
+    float *target = e + (ptrdiff_t)t * outChannels;
+    for (int o = 0; o < outChannels; o += 8) {
+      __m256 r[4][2];  // A e (rows taken to 4), column c of the tile
+      for (int c = 0; c < 2; c++) {
+        const __m256 top = _mm256_loadu_ps(tile + c * outChannels + o);
+        const __m256 bottom = _mm256_loadu_ps(tile + yRowStride + c * outChannels + o);
+        r[0][c] = top;
+        r[1][c] = _mm256_add_ps(top, bottom);
+        r[2][c] = _mm256_sub_ps(top, bottom);
+        r[3][c] = _mm256_sub_ps(_mm256_setzero_ps(), bottom);
+      }
+      for (int a = 0; a < 4; a++) {  // (A e) Aᵀ: the same along the columns
+        _mm256_storeu_ps(target + (a * 4 + 0) * positionStride + o, r[a][0]);
+        _mm256_storeu_ps(target + (a * 4 + 1) * positionStride + o, _mm256_add_ps(r[a][0], r[a][1]));
+        _mm256_storeu_ps(target + (a * 4 + 2) * positionStride + o, _mm256_sub_ps(r[a][0], r[a][1]));
+        _mm256_storeu_ps(target + (a * 4 + 3) * positionStride + o, _mm256_sub_ps(_mm256_setzero_ps(), r[a][1]));
+      }
+    }
+  }
+}
+
+void cconv_winograd3x3_weight_gradient(const float *products, int inChannels, int outChannels, float *packed) {
+  const ptrdiff_t plane = (ptrdiff_t)inChannels * outChannels;
+  for (ptrdiff_t k = 0; k < plane; k++) {
+    float p[4][4], pG[4][3];  // p[a][b] = products[a·4 + b, k]; pG = p G
+    for (int position = 0; position < 16; position++) p[position / 4][position % 4] = products[position * plane + k];
+    for (int a = 0; a < 4; a++) {
+      pG[a][0] = p[a][0] + 0.5f * (p[a][1] + p[a][2]);
+      pG[a][1] = 0.5f * (p[a][1] - p[a][2]);
+      pG[a][2] = 0.5f * (p[a][1] + p[a][2]) + p[a][3];
+    }
+    for (int kx = 0; kx < 3; kx++) {  // Gᵀ (p G)
+      packed[(0 * 3 + kx) * plane + k] = pG[0][kx] + 0.5f * (pG[1][kx] + pG[2][kx]);
+      packed[(1 * 3 + kx) * plane + k] = 0.5f * (pG[1][kx] - pG[2][kx]);
+      packed[(2 * 3 + kx) * plane + k] = 0.5f * (pG[1][kx] + pG[2][kx]) + pG[3][kx];
+    }
+  }
+}
+
 CCONV_TARGET void cconv_winograd3x3_band(const float *padded, int images, int rows, int width, int inChannels,
                                          const float *transformed, int outChannels, const float *bias, float *y,
                                          float *scratch) {
-  const int tileColumns = width / 2, tileRows = rows / 2;
-  const int tilesPerImage = tileRows * tileColumns, tiles = images * tilesPerImage;
-  const ptrdiff_t rowStride = (ptrdiff_t)(width + 2) * inChannels, paddedImage = (ptrdiff_t)(rows + 2) * rowStride;
-  const ptrdiff_t yRowStride = (ptrdiff_t)width * outChannels, outputImage = (ptrdiff_t)rows * yRowStride;
+  const int tiles = images * (rows / 2) * (width / 2);
   const ptrdiff_t plane = (ptrdiff_t)inChannels * outChannels;
   const int chunk = tiles_per_chunk(inChannels, outChannels);
   const ptrdiff_t vPosition = position_stride(chunk, inChannels), mPosition = position_stride(chunk, outChannels);
@@ -182,14 +265,7 @@ CCONV_TARGET void cconv_winograd3x3_band(const float *padded, int images, int ro
   float *const m = scratch + 16 * vPosition;  // [16, chunk, out], positions mPosition apart
   for (int first = 0; first < tiles; first += chunk) {
     const int count = tiles - first < chunk ? tiles - first : chunk;
-    for (int t = 0; t < count; t++) {
-      const int tile = first + t, image = tile / tilesPerImage;
-      const int row = 2 * ((tile % tilesPerImage) / tileColumns), column = 2 * (tile % tileColumns);
-      const float *window = padded + image * paddedImage + row * rowStride + (ptrdiff_t)column * inChannels;
-      for (int i = 0; i < inChannels; i += 8) {
-        input_transform(window + i, rowStride, inChannels, v + (ptrdiff_t)t * inChannels + i, vPosition);
-      }
-    }
+    cconv_winograd3x3_input_tiles(padded, rows, width, inChannels, first, count, v, vPosition);
     for (int position = 0; position < 16; position++) {
       const float *value = v + position * vPosition, *u = transformed + position * plane;
       float *product = m + position * mPosition;
@@ -205,15 +281,7 @@ CCONV_TARGET void cconv_winograd3x3_band(const float *padded, int images, int ro
         }
       }
     }
-    for (int t = 0; t < count; t++) {
-      const int tile = first + t, image = tile / tilesPerImage;
-      const int row = 2 * ((tile % tilesPerImage) / tileColumns), column = 2 * (tile % tileColumns);
-      float *target = y + image * outputImage + row * yRowStride + (ptrdiff_t)column * outChannels;
-      for (int o = 0; o < outChannels; o += 8) {
-        output_transform(m + (ptrdiff_t)t * outChannels + o, mPosition, bias ? bias + o : NULL, target + o,
-                         yRowStride, outChannels);
-      }
-    }
+    cconv_winograd3x3_output_tiles(m, mPosition, rows, width, outChannels, bias, first, count, y);
   }
 }
 
@@ -226,6 +294,31 @@ size_t cconv_winograd3x3_scratch_floats(int inChannels, int outChannels) {
 
 void cconv_winograd3x3_weight(const float *packed, int inChannels, int outChannels, float *transformed) {
   (void)packed; (void)inChannels; (void)outChannels; (void)transformed;
+  __builtin_trap();
+}
+
+void cconv_winograd3x3_input_tiles(const float *padded, int rows, int width, int inChannels, int firstTile,
+                                   int count, float *v, ptrdiff_t positionStride) {
+  (void)padded; (void)rows; (void)width; (void)inChannels; (void)firstTile; (void)count; (void)v;
+  (void)positionStride;
+  __builtin_trap();
+}
+
+void cconv_winograd3x3_output_tiles(const float *m, ptrdiff_t positionStride, int rows, int width, int outChannels,
+                                    const float *bias, int firstTile, int count, float *y) {
+  (void)m; (void)positionStride; (void)rows; (void)width; (void)outChannels; (void)bias; (void)firstTile;
+  (void)count; (void)y;
+  __builtin_trap();
+}
+
+void cconv_winograd3x3_gradient_tiles(const float *dy, int rows, int width, int outChannels, int firstTile,
+                                      int count, float *e, ptrdiff_t positionStride) {
+  (void)dy; (void)rows; (void)width; (void)outChannels; (void)firstTile; (void)count; (void)e; (void)positionStride;
+  __builtin_trap();
+}
+
+void cconv_winograd3x3_weight_gradient(const float *products, int inChannels, int outChannels, float *packed) {
+  (void)products; (void)inChannels; (void)outChannels; (void)packed;
   __builtin_trap();
 }
 

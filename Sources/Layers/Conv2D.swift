@@ -290,8 +290,10 @@ public final class Conv2D: Layer {
     //   no col2im;
     // - dx, otherwise: dcols = dY·W folded back by col2im, per thread over whole images (pipelined) or in
     //   the whole-layer loop.
-    let directWeight = computesWeightGradient && usesDirectWeightGradient(g)
-    let weightPlan = computesWeightGradient && !directWeight ? pipelinePlan(rows: rowCount, columnWidth: k) : nil
+    let winogradWeight = computesWeightGradient && usesWinogradWeightGradient(g)
+    let directWeight = computesWeightGradient && !winogradWeight && usesDirectWeightGradient(g)
+    let weightPlan = computesWeightGradient && !directWeight && !winogradWeight
+      ? pipelinePlan(rows: rowCount, columnWidth: k) : nil
     let transposedGeometry: ConvGeometry? =
       computesInputGradient && stride == 1 && padding <= dilation * (kernelSize - 1)
       ? ConvGeometry(inputShape: dy.shape, kernelSize: kernelSize, stride: 1,
@@ -305,7 +307,7 @@ public final class Conv2D: Layer {
     let transposedPlan = directTransposed || foldsTransposed ? nil
       : transposedGeometry.flatMap { pipelinePlan(rows: $0.rows, columnWidth: $0.columnWidth) }
     let imagePlan = computesInputGradient && transposedGeometry == nil ? imagePipelinePlan(g) : nil
-    let legacyWeight = computesWeightGradient && !directWeight && weightPlan == nil
+    let legacyWeight = computesWeightGradient && !directWeight && !winogradWeight && weightPlan == nil
     let legacyInput = computesInputGradient && !directTransposed && !foldsTransposed && transposedPlan == nil
       && imagePlan == nil
 
@@ -325,7 +327,11 @@ public final class Conv2D: Layer {
         weight.value.scalars.withUnsafeBufferPointer { wb in
           dx.scalars.withUnsafeMutableBufferPointer { dxb in
             let (dyp, xp, wp) = (dyb.baseAddress!, xb.baseAddress!, wb.baseAddress!)
-            if directWeight {
+            if winogradWeight {
+              weight.grad.scalars.withUnsafeMutableBufferPointer { gb in
+                winogradWeightGradient(dyp, xp, g, into: gb.baseAddress!)
+              }
+            } else if directWeight {
               weight.grad.scalars.withUnsafeMutableBufferPointer { gb in
                 directWeightGradient(dyp, xp, g, into: gb.baseAddress!)
               }

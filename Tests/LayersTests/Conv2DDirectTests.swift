@@ -63,40 +63,6 @@ struct Conv2DDirectTests {
     }
   }
 
-  /// dW[o, ky, kx, i] = Σ_{n, y, x} dy[n, y, x, o] · x[n, y + ky − 1, x + kx − 1, i] in Double, and Σ|terms| of each.
-  private func weightGradientOracle(_ x: Tensor, _ dy: Tensor, inChannels cin: Int,
-                                    outChannels cout: Int) -> ([Double], [Double]) {
-    let (n, h, w) = (x.shape[0], x.shape[1], x.shape[2])
-    var sums = [Double](repeating: 0, count: cout * 9 * cin), magnitudes = sums
-    for image in 0..<n {
-      for oy in 0..<h {
-        for ox in 0..<w {
-          for tap in 0..<9 {
-            let (iy, ix) = (oy + tap / 3 - 1, ox + tap % 3 - 1)
-            guard iy >= 0 && iy < h && ix >= 0 && ix < w else { continue }
-            for o in 0..<cout {
-              let gradient = Double(dy.scalars[((image * h + oy) * w + ox) * cout + o])
-              for i in 0..<cin {
-                let term = gradient * Double(x.scalars[((image * h + iy) * w + ix) * cin + i])
-                sums[(o * 9 + tap) * cin + i] += term
-                magnitudes[(o * 9 + tap) * cin + i] += abs(term)
-              }
-            }
-          }
-        }
-      }
-    }
-    return (sums, magnitudes)
-  }
-
-  private func expectWithinSummationBound(_ actual: Tensor, _ oracle: [Double], _ magnitude: [Double],
-                                          _ what: String) {
-    let worst = zip(actual.scalars, zip(oracle, magnitude)).map { value, reference in
-      abs(Double(value) - reference.0) / (1e-5 * reference.1 + 1e-7)
-    }.max() ?? 0
-    #expect(worst <= 1, "\(what): worst error \(worst) of the bound 1e-5·Σ|terms|")
-  }
-
   @Test func handComputedForwardAndGradients() {
     // 8 → 16 channels on one 2×3 image. Only W[0, ·, ·, 0] = K and W[15, ·, ·, 7] = −2·K are non-zero, with
     // K = [[0, 1, 0], [2, 3, 0], [0, 0, 4]] (rows ky), bias[15] = 0.5; x[·, ·, 0] = [[1, 2, 3], [4, 5, 6]] and
@@ -184,7 +150,7 @@ struct Conv2DDirectTests {
   /// Every shape outside 3×3 / stride 1 / padding 1 / dilation 1 / outputs a multiple of 8 takes the im2col paths
   /// (for dx, whose outputs are the layer's inputs: in % 8 ≠ 0; 12 → 12 channels is neither), even when the kernel is
   /// forced, and gives exactly their result; `.automatic` also leaves wide layers
-  /// (> `directMaximumChannels`, 128) to the GEMM.
+  /// (> `directMaximumChannels`, 128) to the GEMM unless Winograd takes them.
   @Test func uncoveredShapesFallBackToIm2col() {
     var rng = SplitMix64(seed: 46)
     // (in, out, kernel, stride, padding, dilation)
@@ -212,7 +178,12 @@ struct Conv2DDirectTests {
     let wide = Conv2D(inChannels: 512, outChannels: 512, kernelSize: 3, padding: 1, using: &rng)
     let wideGeometry = geometry(wide, [2, 4, 4, 512])
     wide.directMode = .automatic
-    #expect(!wide.usesDirectConvolution(wideGeometry, outputs: 512) && !wide.usesDirectWeightGradient(wideGeometry))
+    // `.automatic` sends wide layers to Winograd only (even sizes; its products are sgemm calls), never to the direct
+    // kernel, and leaves their dW to the GEMM.
+    #expect(!wide.usesDirectConvolution(geometry(wide, [2, 9, 9, 512]), outputs: 512))
+    #expect(!wide.usesDirectConvolution(wideGeometry, outputs: 512))  // 4×4: below wideWinogradMinimumPixels
+    #expect(wide.usesDirectConvolution(geometry(wide, [2, 8, 8, 512]), outputs: 512) == Conv2D.winogradSetting)
+    #expect(!wide.usesDirectWeightGradient(wideGeometry))
     wide.directMode = .always
     #expect(wide.usesDirectConvolution(wideGeometry, outputs: 512) && wide.usesDirectWeightGradient(wideGeometry))
   }

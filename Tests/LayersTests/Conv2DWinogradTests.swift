@@ -11,11 +11,12 @@ import TestSupport
 struct Conv2DWinogradTests {
   /// (batch, height, width, in, out, hasBias): even sizes only (whole 2×2 tiles); 8…136 channels (16-channel output
   /// blocks, a trailing 8-channel one, both), one tile (2×2), a single tile row or column, tiles per row below, at
-  /// and above the 6-tile register block, and 136 × 136 (several tile chunks per call).
+  /// and above the 6-tile register block, and 136 × 136 (several tile chunks per call); layers wider than
+  /// `directMaximumChannels` take `wideWinogradConvolution` (the products as sgemm calls).
   static let shapes: [(Int, Int, Int, Int, Int, Bool)] = [
     (1, 2, 2, 8, 8, false), (3, 4, 6, 8, 16, true), (2, 6, 14, 16, 24, false), (2, 10, 32, 16, 16, true),
     (2, 8, 8, 64, 64, true), (3, 2, 12, 32, 8, false), (2, 4, 4, 24, 40, true), (1, 12, 2, 48, 32, false),
-    (2, 6, 8, 136, 136, true),
+    (2, 6, 8, 136, 136, true), (2, 4, 6, 200, 144, true), (1, 2, 4, 8, 256, false),  // wider than 128: sgemm products
   ]
 
   private func geometry(_ conv: Conv2D, _ shape: [Int]) -> ConvGeometry {
@@ -49,14 +50,6 @@ struct Conv2DWinogradTests {
     return (sums, magnitudes)
   }
 
-  /// Every element within 1e-5·Σ|terms| (+ 1e-7) of its Double oracle.
-  private func expectWithinSummationBound(_ actual: Tensor, _ oracle: ([Double], [Double]), _ what: String) {
-    let worst = zip(actual.scalars, zip(oracle.0, oracle.1)).map { value, reference in
-      abs(Double(value) - reference.0) / (1e-5 * reference.1 + 1e-7)
-    }.max() ?? 0
-    #expect(worst <= 1, "\(what): worst error \(worst) of the bound 1e-5·Σ|terms|")
-  }
-
   @Test(arguments: shapes)
   func matchesDoubleOraclesAndTheOtherPaths(shape: (Int, Int, Int, Int, Int, Bool)) {
     let (n, h, w, cin, cout, hasBias) = shape
@@ -82,11 +75,21 @@ struct Conv2DWinogradTests {
         forward.1[index] += abs(Double(bias[index % cout]))
       }
     }
-    expectWithinSummationBound(y, forward, "Winograd y")
+    expectWithinSummationBound(y, forward.0, forward.1, "Winograd y")
     let inputGradient = convolutionOracle(dy, outChannels: cin) { i, ky, kx, o in
       Double(weight[((o * 3 + (2 - ky)) * 3 + (2 - kx)) * cin + i])
     }
-    expectWithinSummationBound(dx, inputGradient, "Winograd dx")
+    expectWithinSummationBound(dx, inputGradient.0, inputGradient.1, "Winograd dx")
+    // dW by the transpose of F(2×2, 3×3) (`.always` takes every covered shape).
+    #expect(conv.usesWinogradWeightGradient(geometry(conv, x.shape)))
+    // The transforms mix a channel pair's 9 taps, so its rounding scales with the largest tap's Σ|terms|: on a
+    // 2×2 image a corner tap sums one product but is computed from all four.
+    let (dWOracle, dWMagnitude) = weightGradientOracle(x, dy, inChannels: cin, outChannels: cout)
+    let pairMagnitude = dWMagnitude.indices.map { index in
+      let (o, i) = (index / (9 * cin), index % cin)
+      return (0..<9).map { dWMagnitude[(o * 9 + $0) * cin + i] }.max()!
+    }
+    expectWithinSummationBound(conv.weight.grad, dWOracle, pairMagnitude, "Winograd dW")
 
     for (direct, winograd) in [(Conv2D.DirectMode.always, Conv2D.WinogradMode.never), (.never, .never)] {
       conv.directMode = direct
@@ -150,6 +153,38 @@ struct Conv2DWinogradTests {
     #expect(inBatchOnOne == inBatchOnTwo)
   }
 
+  /// The wide path's sgemm products give the same bits on 1 and 2 threads, and one image alone the same as inside a
+  /// batch; so do dx and the Winograd dW.
+  @Test func widePathDoesNotDependOnThreads() {
+    var rng = SplitMix64(seed: 56)
+    let conv = Conv2D(inChannels: 160, outChannels: 144, kernelSize: 3, padding: 1, hasBias: true, using: &rng)
+    conv.directMode = .always
+    conv.winogradMode = .always
+    let batch = Tensor.randomNormal([5, 6, 4, 160], using: &rng)
+    let first = Tensor(shape: [1, 6, 4, 160], scalars: Array(batch.scalars[0..<(6 * 4 * 160)]))
+    let (alone, onOne, onTwo) = ThreadCountLock.holding {
+      Threads.configure(1)
+      let onOne = conv(batch)
+      Threads.configure(2)
+      return (conv(first), onOne, conv(batch))
+    }
+    #expect(onOne == onTwo)
+    #expect(alone.scalars == Array(onTwo.scalars[0..<(6 * 4 * 144)]))
+    // dW by Winograd (groups of whole images, each group's own products) and dx, on 1 and 2 threads.
+    let dy = Tensor.randomNormal([5, 6, 4, 144], using: &rng)
+    let (gradientsOnOne, gradientsOnTwo) = ThreadCountLock.holding {
+      [1, 2].map { threads in
+        Threads.configure(threads)
+        conv.zeroGrad()
+        let (_, cache) = conv.forward(batch, mode: .training)
+        return (conv.backward(dy, cache), conv.weight.grad)
+      }.splat()
+    }
+    #expect(conv.usesWinogradWeightGradient(ConvGeometry(inputShape: batch.shape, kernelSize: 3, stride: 1,
+                                                         padding: 1, dilation: 1)))
+    #expect(gradientsOnOne.0 == gradientsOnTwo.0 && gradientsOnOne.1 == gradientsOnTwo.1)
+  }
+
   /// Odd heights or widths and channel counts that are not multiples of 8 stay on the direct kernel even when
   /// Winograd is forced; `.automatic` follows `winogradSetting`.
   @Test func coverage() {
@@ -162,5 +197,13 @@ struct Conv2DWinogradTests {
     #expect(!conv.usesWinograd(geometry(conv, [2, 6, 6, 16]), outputs: 12))
     conv.winogradMode = .automatic
     #expect(conv.usesWinograd(geometry(conv, [2, 6, 6, 16]), outputs: 16) == Conv2D.winogradSetting)
+  }
+}
+
+private extension Array {
+  /// The two elements of a two-element array as a pair.
+  func splat() -> (Element, Element) {
+    precondition(count == 2, "splat() needs 2 elements, got \(count).")
+    return (self[0], self[1])
   }
 }

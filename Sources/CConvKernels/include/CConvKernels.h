@@ -49,6 +49,30 @@ size_t cconv_winograd3x3_scratch_floats(int inChannels, int outChannels);
 /// - packed: `[3, 3, inChannels, outChannels]`; transformed: `[16, inChannels, outChannels]`.
 void cconv_winograd3x3_weight(const float *packed, int inChannels, int outChannels, float *transformed);
 
+/// Winograd's input transform of tiles [firstTile, firstTile + count) of `images` padded bands (see
+/// cconv_winograd3x3_band; tile = (image · rows/2 + tile row) · width/2 + tile column):
+/// v[ξ · positionStride + (t − firstTile) · inChannels + i] = (Bᵀ d_t B)[ξ] for channel i.
+/// - padded: `[images, rows + 2, width + 2, inChannels]`; rows and width even, inChannels a multiple of 8.
+void cconv_winograd3x3_input_tiles(const float *padded, int rows, int width, int inChannels, int firstTile,
+                                   int count, float *v, ptrdiff_t positionStride);
+
+/// Winograd's output transform: y[2×2 tile t, o] = (Aᵀ M_t A)[·, o] (+ bias[o]) for tiles [firstTile, firstTile +
+/// count), M_t[ξ] = m[ξ · positionStride + (t − firstTile) · outChannels + o].
+/// - y: `[images, rows, width, outChannels]`; bias `[outChannels]` or NULL; outChannels a multiple of 8.
+void cconv_winograd3x3_output_tiles(const float *m, ptrdiff_t positionStride, int rows, int width, int outChannels,
+                                    const float *bias, int firstTile, int count, float *y);
+
+/// The dy side of Winograd's weight gradient: e[ξ · positionStride + (t − firstTile) · outChannels + o] =
+/// (A e_t Aᵀ)[ξ] for the 2×2 dy tiles t of [firstTile, firstTile + count), A = [[1, 0], [1, 1], [1, −1], [0, −1]].
+/// - dy: `[images, rows, width, outChannels]`, rows and width even, outChannels a multiple of 8.
+void cconv_winograd3x3_gradient_tiles(const float *dy, int rows, int width, int outChannels, int firstTile,
+                                      int count, float *e, ptrdiff_t positionStride);
+
+/// The weight gradient from Winograd products P[ξ] = Σ_t V[ξ, t]ᵀ E[ξ, t]: packed[ky, kx, i, o] = (Gᵀ P G)[ky, kx]
+/// per channel pair (overwritten).
+/// - products: `[16, inChannels, outChannels]`; packed: `[3, 3, inChannels, outChannels]`.
+void cconv_winograd3x3_weight_gradient(const float *products, int inChannels, int outChannels, float *packed);
+
 /// The convolution of cconv_direct3x3_band by Winograd F(2×2, 3×3): y[n, r, x, o] = bias[o] + Σ_{ky, kx, i}
 /// padded[n, r + ky, x + kx, i] · g[ky, kx, i, o], up to the rounding of the transforms (a few ulp of the terms).
 /// - padded: `[images, rows + 2, width + 2, inChannels]`; transformed: cconv_winograd3x3_weight's output;
