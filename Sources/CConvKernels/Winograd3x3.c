@@ -53,22 +53,31 @@ size_t cconv_winograd3x3_scratch_floats(int inChannels, int outChannels) {
   return (size_t)16 * (size_t)(position_stride(tiles, inChannels) + position_stride(tiles, outChannels));
 }
 
+// Channel pairs k innermost and contiguous in every plane, so each step below is a loop over k that the compiler
+// vectorises (a k-outer version with 9 loads and 16 stores a plane apart per pair took 1.7 % of case (d)).
 void cconv_winograd3x3_weight(const float *packed, int inChannels, int outChannels, float *transformed) {
   const ptrdiff_t plane = (ptrdiff_t)inChannels * outChannels;
-  for (ptrdiff_t k = 0; k < plane; k++) {
-    float g[3][3], gG[3][4];  // g[ky][kx] = packed[ky, kx, k]; gG = g Gᵀ
-    for (int tap = 0; tap < 9; tap++) g[tap / 3][tap % 3] = packed[tap * plane + k];
-    for (int r = 0; r < 3; r++) {
-      gG[r][0] = g[r][0];
-      gG[r][1] = 0.5f * (g[r][0] + g[r][1] + g[r][2]);
-      gG[r][2] = 0.5f * (g[r][0] - g[r][1] + g[r][2]);
-      gG[r][3] = g[r][2];
+  for (int ky = 0; ky < 3; ky++) {  // gG[ky][c] = (g Gᵀ)[ky][c], kept in the planes of U's rows 0, 1, 2 for now
+    const float *g0 = packed + (ky * 3 + 0) * plane, *g1 = packed + (ky * 3 + 1) * plane;
+    const float *g2 = packed + (ky * 3 + 2) * plane;
+    float *target = transformed + (ptrdiff_t)ky * 4 * plane;
+    for (ptrdiff_t k = 0; k < plane; k++) {
+      target[k] = g0[k];
+      target[plane + k] = 0.5f * (g0[k] + g1[k] + g2[k]);
+      target[2 * plane + k] = 0.5f * (g0[k] - g1[k] + g2[k]);
+      target[3 * plane + k] = g2[k];
     }
-    for (int c = 0; c < 4; c++) {  // rows of G (g Gᵀ)
-      transformed[(0 * 4 + c) * plane + k] = gG[0][c];
-      transformed[(1 * 4 + c) * plane + k] = 0.5f * (gG[0][c] + gG[1][c] + gG[2][c]);
-      transformed[(2 * 4 + c) * plane + k] = 0.5f * (gG[0][c] - gG[1][c] + gG[2][c]);
-      transformed[(3 * 4 + c) * plane + k] = gG[2][c];
+  }
+  for (int c = 0; c < 4; c++) {  // rows of G (g Gᵀ): row 3 first, then 1 and 2, while rows 0 and 2 still hold gG
+    const float *gG0 = transformed + (0 * 4 + c) * plane, *gG1 = transformed + (1 * 4 + c) * plane;
+    const float *gG2 = transformed + (2 * 4 + c) * plane;
+    float *u1 = transformed + (1 * 4 + c) * plane, *u2 = transformed + (2 * 4 + c) * plane;
+    float *u3 = transformed + (3 * 4 + c) * plane;
+    for (ptrdiff_t k = 0; k < plane; k++) {
+      const float a = gG0[k], b = gG1[k], d = gG2[k];
+      u3[k] = d;
+      u1[k] = 0.5f * (a + b + d);
+      u2[k] = 0.5f * (a - b + d);
     }
   }
 }
