@@ -23,33 +23,6 @@ struct Conv2DWinogradTests {
     ConvGeometry(inputShape: shape, kernelSize: 3, stride: 1, padding: 1, dilation: 1)
   }
 
-  /// out[n, y, x, o] = Σ_{ky, kx, i} input[n, y + ky − 1, x + kx − 1, i] · kernel(o, ky, kx, i) in Double (zero
-  /// padding), and Σ|terms| of each element.
-  private func convolutionOracle(_ input: Tensor, outChannels: Int,
-                                 kernel: (Int, Int, Int, Int) -> Double) -> ([Double], [Double]) {
-    let (n, h, w, cin) = (input.shape[0], input.shape[1], input.shape[2], input.shape[3])
-    var sums = [Double](repeating: 0, count: n * h * w * outChannels), magnitudes = sums
-    for image in 0..<n {
-      for oy in 0..<h {
-        for ox in 0..<w {
-          for tap in 0..<9 {
-            let (iy, ix) = (oy + tap / 3 - 1, ox + tap % 3 - 1)
-            guard iy >= 0 && iy < h && ix >= 0 && ix < w else { continue }
-            for o in 0..<outChannels {
-              let index = ((image * h + oy) * w + ox) * outChannels + o
-              for i in 0..<cin {
-                let term = Double(input.scalars[((image * h + iy) * w + ix) * cin + i]) * kernel(o, tap / 3, tap % 3, i)
-                sums[index] += term
-                magnitudes[index] += abs(term)
-              }
-            }
-          }
-        }
-      }
-    }
-    return (sums, magnitudes)
-  }
-
   @Test(arguments: shapes)
   func matchesDoubleOraclesAndTheOtherPaths(shape: (Int, Int, Int, Int, Int, Bool)) {
     let (n, h, w, cin, cout, hasBias) = shape
