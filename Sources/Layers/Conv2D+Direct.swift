@@ -325,7 +325,7 @@ extension Conv2D {
   /// 36 of im2col's GEMM, and no 9-times-larger column matrix.
   ///
   /// The images are cut into calls of whole images (≥ 512 tiles a call where the batch allows, so the GEMMs' inner
-  /// dimension is long) and the calls into `weightGradientPartials` contiguous groups, each accumulating its own P
+  /// dimension is long; a call's tiles are transformed `winogradWeightChunkTiles` at a time) and the calls into `weightGradientPartials` contiguous groups, each accumulating its own P
   /// on one thread; the groups' P are added in group order. All of it depends on the shapes only, so the rounding
   /// does not depend on the thread count.
   /// - dy: `[n, h, w, out]`, x: `[n, h, w, in]` (geometry `g`, h and w even), gradient: OHWI `[out, 3, 3, in]`.
@@ -342,30 +342,36 @@ extension Conv2D {
     let products = UnsafeMutablePointer<Float>.allocate(capacity: groups * size)  // [groups, 16, in, out]
     defer { products.deallocate() }
     let paddedImage = (h + 2) * (w + 2) * cin
-    let tilesPerCall = imagesPerCall * tilesPerImage
+    // The tiles of a call go through V and E at most `winogradWeightChunkTiles` at a time (a detection-size image
+    // has tens of thousands), so the scratch stays bounded.
+    let chunkTiles = min(imagesPerCall * tilesPerImage, Self.winogradWeightChunkTiles)
     // Scratch: [padded images | V (16, tiles, in) | E (16, tiles, out)]
-    let scratch = imagesPerCall * paddedImage + 16 * tilesPerCall * (cin + cout)
+    let scratch = imagesPerCall * paddedImage + 16 * chunkTiles * (cin + cout)
     withSingleThreadedBLAS {
       parallelForEachWithScratch(groups, floatsPerWorker: scratch) { group, buffer in
         let product = products + group * size
         let (padded, v) = (buffer, buffer + imagesPerCall * paddedImage)
-        let e = v + 16 * tilesPerCall * cin
+        let e = v + 16 * chunkTiles * cin
         let groupCalls = (calls * group / groups)..<(calls * (group + 1) / groups)
         for call in groupCalls {
           let first = call * imagesPerCall, images = min(imagesPerCall, n - first)
-          let tiles = images * tilesPerImage
           for k in 0..<images {
             cconv_pad_band(x + (first + k) * h * w * cin, Int32(h), Int32(w), Int32(cin), 0, Int32(h),
                            padded + k * paddedImage)
           }
-          cconv_winograd3x3_input_tiles(padded, Int32(h), Int32(w), Int32(cin), 0, Int32(tiles), v, tiles * cin)
-          cconv_winograd3x3_gradient_tiles(dy + first * h * w * cout, Int32(h), Int32(w), Int32(cout), 0,
-                                           Int32(tiles), e, tiles * cout)
-          for position in 0..<16 {
-            // P[ξ] (in × out) (+)= V[ξ]ᵀ (in × tiles) · E[ξ] (tiles × out); the group's first call overwrites.
-            gemmOnThisThread(m: cin, n: cout, k: tiles, v + position * tiles * cin, transposeA: true,
-                             e + position * tiles * cout, into: product + position * cin * cout,
-                             beta: call == groupCalls.lowerBound ? 0 : 1)
+          for firstTile in Swift.stride(from: 0, to: images * tilesPerImage, by: chunkTiles) {
+            let tiles = min(chunkTiles, images * tilesPerImage - firstTile)
+            cconv_winograd3x3_input_tiles(padded, Int32(h), Int32(w), Int32(cin), Int32(firstTile), Int32(tiles), v,
+                                          tiles * cin)
+            cconv_winograd3x3_gradient_tiles(dy + first * h * w * cout, Int32(h), Int32(w), Int32(cout),
+                                             Int32(firstTile), Int32(tiles), e, tiles * cout)
+            let overwrites = call == groupCalls.lowerBound && firstTile == 0  // the group's first chunk
+            for position in 0..<16 {
+              // P[ξ] (in × out) (+)= V[ξ]ᵀ (in × tiles) · E[ξ] (tiles × out)
+              gemmOnThisThread(m: cin, n: cout, k: tiles, v + position * tiles * cin, transposeA: true,
+                               e + position * tiles * cout, into: product + position * cin * cout,
+                               beta: overwrites ? 0 : 1)
+            }
           }
         }
       }
@@ -389,6 +395,10 @@ extension Conv2D {
       }
     }
   }
+
+  /// The most tiles one Winograd dW step transforms at a time: V and E then take at most 16 · 4096 · (in + out)
+  /// floats (64 MB at 128 + 128 channels), whatever the image size.
+  static let winogradWeightChunkTiles = 4096
 
   /// The fewest pixels per image for which `.automatic` takes wide layers to Winograd. On 4×4 images the 4 tiles'
   /// transformed inputs are 4 times the image and the sgemm calls have few rows: `KernelBench --net r18`, "3x3 512

@@ -17,6 +17,7 @@ struct Conv2DWinogradTests {
     (1, 2, 2, 8, 8, false), (3, 4, 6, 8, 16, true), (2, 6, 14, 16, 24, false), (2, 10, 32, 16, 16, true),
     (2, 8, 8, 64, 64, true), (3, 2, 12, 32, 8, false), (2, 4, 4, 24, 40, true), (1, 12, 2, 48, 32, false),
     (2, 6, 8, 136, 136, true), (2, 4, 6, 200, 144, true), (1, 2, 4, 8, 256, false),  // wider than 128: sgemm products
+    (1, 130, 128, 8, 8, false),  // 4,160 tiles: dW in two chunks of at most `winogradWeightChunkTiles`
   ]
 
   private func geometry(_ conv: Conv2D, _ shape: [Int]) -> ConvGeometry {
