@@ -36,7 +36,7 @@ extension Conv2D {
   }
 
   /// Whether a directly convolved layer runs by Winograd F(2×2, 3×3) (Sources/CConvKernels/Winograd3x3.c):
-  /// `.automatic` while `winogradEnabled`, `.always` / `.never` for tests comparing the two kernels.
+  /// `.automatic` while `winogradSetting`, `.always` / `.never` for tests comparing the two kernels.
   enum WinogradMode { case automatic, always, never }
 
   /// Whether `.automatic` takes Winograd for the shapes it covers (on by default).
@@ -60,9 +60,10 @@ extension Conv2D {
     }
   }
 
-  /// The most input or output channels `.automatic` sends to the kernel. From 64 channels on, im2col + GEMM is
-  /// already efficient (the column matrix is no longer the bottleneck) and the two paths time alike; at 256 the
-  /// GEMM was faster (benchmarks/README.md, "Issue 19 item 1: the direct kernel").
+  /// The most input or output channels `.automatic` sends to the kernel (wider layers go there only by Winograd,
+  /// with sgemm products). From 64 channels on, im2col + GEMM is already efficient (the column matrix is no longer
+  /// the bottleneck) and the two paths time alike; at 256 the GEMM was faster (benchmarks/README.md, "Issue 19
+  /// item 1: the direct kernel").
   static let directMaximumChannels = 128
 
   /// The largest in·out for which dW runs on the direct kernel: its partial `[3, 3, in, out]` (36 KB at 32 × 32)
