@@ -11,6 +11,7 @@
 // accumulators are stored to y after a chunk and reloaded for the next. (Without the chunks, 256 and 512 channels
 // ran at 40 and 22 GFLOP/s on one core, from L3; with them 55 and 48, and 16–128 channels unchanged at 70–80.)
 #include "CConvKernels.h"
+#include "BalancedParts.h"
 
 #include <stddef.h>
 #include <string.h>
@@ -68,13 +69,6 @@ CCONV_BLOCK(1, 2) CCONV_BLOCK(2, 2) CCONV_BLOCK(3, 2) CCONV_BLOCK(4, 2) CCONV_BL
 CCONV_BLOCK(1, 1) CCONV_BLOCK(2, 1) CCONV_BLOCK(3, 1) CCONV_BLOCK(4, 1) CCONV_BLOCK(5, 1) CCONV_BLOCK(6, 1)
 CCONV_BLOCK(7, 1) CCONV_BLOCK(8, 1) CCONV_BLOCK(9, 1) CCONV_BLOCK(10, 1) CCONV_BLOCK(11, 1) CCONV_BLOCK(12, 1)
 
-// The size of part `index` when `count` items are cut into the fewest parts of at most `maximum`, as equal as
-// possible (larger parts first): 32 pixels in blocks of ≤ 6 → 6, 6, 5, 5, 5, 5 rather than 6 × 5 + 2, since a block of
-// 2 pixels has 4 independent FMA chains, too few to cover the FMA latency (2 pipes × 4 cycles), and runs at half speed.
-static inline int balanced_part(const int count, const int maximum, const int index) {
-  const int parts = (count + maximum - 1) / maximum;
-  return count / parts + (index < count % parts ? 1 : 0);
-}
 
 typedef void (*direct_block_function)(const float *, ptrdiff_t, int, int, int, const float *, int, const float *,
                                       float *);

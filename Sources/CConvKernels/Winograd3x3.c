@@ -25,6 +25,7 @@
 // Every tile's arithmetic is independent of the chunking, the banding and the thread count, and the sum order of
 // step 2 depends on the channel count only; the result is the same bits whatever the caller's work split.
 #include "CConvKernels.h"
+#include "BalancedParts.h"
 
 #include <stddef.h>
 
@@ -148,11 +149,6 @@ static const product_function eightChannelProducts[12] = {
   product_block_7x1, product_block_8x1, product_block_9x1, product_block_10x1, product_block_11x1, product_block_12x1,
 };
 
-// See Direct3x3.c: part `index` of `count` items cut into the fewest parts of at most `maximum`, as equal as possible.
-static inline int balanced_part(const int count, const int maximum, const int index) {
-  const int parts = (count + maximum - 1) / maximum;
-  return count / parts + (index < count % parts ? 1 : 0);
-}
 
 // y[2×2 tile, o..o+7] = Aᵀ m A (+ bias): m points at M[0, t, o] (positions positionStride apart), y at the tile's
 // top-left output pixel (rows yRowStride apart, pixels yPixelStride apart).
